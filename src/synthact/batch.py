@@ -1,0 +1,82 @@
+"""Run one function over many clips in worker processes, surviving the death of any worker.
+
+Render and flow both work clip by clip; a clip is the unit of atomic completion, so the pool only
+has to say, for each task, whether it finished and with what result. A worker killed mid-clip
+(``kill -9``, out of memory) breaks a ``ProcessPoolExecutor``; we rebuild it and retry the clips
+that were in flight, counting attempts so that a clip that kills its worker every time fails
+instead of looping.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import traceback
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator
+
+
+@dataclass
+class Outcome:
+    task: Any
+    result: Any = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _call(fn: Callable, task: Any) -> tuple[Any, str | None]:
+    try:
+        return fn(task), None
+    except Exception as exc:  # one failed clip must not stop the batch
+        last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        return None, last
+
+
+def run_tasks(
+    fn: Callable[[Any], Any],
+    tasks: Iterable[Any],
+    workers: int,
+    initializer: Callable | None = None,
+    initargs: tuple = (),
+    max_attempts: int = 3,
+) -> Iterator[Outcome]:
+    """Yield one :class:`Outcome` per task, in completion order.
+
+    ``fn`` and ``initializer`` must be importable module-level functions (spawned workers).
+    At most ``workers`` tasks are in flight, so a broken pool retries only those.
+    """
+    pending = list(tasks)[::-1]
+    attempts: dict[int, int] = {}
+    ctx = mp.get_context("spawn")  # bpy and OpenCV must not be forked
+    while pending:
+        pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=initializer, initargs=initargs)
+        running: dict[Future, Any] = {}
+        broken = False
+        try:
+            while (pending or running) and not broken:
+                while pending and len(running) < workers:
+                    task = pending.pop()
+                    running[pool.submit(_call, fn, task)] = task
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    task = running.pop(fut)
+                    try:
+                        result, error = fut.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        running[fut] = task  # retried below with the rest in flight
+                        continue
+                    yield Outcome(task, result, error)
+            if broken:
+                for fut, task in running.items():
+                    key = id(task)
+                    attempts[key] = attempts.get(key, 0) + 1
+                    if attempts[key] >= max_attempts:
+                        yield Outcome(task, None, f"worker process died {attempts[key]} times on this task")
+                    else:
+                        pending.append(task)
+        finally:
+            pool.shutdown(wait=not broken, cancel_futures=True)

@@ -1,0 +1,207 @@
+"""The ``render-clips`` job: plan records, render them in worker processes, keep the root consistent.
+
+Each clip renders into a hidden staging folder that is renamed into place only when complete; its
+manifest line is appended after that. A rerun repairs the manifest, deletes staging folders and
+committed folders without a manifest line (killed between rename and append), and renders only
+what is missing.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .. import contract as C
+from ..assets import resolve_classes
+from ..batch import run_tasks
+from .sampling import sample_record
+
+# settings that must agree between a rerun and the clips already in a root
+_FIXED = ("frames", "fps", "size", "engine", "gt_flow")
+PREVIEW_CLIPS = 8
+
+
+@dataclass
+class RenderJob:
+    out: Path
+    classes: str = "ucf25"
+    per_class: int | None = None
+    total: int | None = None
+    frames: int = 64
+    size: tuple[int, int] = (340, 256)
+    fps: int = 25
+    engine: str = "workbench"
+    workers: int = 1
+    seed: int = 0
+    gt_flow: bool = False
+    video: bool = False
+
+
+@dataclass
+class RenderSummary:
+    planned: int
+    skipped: int
+    rendered: int
+    failures: list = field(default_factory=list)
+    seconds: float = 0.0
+    frames: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"bad size {text!r}: expected WIDTHxHEIGHT, e.g. 340x256") from None
+    if not (16 <= w <= 4096 and 16 <= h <= 4096):
+        raise ValueError(f"bad size {text!r}: width and height must be within 16..4096")
+    return w, h
+
+
+def plan(job: RenderJob) -> list[dict]:
+    classes = resolve_classes(job.classes)
+    if (job.per_class is None) == (job.total is None):
+        raise ValueError("give exactly one of --per-class N or --total N")
+    counts = ({c: job.per_class for c in classes} if job.per_class is not None else
+              {c: job.total // len(classes) + (i < job.total % len(classes)) for i, c in enumerate(classes)})
+    if job.frames < 2:
+        raise ValueError(f"--frames {job.frames}: a clip needs at least 2 frames")
+    if job.engine not in ("workbench", "cycles"):
+        raise ValueError(f"unknown engine {job.engine!r}: choose workbench or cycles")
+    if job.gt_flow and job.engine != "cycles":
+        raise ValueError("--gt-flow needs --engine cycles (it reads Blender's Vector pass)")
+    return [sample_record(c, job.seed, i, job.frames, job.fps, job.size, job.engine, job.gt_flow)
+            for c in classes for i in range(1, counts[c] + 1)]
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise OSError(f"{out}: output folder is not writable ({exc.strerror or exc})") from None
+
+
+def _reconcile(root: Path, records: list[dict]) -> set[str]:
+    """Make the root consistent after a kill; return the clips that are finished."""
+    C.remove_stale_staging(root)
+    lines = C.repair_manifest(root)
+    done = {r["clip"] for r in lines if C.clip_dir(root, r["clip"]).is_dir()}
+    if len(done) != len(lines):  # a line whose folder was deleted by hand: drop it
+        C.write_lines(root / C.MANIFEST, [json.dumps(r, sort_keys=True) for r in lines if r["clip"] in done])
+    for clip in set(C.iter_clips(root)) - done:
+        shutil.rmtree(C.clip_dir(root, clip))  # committed, then killed before its line
+    by_clip = {r["clip"]: r for r in lines}
+    for rec in records:
+        old = by_clip.get(rec["clip"])
+        if old is not None:
+            for key in _FIXED:
+                if old.get(key) != rec[key]:
+                    raise ValueError(f"{root / C.MANIFEST}: clip {rec['clip']} has {key}={old.get(key)}, "
+                                     f"this run asks {key}={rec[key]}; use another --out")
+    return done
+
+
+# ------------------------------------------------------------------ worker side
+_STAGE = None
+
+
+def _init_worker(engine: str, size: tuple[int, int], fps: int, gt_flow: bool, log: str) -> None:
+    global _STAGE
+    # Blender prints a line per frame (and EGL notices) on the C streams: send them to the log
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    from .scene import Stage  # bpy is imported in workers only
+    _STAGE = Stage(engine, tuple(size), fps, gt_flow)
+
+
+def render_clip(task: tuple[dict, str, bool]) -> dict:
+    record, root, video = task
+    from .animate import animate
+    from .writer import exr_to_contract, write_video
+    root = Path(root)
+    start = time.perf_counter()
+    anim = animate(record)
+    tmp = C.staging_dir(root, record["clip"])
+    body = record["body"]
+    grey = min(1.0, body["grey"] * (record["light"]["strength"] if record["engine"] == "workbench" else 1.0))
+    _STAGE.render(anim.skeleton, anim.quats, anim.root_loc, anim.camera, grey, record["light"], tmp)
+    n = record["frames"]
+    if record["gt_flow"]:
+        exr_to_contract(tmp, n)
+    got = C.count_frames(tmp)
+    if got != n:
+        raise RuntimeError(f"{tmp}: Blender wrote {got} frames, expected {n}")
+    if video:
+        write_video(tmp, n, record["fps"], tmp / "clip.mp4")
+    C.commit_dir(tmp, C.clip_dir(root, record["clip"]))
+    return {**record, "num_frames": n, "camera_distance": round(anim.camera.distance, 4),
+            "camera_follows": anim.camera.follows,
+            "render_seconds": round(time.perf_counter() - start, 3)}
+
+
+# ------------------------------------------------------------------ main side
+def write_index(root: Path) -> list[str]:
+    """classes.txt and annotations/synthetic_rawframes.txt from the manifest (labels: sorted classes)."""
+    lines = C.read_manifest(root)
+    classes = sorted({r["class"] for r in lines})
+    label = {c: i for i, c in enumerate(classes)}
+    C.write_classes(root, classes)
+    entries = [C.Entry(r["clip"], r["num_frames"], label[r["class"]]) for r in sorted(lines, key=lambda r: r["clip"])]
+    C.write_annotations(root / C.ANNOTATIONS / "synthetic_rawframes.txt", entries)
+    return classes
+
+
+def write_preview(root: Path) -> Path | None:
+    from .writer import contact_sheet
+    first = {}
+    for r in C.read_manifest(root):
+        first.setdefault(r["class"], r)
+    picks = [first[c] for c in sorted(first)][:PREVIEW_CLIPS]
+    if not picks:
+        return None
+    path = root / "preview.png"
+    contact_sheet([(r["clip"], C.clip_dir(root, r["clip"]), r["num_frames"]) for r in picks], path)
+    return path
+
+
+def render_batch(job: RenderJob, progress: bool = True) -> RenderSummary:
+    records = plan(job)
+    root = Path(job.out)
+    _check_writable(root)
+    done = _reconcile(root, records)
+    todo = [r for r in records if r["clip"] not in done]
+    summary = RenderSummary(planned=len(records), skipped=len(records) - len(todo), rendered=0)
+    start = time.perf_counter()
+    bar = tqdm(total=len(todo), unit="clip", disable=not progress, desc="render")
+    tasks = [(r, str(root), job.video) for r in todo]
+    for outcome in run_tasks(render_clip, tasks, max(1, min(job.workers, len(tasks) or 1)),
+                             initializer=_init_worker,
+                             initargs=(job.engine, job.size, job.fps, job.gt_flow, str(root / "render.log"))):
+        clip = outcome.task[0]["clip"]
+        if outcome.ok:
+            C.append_manifest(root, outcome.result)
+            summary.rendered += 1
+            summary.frames += outcome.result["num_frames"]
+        else:
+            summary.failures.append((clip, outcome.error))
+            bar.write(f"failed {clip}: {outcome.error}")
+        bar.update(1)
+        bar.set_postfix(fps=f"{summary.frames / max(1e-9, time.perf_counter() - start):.1f}")
+    bar.close()
+    summary.seconds = time.perf_counter() - start
+    write_index(root)
+    write_preview(root)
+    return summary

@@ -1,0 +1,68 @@
+"""Sample every random choice of a clip into a plain record, before any bpy call.
+
+The record is the clip's manifest line: the clip can be rendered again from it alone, and the
+same (batch seed, class, index) always gives the same record.
+"""
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+from .actions import ACTIONS
+from .body import sample_proportions
+
+STYLE_RANGES = {  # per-clip posture quirks added to every action, degrees
+    "sh_abd.l": (0, 10), "sh_abd.r": (0, 10), "elbow.l": (0, 15), "elbow.r": (0, 15),
+    "hip_abd.l": (0, 5), "hip_abd.r": (0, 5), "spine_flex": (-4, 8), "neck_flex": (-8, 12),
+}
+
+
+def clip_seed(batch_seed: int, cls: str, index: int) -> int:
+    ss = np.random.SeedSequence([batch_seed, zlib.crc32(cls.encode()), index])
+    return int(ss.generate_state(1)[0])
+
+
+def clip_name(cls: str, batch_seed: int, index: int) -> str:
+    return f"{cls}/{cls}_s{batch_seed}_{index:05d}"
+
+
+def sample_record(cls: str, batch_seed: int, index: int, frames: int, fps: int,
+                  size: tuple[int, int], engine: str, gt_flow: bool) -> dict:
+    seed = clip_seed(batch_seed, cls, index)
+    rng = np.random.default_rng(seed)
+    u = lambda lo, hi: round(float(rng.uniform(lo, hi)), 4)  # noqa: E731
+    if cls not in ACTIONS:
+        raise ValueError(f"unknown class {cls!r}")
+    return {
+        "clip": clip_name(cls, batch_seed, index),
+        "class": cls,
+        "batch_seed": batch_seed,
+        "index": index,
+        "seed": seed,
+        "frames": frames,
+        "fps": fps,
+        "size": list(size),
+        "engine": engine,
+        "gt_flow": gt_flow,
+        "body": {**sample_proportions(rng), "grey": u(0.45, 0.85)},
+        "action": {
+            "speed": u(0.8, 1.25),
+            "amp": u(0.85, 1.15),
+            "phase": u(0.0, 1.0),
+            "mirror": bool(rng.random() < 0.5),
+            "style": {k: u(lo, hi) for k, (lo, hi) in STYLE_RANGES.items()},
+        },
+        "camera": {
+            "azimuth": u(0.0, 360.0),
+            "elevation": u(-5.0, 35.0),
+            "lens": u(24.0, 70.0),
+            "fill": u(0.6, 0.95),
+            "pan": u(-25.0, 25.0) if rng.random() < 0.5 else 0.0,
+            "zoom": u(0.85, 1.15) if rng.random() < 0.5 else 1.0,
+            # a cameraman panning with the root (smoothed) half the time, else a static shot
+            # wide enough for all the root's travel
+            "follow": bool(rng.random() < 0.5),
+        },
+        "light": {"azimuth": u(0.0, 360.0), "elevation": u(15.0, 75.0), "strength": u(0.7, 1.3)},
+    }

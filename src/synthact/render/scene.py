@@ -1,0 +1,193 @@
+"""The Blender scene: the only module that imports bpy.
+
+One :class:`Stage` lives in each worker process. It sets up render settings once; each clip
+rebuilds only the mannequin and writes all keys in bulk (``foreach_set``), then renders the whole
+animation in one call, so there is no per-frame Python and no per-frame scene rebuild.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from .body import NAMES, PARENT, Skeleton, part_mesh, rest_rotations
+from .camera import CameraPath
+
+ENGINES = {"workbench": "BLENDER_WORKBENCH", "cycles": "CYCLES"}
+
+
+class Stage:
+    def __init__(self, engine: str, size: tuple[int, int], fps: int, gt_flow: bool, threads: int = 1):
+        if gt_flow and engine != "cycles":
+            raise ValueError("--gt-flow needs the cycles engine (Blender's Vector pass)")
+        self.engine, self.gt_flow = engine, gt_flow
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        sc = self.scene = bpy.context.scene
+        r = sc.render
+        r.engine = ENGINES[engine]
+        r.resolution_x, r.resolution_y = size
+        r.resolution_percentage = 100
+        r.fps = fps
+        r.use_compositing = False
+        r.use_sequencer = False
+        r.threads_mode = "FIXED"
+        r.threads = threads
+        sc.view_settings.view_transform = "Standard"
+        world = bpy.data.worlds.new("black")
+        world.color = (0.0, 0.0, 0.0)
+        sc.world = world
+        if engine == "workbench":
+            sh = sc.display.shading
+            sh.light = "STUDIO"
+            sh.color_type = "MATERIAL"
+            sh.show_cavity = False
+            sh.show_shadows = False
+            sh.use_world_space_lighting = True
+            sc.display.render_aa = "OFF"
+        else:
+            cy = sc.cycles
+            cy.device = "CPU"
+            cy.samples = 1
+            cy.use_adaptive_sampling = False
+            cy.use_denoising = False
+            cy.max_bounces = 0
+            cy.seed = 0
+            world.use_nodes = True
+            world.node_tree.nodes["Background"].inputs["Strength"].default_value = 0.0
+        if gt_flow:
+            r.film_transparent = True  # alpha is the body mask
+            sc.view_layers[0].use_pass_vector = True
+            r.image_settings.media_type = "MULTI_LAYER_IMAGE"
+            r.image_settings.file_format = "OPEN_EXR_MULTILAYER"
+            r.image_settings.color_depth = "32"
+        else:
+            r.image_settings.file_format = "JPEG"
+            r.image_settings.quality = 95
+            r.image_settings.color_mode = "RGB"
+        cam = bpy.data.objects.new("camera", bpy.data.cameras.new("camera"))
+        cam.rotation_mode = "QUATERNION"
+        cam.data.sensor_fit = "HORIZONTAL"
+        cam.data.clip_start, cam.data.clip_end = 0.05, 500.0
+        sc.collection.objects.link(cam)
+        sc.camera = self.camera = cam
+        self.material = bpy.data.materials.new("mannequin")
+        self.lights: list = []
+
+    # ------------------------------------------------------------------ clip
+    def render(self, skel: Skeleton, quats: np.ndarray, root_loc: np.ndarray, cam: CameraPath,
+               grey: float, light: dict, out: Path) -> None:
+        self._clear()
+        n = len(quats)
+        self.scene.frame_start, self.scene.frame_end = 1, n
+        self._set_colour(grey)
+        arm = self._build_body(skel)
+        action = bpy.data.actions.new("pose")
+        arm.animation_data_create()
+        arm.animation_data.action = action
+        frames = np.arange(1, n + 1, dtype=np.float32)
+        for b, name in enumerate(NAMES):
+            path = f'pose.bones["{name}"].rotation_quaternion'
+            for i in range(4):
+                _keys(action, arm, path, i, frames, quats[:, b, i])
+        for i in range(3):
+            _keys(action, arm, 'pose.bones["pelvis"].location', i, frames, root_loc[:, i])
+        cam_action = bpy.data.actions.new("camera")
+        self.camera.animation_data_create()
+        self.camera.animation_data.action = cam_action
+        for i in range(3):
+            _keys(cam_action, self.camera, "location", i, frames, cam.position[:, i])
+        for i in range(4):
+            _keys(cam_action, self.camera, "rotation_quaternion", i, frames, cam.quaternion[:, i])
+        lens_action = bpy.data.actions.new("lens")
+        self.camera.data.animation_data_create()
+        self.camera.data.animation_data.action = lens_action
+        _keys(lens_action, self.camera.data, "lens", 0, frames, cam.lens)
+        self._set_light(light)
+        self.scene.render.filepath = str(Path(out) / ("exr_#####" if self.gt_flow else "img_#####"))
+        bpy.ops.render.render(animation=True)
+
+    def _set_colour(self, grey: float) -> None:
+        m = self.material
+        m.diffuse_color = (grey, grey, grey, 1.0)
+        if self.engine == "cycles":
+            m.use_nodes = True
+            bsdf = m.node_tree.nodes["Principled BSDF"]
+            bsdf.inputs["Base Color"].default_value = (grey, grey, grey, 1.0)
+            bsdf.inputs["Roughness"].default_value = 0.6
+
+    def _set_light(self, light: dict) -> None:
+        az, el = math.radians(light["azimuth"]), math.radians(light["elevation"])
+        if self.engine == "workbench":
+            # Workbench's studio light has a direction (rotation about Z) but no strength; the
+            # sampled strength scales the body's grey instead (see _set_colour's caller).
+            self.scene.display.shading.studiolight_rotate_z = az - math.pi
+            return
+        for key, strength, a, e in (("key", 4.0 * light["strength"], az, el),
+                                    ("fill", 1.2 * light["strength"], az + math.pi * 0.8, math.radians(20))):
+            sun = bpy.data.objects.new(key, bpy.data.lights.new(key, "SUN"))
+            sun.data.energy = strength
+            # a sun shines along its -Z; point it from (a, e) towards the origin
+            sun.rotation_euler = (math.pi / 2 - e, 0.0, a + math.pi / 2)
+            self.scene.collection.objects.link(sun)
+            self.lights.append(sun)
+
+    def _build_body(self, skel: Skeleton):
+        data = bpy.data.armatures.new("mannequin")
+        arm = bpy.data.objects.new("mannequin", data)
+        self.scene.collection.objects.link(arm)
+        bpy.context.view_layer.objects.active = arm
+        rest = rest_rotations(skel)
+        bpy.ops.object.mode_set(mode="EDIT")
+        edit = []
+        for b, name in enumerate(NAMES):
+            eb = data.edit_bones.new(name)
+            eb.head, eb.tail = skel.heads[b], skel.tails[b]
+            eb.align_roll(rest[b][:, 2])  # bone Z as in rest_rotations: poses convert exactly
+            if PARENT[b] >= 0:
+                eb.parent = edit[PARENT[b]]
+            edit.append(eb)
+        bpy.ops.object.mode_set(mode="OBJECT")
+        for b, name in enumerate(NAMES):
+            got = np.array(data.bones[name].matrix_local.to_3x3())
+            if not np.allclose(got, rest[b], atol=1e-4):
+                raise RuntimeError(f"bone {name}: Blender's rest frame differs from ours")
+            verts, faces = part_mesh(skel, b)
+            length = np.linalg.norm(skel.tails[b] - skel.heads[b])
+            # bone-parented objects live in the bone's frame at its tail
+            local = (verts - skel.heads[b]) @ rest[b] - np.array([0.0, length, 0.0])
+            mesh = bpy.data.meshes.new(name)
+            mesh.vertices.add(len(local))
+            mesh.vertices.foreach_set("co", local.astype(np.float32).ravel())
+            mesh.loops.add(faces.size)
+            mesh.loops.foreach_set("vertex_index", faces.ravel())
+            mesh.polygons.add(len(faces))
+            mesh.polygons.foreach_set("loop_start", np.arange(0, faces.size, 4, dtype=np.int32))
+            mesh.update()
+            mesh.shade_smooth()
+            mesh.materials.append(self.material)
+            part = bpy.data.objects.new(name, mesh)
+            part.parent, part.parent_type, part.parent_bone = arm, "BONE", name
+            self.scene.collection.objects.link(part)
+        return arm
+
+    def _clear(self) -> None:
+        for ob in list(self.scene.collection.objects):
+            if ob is not self.camera:
+                bpy.data.objects.remove(ob)
+        self.lights.clear()
+        for coll in (bpy.data.meshes, bpy.data.armatures, bpy.data.actions, bpy.data.lights):
+            for block in list(coll):
+                coll.remove(block)
+
+
+def _keys(action, owner, path: str, index: int, frames: np.ndarray, values: np.ndarray) -> None:
+    fc = action.fcurve_ensure_for_datablock(owner, path, index=index)
+    fc.keyframe_points.add(len(frames))
+    co = np.empty(2 * len(frames), dtype=np.float32)
+    co[0::2], co[1::2] = frames, values
+    fc.keyframe_points.foreach_set("co", co)
+    # linear keys: only whole frames are rendered, and the Vector pass differences whole frames
+    fc.keyframe_points.foreach_set("interpolation", np.ones(len(frames), dtype=np.int32))
+    fc.update()
