@@ -116,13 +116,17 @@ def _reconcile(root: Path, records: list[dict]) -> set[str]:
 _STAGE = None
 
 
-def _init_worker(engine: str, size: tuple[int, int], fps: int, gt_flow: bool, log: str) -> None:
-    global _STAGE
-    # Blender prints a line per frame (and EGL notices) on the C streams: send them to the log
+def redirect_output(log: str) -> None:
+    """Blender prints a line per frame (and EGL notices) on the C streams: send them to a log."""
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
+
+
+def _init_worker(engine: str, size: tuple[int, int], fps: int, gt_flow: bool, log: str) -> None:
+    global _STAGE
+    redirect_output(log)
     from .scene import Stage  # bpy is imported in workers only
     _STAGE = Stage(engine, tuple(size), fps, gt_flow)
 

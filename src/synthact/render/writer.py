@@ -20,7 +20,8 @@ def _linear_to_srgb(x: np.ndarray) -> np.ndarray:
 def read_exr(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Blender multilayer EXR -> (H, W, 3) linear RGB, (H, W) alpha, (H, W, 4) Vector pass."""
     with OpenEXR.File(str(path), separate_channels=True) as f:
-        ch = f.channels()
+        # Blender writes each pass as its own part of a multi-part file
+        ch = {name: c for part in f.parts for name, c in part.channels.items()}
     def get(suffix):  # noqa: E306
         names = [k for k in ch if k.endswith(suffix)]
         if len(names) != 1:

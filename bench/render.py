@@ -1,0 +1,104 @@
+"""Render throughput at 340x256: our path against the per-frame baseline, 1 and K processes.
+
+    .venv/bin/python bench/render.py [--clips 6] [--frames 64] [--workers 2]
+
+Rows:
+  * in-process steady state (one bpy, scene reused), Workbench: our one-call animation render
+    against the baseline that sets each frame and renders it alone (what the issue measured at
+    ~20 frames/s), on the same clips; frames per wall second and per CPU second.
+  * the same for Cycles (1 sample, 0 bounces), with and without --gt-flow (EXR + conversion).
+  * the whole `render-clips` job with 1 and K worker processes (worker start-up included).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+
+def steady(engine: str, gt_flow: bool, clips: int, frames: int, per_frame: bool) -> tuple[float, float]:
+    import bpy
+
+    from synthact import contract as C
+    from synthact.render.animate import animate
+    from synthact.render.sampling import sample_record
+    from synthact.render.scene import Stage
+    from synthact.render.clips import redirect_output
+    from synthact.render.writer import exr_to_contract
+
+    redirect_output(os.devnull)
+    stage = Stage(engine, (340, 256), 25, gt_flow)
+    root = Path(tempfile.mkdtemp(prefix="bench-render-"))
+    wall = cpu = 0.0
+    for i in range(clips + 1):  # the first clip warms caches and is not counted
+        rec = sample_record("jumping_jack", 7, i, frames, 25, (340, 256), engine, gt_flow)
+        t0, c0 = time.perf_counter(), time.process_time()
+        anim = animate(rec)
+        tmp = C.staging_dir(root, rec["clip"])
+        if per_frame:
+            stage.render(anim.skeleton, anim.quats, anim.root_loc, anim.camera, 0.7, rec["light"], tmp / "unused")
+            sc = bpy.context.scene
+            for k in range(1, frames + 1):  # the baseline: one render call per frame
+                sc.frame_set(k)
+                sc.render.filepath = str(tmp / C.img_name(k))
+                bpy.ops.render.render(write_still=True)
+        else:
+            stage.render(anim.skeleton, anim.quats, anim.root_loc, anim.camera, 0.7, rec["light"], tmp)
+            if gt_flow:
+                exr_to_contract(tmp, frames)
+        if i:
+            wall += time.perf_counter() - t0
+            cpu += time.process_time() - c0
+    shutil.rmtree(root)
+    n = clips * frames
+    return n / wall, n / cpu
+
+
+def job(workers: int, clips: int, frames: int) -> float:
+    from synthact.render.clips import RenderJob, render_batch
+    out = Path(tempfile.mkdtemp(prefix="bench-job-"))
+    s = render_batch(RenderJob(out=out, classes="ucf25", total=clips, frames=frames, workers=workers, seed=3),
+                     progress=False)
+    shutil.rmtree(out)
+    assert s.ok, s.failures
+    return s.frames / s.seconds
+
+
+def _in_child(fn, *args):
+    """Each steady-state measurement in a fresh process: one bpy, one scene setup."""
+    import multiprocessing as mp
+    with mp.get_context("spawn").Pool(1) as pool:
+        return pool.apply(fn, args)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--clips", type=int, default=6)
+    ap.add_argument("--frames", type=int, default=64)
+    ap.add_argument("--workers", type=int, default=os.cpu_count())
+    a = ap.parse_args()
+    print(f"# render bench: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"340x256, {a.frames} frames/clip, {a.clips} clips per row")
+    print("| case | frames/s (wall) | frames per CPU-second |")
+    print("|---|---|---|")
+    base = _in_child(steady, "workbench", False, a.clips, a.frames, True)
+    ours = _in_child(steady, "workbench", False, a.clips, a.frames, False)
+    print(f"| workbench, baseline: one render call per frame, 1 process | {base[0]:.1f} | {base[1]:.1f} |")
+    print(f"| workbench, ours: one animation render per clip, 1 process | {ours[0]:.1f} | {ours[1]:.1f} |")
+    print(f"| ratio ours / baseline | {ours[0] / base[0]:.2f}x | {ours[1] / base[1]:.2f}x |")
+    for gt in (False, True):
+        cy = _in_child(steady, "cycles", gt, max(2, a.clips // 2), a.frames, False)
+        print(f"| cycles 1 sample{' + gt-flow (EXR, conversion)' if gt else ''}, 1 process | {cy[0]:.1f} | {cy[1]:.1f} |")
+    one = job(1, a.clips, a.frames)
+    many = job(a.workers, a.clips * a.workers, a.frames)
+    print(f"| render-clips job, workbench, 1 worker (start-up included) | {one:.1f} | |")
+    print(f"| render-clips job, workbench, {a.workers} workers (start-up included) | {many:.1f} | |")
+    print(f"| scaling {a.workers} workers / 1 | {many / one:.2f}x | |")
+
+
+if __name__ == "__main__":
+    main()
