@@ -59,9 +59,99 @@ def render_clips(out, classes, per_class, total, frames, size, fps, engine, work
         sys.exit(PARTIAL)
 
 
+@click.command("extract-flow", epilog="""
+\b
+Examples:
+  extract-flow --root synth --method tvl1 --workers 16
+  extract-flow --root synth --method tvl1 --workers 16 --resume   # after a kill
+  extract-flow --root ucf25 --method dis --workers 2""")
+@click.option("--root", required=True, type=click.Path(file_okay=False, path_type=Path), help="Rawframe root.")
+@click.option("--method", default="tvl1", show_default=True,
+              type=click.Choice(["tvl1", "tvl1-fast", "dis", "farneback"]))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Processes, one OpenCV thread each.")
+@click.option("--resume", is_flag=True, help="Finish a root whose flow was started before.")
+@click.option("--overwrite", is_flag=True, help="Recompute every clip's flow.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def extract_flow(root, method, workers, resume, overwrite, quiet):
+    """Compute TSN-encoded optical flow (flow_x/flow_y JPEGs) for every clip of a rawframe root."""
+    from .flow.extract import run_flow
+    try:
+        s = run_flow(root, method, workers, resume=resume, overwrite=overwrite, progress=not quiet)
+    except (ValueError, OSError, ContractError) as exc:
+        _fail(exc)
+    rate = s.pairs / s.seconds if s.seconds else 0.0
+    click.echo(f"{s.done} clips done, {s.skipped} already done, {len(s.failures)} failed of {s.clips}; "
+               f"{s.pairs} pairs in {s.seconds:.1f}s ({rate:.1f} pairs/s, {method}) -> {root}")
+    _report_failures(root, s.failures)
+
+
+def _report_failures(root: Path, failures: list) -> None:
+    """Failures go to stderr and to <root>/failures.txt; the exit code says the run was partial."""
+    if not failures:
+        return
+    lines = [f"{name}: {err}" for name, err in failures]
+    (Path(root) / "failures.txt").write_text("".join(f"{ln}\n" for ln in lines))
+    for ln in lines:
+        click.echo(f"  failed {ln}", err=True)
+    click.echo(f"{len(failures)} failures listed in {Path(root) / 'failures.txt'}", err=True)
+    sys.exit(PARTIAL)
+
+
+@click.command("prepare", epilog="""
+\b
+Examples:
+  synthact prepare ucf101 --videos UCF-101 --splits ucfTrainTestlist --out ucf25 --classes ucf25 --flow tvl1 --workers 16
+  synthact prepare hmdb51 --videos hmdb51_org --splits testTrainMulti_7030_splits --out hmdb51 --flow tvl1""")
+@click.argument("dataset", type=click.Choice(["hmdb51", "ucf101"]))
+@click.option("--videos", required=True, type=click.Path(path_type=Path), help="Folder of <Class>/<video>.avi.")
+@click.option("--splits", required=True, type=click.Path(path_type=Path), help="Folder of the official split files.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Rawframe root to write.")
+@click.option("--classes", default=None, help="ucf25 | hmdb | all | comma list of the dataset's class names.")
+@click.option("--flow", default=None, type=click.Choice(["tvl1", "tvl1-fast", "dis", "farneback"]),
+              help="Also compute flow with this method.")
+@click.option("--size", default="340x256", show_default=True, help="WIDTHxHEIGHT of the stored frames.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option("--allow-missing", is_flag=True, help="Videos listed in a split but absent are reported, not an error.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def prepare_cmd(dataset, videos, splits, out, classes, flow, size, workers, allow_missing, quiet):
+    """Decode HMDB-51 / UCF-101 videos into a rawframe root with flow and the three official splits."""
+    from .flow.prepare import PrepareJob, prepare
+    from .render.clips import parse_size
+    try:
+        s = prepare(PrepareJob(dataset, videos, splits, out, classes, flow, parse_size(size), workers), not quiet)
+    except (ValueError, OSError, ContractError) as exc:
+        _fail(exc)
+    click.echo(f"{s.done} videos prepared, {s.skipped} already done, {len(s.failures)} failed, "
+               f"{len(s.missing)} missing of {s.videos}; {s.frames} frames in {s.seconds:.1f}s -> {out}")
+    if s.missing:
+        click.echo(f"{len(s.missing)} videos listed in the splits are not on disk: {Path(out) / 'missing.txt'}",
+                   err=True)
+    click.echo("lists: " + ", ".join(str(p) for p in s.lists))
+    if s.missing and not allow_missing and not s.failures:
+        sys.exit(PARTIAL)
+    _report_failures(out, s.failures)
+
+
 @click.group()
 def main():
     """synthact: synthetic action clips, TSN optical flow and training."""
 
 
 main.add_command(render_clips)
+main.add_command(extract_flow)
+main.add_command(prepare_cmd)
+
+
+@main.command()
+@click.option("--out", default="demo_out", show_default=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1))
+def demo(out, workers):
+    """The embedded default job: nothing downloaded, a few minutes on 2 cores."""
+    from .demo import run_demo
+    try:
+        ok = run_demo(out, workers)
+    except (ValueError, OSError, ContractError) as exc:
+        _fail(exc)
+    if not ok:
+        sys.exit(PARTIAL)

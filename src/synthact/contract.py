@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -25,19 +26,36 @@ CLASSES = "classes.txt"
 ANNOTATIONS = "annotations"
 FLOW_BOUND = 20.0
 JPEG_QUALITY = 95
+FLOW_INFO = "flow.json"          # how the flow of a root was made; one method per root
+FLOW_MANIFEST = "flow.jsonl"     # one line per clip whose flow is complete
+FLOW_ENCODING = ("clip to +-bound, round(255*(v+bound)/(2*bound)), one grayscale JPEG per component "
+                 f"(quality {JPEG_QUALITY}); flow_x/flow_y_k is frame k -> k+1, 1-based")
 _TMP_PREFIX = ".tmp-"
+_OLD_PREFIX = ".old-"
 
 
 class ContractError(ValueError):
     """Input that breaks the data contract; the message names the file and the problem."""
 
 
-def img_name(k: int) -> str:
-    return f"img_{k:05d}.jpg"
+@dataclass(frozen=True)
+class Layout:
+    """File name templates of a rawframe folder (mmaction2's ``filename_tmpl``)."""
+
+    img: str = "img_{:05d}.jpg"
+    flow: str = "flow_{}_{:05d}.jpg"   # formatted with "x" / "y"
+
+    def img_name(self, k: int) -> str:
+        return self.img.format(k)
+
+    def flow_names(self, k: int) -> tuple[str, str]:
+        return self.flow.format("x", k), self.flow.format("y", k)
 
 
-def flow_names(k: int) -> tuple[str, str]:
-    return f"flow_x_{k:05d}.jpg", f"flow_y_{k:05d}.jpg"
+OURS = Layout()
+MMACTION2_FLOW = Layout(flow="{}_{:05d}.jpg")  # mmaction2's test data and denseflow's default
+img_name = OURS.img_name
+flow_names = OURS.flow_names
 
 
 def clip_dir(root: Path, clip_id: str) -> Path:
@@ -78,13 +96,21 @@ def write_flow_pair(folder: Path, k: int, flow: np.ndarray, bound: float = FLOW_
     write_jpeg(folder / ny, fy)
 
 
-def read_flow_pair(folder: Path, k: int, bound: float = FLOW_BOUND) -> np.ndarray:
-    nx, ny = flow_names(k)
-    return decode_flow(read_image(folder / nx, True), read_image(folder / ny, True), bound)
+def read_flow_pair(folder: Path, k: int, bound: float = FLOW_BOUND, layout: Layout = OURS) -> np.ndarray:
+    """Decoded flow in pixels, (H, W, 2)."""
+    return decode_flow(*read_flow_jpegs(folder, k, layout), bound)
+
+
+def read_flow_jpegs(folder: Path, k: int, layout: Layout = OURS) -> tuple[np.ndarray, np.ndarray]:
+    """The two encoded uint8 flow images of pair k, as stored."""
+    nx, ny = layout.flow_names(k)
+    return read_image(Path(folder) / nx, True), read_image(Path(folder) / ny, True)
 
 
 def count_frames(folder: Path) -> int:
     """Number of consecutive ``img_#####.jpg`` from 1; a gap is a contract error."""
+    if not Path(folder).is_dir():
+        raise ContractError(f"{folder}: frame folder missing")
     names = sorted(p.name for p in Path(folder).glob("img_*.jpg"))
     for k, name in enumerate(names, start=1):
         if name != img_name(k):
@@ -104,25 +130,57 @@ def staging_dir(root: Path, clip_id: str) -> Path:
 
 
 def commit_dir(tmp: Path, final: Path) -> None:
-    """Atomically replace ``final`` with the finished ``tmp`` folder."""
+    """Put the finished ``tmp`` folder in place of ``final``.
+
+    An existing ``final`` is first renamed aside, so a kill at any point leaves either the old or
+    the new complete folder (or the old one aside, which :func:`recover_staging` puts back), never
+    a mixture.
+    """
+    final = Path(final)
     if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+        old = final.parent / f"{_OLD_PREFIX}{final.name}"
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, final)
 
 
-def remove_stale_staging(root: Path) -> int:
-    """Delete staging folders left by a killed run; returns how many."""
+@contextmanager
+def staged_clip(root: Path, clip_id: str) -> Iterator[Path]:
+    """Build a clip in a staging folder: committed whole on success, removed on any failure."""
+    tmp = staging_dir(root, clip_id)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    commit_dir(tmp, clip_dir(root, clip_id))
+
+
+def recover_staging(root: Path) -> int:
+    """After a kill: restore folders left aside mid-swap, delete unfinished staging folders."""
     n = 0
-    for tmp in Path(root, RAWFRAMES).glob(f"*/{_TMP_PREFIX}*"):
+    base = Path(root, RAWFRAMES)
+    for old in base.glob(f"*/{_OLD_PREFIX}*"):
+        final = old.parent / old.name[len(_OLD_PREFIX):]
+        if final.exists():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(old, final)
+        n += 1
+    for tmp in base.glob(f"*/{_TMP_PREFIX}*"):
         shutil.rmtree(tmp, ignore_errors=True)
         n += 1
     return n
 
 
 # ---------------------------------------------------------------- manifest
-def read_manifest(root: Path) -> list[dict]:
+def read_manifest(root: Path, name: str = MANIFEST) -> list[dict]:
     """All complete lines; a torn last line (killed mid-write) is ignored."""
-    path = Path(root) / MANIFEST
+    path = Path(root) / name
     if not path.exists():
         return []
     records = []
@@ -142,10 +200,10 @@ def read_manifest(root: Path) -> list[dict]:
     return records
 
 
-def repair_manifest(root: Path) -> list[dict]:
+def repair_manifest(root: Path, name: str = MANIFEST) -> list[dict]:
     """Rewrite the manifest without a torn last line, so appends start on a fresh line."""
-    records = read_manifest(root)
-    path = Path(root) / MANIFEST
+    records = read_manifest(root, name)
+    path = Path(root) / name
     if path.exists():
         tmp = path.with_suffix(".tmp")
         tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
@@ -153,9 +211,9 @@ def repair_manifest(root: Path) -> list[dict]:
     return records
 
 
-def append_manifest(root: Path, record: dict) -> None:
+def append_manifest(root: Path, record: dict, name: str = MANIFEST) -> None:
     """One line per finished clip, flushed to disk before the next clip is counted."""
-    with open(Path(root) / MANIFEST, "a") as f:
+    with open(Path(root) / name, "a") as f:
         f.write(json.dumps(record, sort_keys=True) + "\n")
         f.flush()
         os.fsync(f.fileno())
@@ -215,5 +273,5 @@ def iter_clips(root: Path) -> Iterator[str]:
     """``<class>/<clip>`` of every committed clip folder under ``rawframes/``."""
     base = Path(root) / RAWFRAMES
     for d in sorted(base.glob("*/*")):
-        if d.is_dir() and not d.name.startswith(_TMP_PREFIX):
+        if d.is_dir() and not d.name.startswith((_TMP_PREFIX, _OLD_PREFIX)):
             yield f"{d.parent.name}/{d.name}"

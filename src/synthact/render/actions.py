@@ -96,7 +96,8 @@ def evaluate(action: Action, t: np.ndarray, params: dict) -> dict:
     for c, v in params.get("style", {}).items():
         ch[c] = ch.get(c, 0.0) + v
     ch["root_y"] = ch.get("root_y", 0.0) - action.travel * speed * t
-    ch["lift"] = ch.get("lift", 0.0) + action.climb * speed * t
+    # splines overshoot between keys; a body never sinks below the floor it stands on
+    ch["lift"] = np.maximum(ch.get("lift", 0.0), 0.0) + action.climb * speed * t
     ch["yaw"] = ch.get("yaw", 0.0) + action.spin * speed * t
     return mirror(ch) if params["mirror"] else ch
 

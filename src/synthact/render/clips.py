@@ -94,7 +94,7 @@ def _check_writable(out: Path) -> None:
 
 def _reconcile(root: Path, records: list[dict]) -> set[str]:
     """Make the root consistent after a kill; return the clips that are finished."""
-    C.remove_stale_staging(root)
+    C.recover_staging(root)
     lines = C.repair_manifest(root)
     done = {r["clip"] for r in lines if C.clip_dir(root, r["clip"]).is_dir()}
     if len(done) != len(lines):  # a line whose folder was deleted by hand: drop it
@@ -138,19 +138,18 @@ def render_clip(task: tuple[dict, str, bool]) -> dict:
     root = Path(root)
     start = time.perf_counter()
     anim = animate(record)
-    tmp = C.staging_dir(root, record["clip"])
     body = record["body"]
     grey = min(1.0, body["grey"] * (record["light"]["strength"] if record["engine"] == "workbench" else 1.0))
-    _STAGE.render(anim.skeleton, anim.quats, anim.root_loc, anim.camera, grey, record["light"], tmp)
     n = record["frames"]
-    if record["gt_flow"]:
-        exr_to_contract(tmp, n)
-    got = C.count_frames(tmp)
-    if got != n:
-        raise RuntimeError(f"{tmp}: Blender wrote {got} frames, expected {n}")
-    if video:
-        write_video(tmp, n, record["fps"], tmp / "clip.mp4")
-    C.commit_dir(tmp, C.clip_dir(root, record["clip"]))
+    with C.staged_clip(root, record["clip"]) as tmp:
+        _STAGE.render(anim.skeleton, anim.quats, anim.root_loc, anim.camera, grey, record["light"], tmp)
+        if record["gt_flow"]:
+            exr_to_contract(tmp, n)
+        got = C.count_frames(tmp)
+        if got != n:
+            raise RuntimeError(f"{tmp}: Blender wrote {got} frames, expected {n}")
+        if video:
+            write_video(tmp, n, record["fps"], tmp / "clip.mp4")
     return {**record, "num_frames": n, "camera_distance": round(anim.camera.distance, 4),
             "camera_follows": anim.camera.follows,
             "render_seconds": round(time.perf_counter() - start, 3)}
@@ -186,6 +185,11 @@ def render_batch(job: RenderJob, progress: bool = True) -> RenderSummary:
     root = Path(job.out)
     _check_writable(root)
     done = _reconcile(root, records)
+    if job.gt_flow:  # claim the root so that extract-flow never mixes estimated flow in
+        C.write_lines(root / C.FLOW_INFO, [json.dumps({
+            "method": "blender-vector", "bound": C.FLOW_BOUND, "encoding": C.FLOW_ENCODING,
+            "params": "exact forward flow from Cycles' Vector pass, (-Z, +W) in image coordinates, "
+                      "zero outside the body (alpha < 0.5)"}, indent=1)])
     todo = [r for r in records if r["clip"] not in done]
     summary = RenderSummary(planned=len(records), skipped=len(records) - len(todo), rendered=0)
     start = time.perf_counter()

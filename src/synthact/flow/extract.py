@@ -1,0 +1,126 @@
+"""``extract-flow``: TSN-encoded optical flow for every clip of a rawframe root.
+
+Flow of a clip is computed into a staging copy of its folder (frames hard-linked) and swapped in
+whole, then recorded in ``flow.jsonl``; ``flow.json`` at the root says how the flow was made and a
+root never mixes methods. One OpenCV thread per worker process: parallelism is over clips.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+from tqdm import tqdm
+
+from .. import contract as C
+from ..batch import run_tasks
+from .methods import METHODS, check_method, make_flow
+
+FLOW_INFO, FLOW_MANIFEST = C.FLOW_INFO, C.FLOW_MANIFEST
+
+
+def flow_info(method: str, bound: float = C.FLOW_BOUND) -> dict:
+    return {"method": method, "params": METHODS[method]["params"], "opencv_call": METHODS[method]["opencv"],
+            "bound": bound, "encoding": C.FLOW_ENCODING, "opencv": cv2.__version__, "computed_on": "grayscale frames "
+            "at the stored frame size"}
+
+
+def claim_root(root: Path, info: dict, resume: bool, overwrite: bool) -> None:
+    """Write ``flow.json``, or check that the one there agrees; never mix methods in a root."""
+    path = Path(root) / FLOW_INFO
+    if path.exists() and not overwrite:
+        old = json.loads(path.read_text())
+        if old.get("method") != info["method"] or old.get("bound") != info["bound"]:
+            raise ValueError(f"{path}: this root holds {old.get('method')} flow (bound {old.get('bound')}); "
+                             f"refusing to mix in {info['method']} (use another root, or --overwrite)")
+        if not resume:
+            raise ValueError(f"{path}: flow already extracted here; pass --resume to finish it or "
+                             f"--overwrite to recompute")
+        return
+    if overwrite:
+        (Path(root) / FLOW_MANIFEST).unlink(missing_ok=True)
+    C.write_lines(path, [json.dumps(info, indent=1)])
+
+
+def clip_flow(frames_dir: Path, out_dir: Path, flow, bound: float = C.FLOW_BOUND) -> int:
+    """Write flow pairs for the ``img_#####.jpg`` frames of ``frames_dir`` into ``out_dir``."""
+    n = C.count_frames(frames_dir)
+    if n < 2:
+        raise C.ContractError(f"{frames_dir}: {n} frame(s), flow needs at least 2")
+    prev = C.read_image(frames_dir / C.img_name(1), gray=True)
+    for k in range(1, n):
+        nxt = C.read_image(frames_dir / C.img_name(k + 1), gray=True)
+        C.write_flow_pair(out_dir, k, flow(prev, nxt), bound)
+        prev = nxt
+    return n - 1
+
+
+# ------------------------------------------------------------------ worker side
+_FLOW = None
+
+
+def init_flow_worker(method: str) -> None:
+    global _FLOW
+    cv2.setNumThreads(1)
+    _FLOW = make_flow(method)
+
+
+def flow_task(task: tuple[str, str]) -> dict:
+    root, clip = task
+    root = Path(root)
+    final = C.clip_dir(root, clip)
+    start = time.perf_counter()
+    with C.staged_clip(root, clip) as tmp:
+        for f in final.iterdir():
+            if not f.name.startswith("flow_"):
+                os.link(f, tmp / f.name)  # same files, no copy: only flow is new
+        pairs = clip_flow(tmp, tmp, _FLOW)
+    return {"clip": clip, "pairs": pairs, "seconds": round(time.perf_counter() - start, 3)}
+
+
+# ------------------------------------------------------------------ main side
+@dataclass
+class FlowSummary:
+    clips: int
+    skipped: int
+    done: int = 0
+    pairs: int = 0
+    seconds: float = 0.0
+    failures: list = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def run_flow(root: Path, method: str, workers: int, resume: bool = False, overwrite: bool = False,
+             progress: bool = True, clips: list[str] | None = None) -> FlowSummary:
+    root = Path(root)
+    check_method(method)
+    if not (root / C.RAWFRAMES).is_dir():
+        raise ValueError(f"{root}: no {C.RAWFRAMES}/ folder: not a rawframe root")
+    C.recover_staging(root)
+    claim_root(root, flow_info(method), resume, overwrite)
+    all_clips = clips if clips is not None else list(C.iter_clips(root))
+    done = {r["clip"] for r in C.repair_manifest(root, FLOW_MANIFEST)}
+    todo = [c for c in all_clips if c not in done]
+    summary = FlowSummary(clips=len(all_clips), skipped=len(all_clips) - len(todo))
+    start = time.perf_counter()
+    bar = tqdm(total=len(todo), unit="clip", desc=f"flow {method}", disable=not progress)
+    for out in run_tasks(flow_task, [(str(root), c) for c in todo], max(1, min(workers, len(todo) or 1)),
+                         initializer=init_flow_worker, initargs=(method,)):
+        if out.ok:
+            C.append_manifest(root, {**out.result, "method": method}, FLOW_MANIFEST)
+            summary.done += 1
+            summary.pairs += out.result["pairs"]
+        else:
+            summary.failures.append((out.task[1], out.error))
+            bar.write(f"failed {out.task[1]}: {out.error}")
+        bar.update(1)
+        bar.set_postfix(pairs_s=f"{summary.pairs / max(1e-9, time.perf_counter() - start):.1f}")
+    bar.close()
+    summary.seconds = time.perf_counter() - start
+    return summary

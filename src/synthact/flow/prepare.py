@@ -1,0 +1,157 @@
+"""``synthact prepare``: real HMDB-51 / UCF-101 videos -> a rawframe root with flow and split lists.
+
+Each video is decoded (frames counted by decoding: containers lie), resized, written as
+``img_#####.jpg`` into a staging folder, given flow (optional) and swapped into place; then one
+manifest line. Corrupt, truncated, empty and one-frame videos fail alone; videos listed in a split
+but missing on disk are reported. Annotation lists are written for the three official splits.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+from tqdm import tqdm
+
+from .. import contract as C
+from ..batch import run_tasks
+from . import extract
+from .methods import make_flow
+from .splits import Splits, load_splits, subset_classes
+
+TRUNCATION_SLACK = 2  # HMDB containers declare one frame more than they decode
+
+
+@dataclass
+class PrepareJob:
+    dataset: str
+    videos: Path
+    splits: Path
+    out: Path
+    classes: str | None = None
+    flow: str | None = None
+    size: tuple[int, int] = (340, 256)
+    workers: int = 1
+
+
+@dataclass
+class PrepareSummary:
+    videos: int
+    skipped: int
+    done: int = 0
+    frames: int = 0
+    missing: list = field(default_factory=list)
+    failures: list = field(default_factory=list)
+    seconds: float = 0.0
+    lists: list = field(default_factory=list)
+
+
+def decode_video(path: Path, size: tuple[int, int], out_dir: Path) -> dict:
+    """Write resized frames of ``path`` as ``img_#####.jpg``; the count comes from decoding."""
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise C.ContractError(f"{path}: cannot open video (corrupt, empty or not a video)")
+    declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    n, shape = 0, None
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        n += 1
+        shape = frame.shape[:2]
+        C.write_jpeg(out_dir / C.img_name(n), cv2.resize(frame, size, interpolation=cv2.INTER_AREA))
+    cap.release()
+    if n == 0:
+        raise C.ContractError(f"{path}: no frame decodes (corrupt or empty video)")
+    if n == 1:
+        raise C.ContractError(f"{path}: only one frame decodes; flow needs two")
+    if declared > 0 and n < declared - TRUNCATION_SLACK:
+        raise C.ContractError(f"{path}: truncated: decoded {n} of the {declared} frames its container declares")
+    return {"num_frames": n, "declared_frames": declared, "fps": round(fps, 3),
+            "source_size": [int(shape[1]), int(shape[0])]}
+
+
+_FLOW = None
+
+
+def _init_worker(method: str | None) -> None:
+    global _FLOW
+    cv2.setNumThreads(1)
+    _FLOW = make_flow(method) if method else None
+
+
+def prepare_task(task: tuple[str, str, str, tuple[int, int]]) -> dict:
+    root, clip, video, size = task
+    root = Path(root)
+    start = time.perf_counter()
+    with C.staged_clip(root, clip) as tmp:
+        info = decode_video(Path(video), tuple(size), tmp)
+        pairs = extract.clip_flow(tmp, tmp, _FLOW) if _FLOW else 0
+    return {"clip": clip, "source": video, "size": list(size), **info, "flow_pairs": pairs,
+            "seconds": round(time.perf_counter() - start, 3)}
+
+
+def write_lists(root: Path, splits: Splits, frames: dict[str, int]) -> list[Path]:
+    """``<dataset>_{train,val}_split_{k}_rawframes.txt`` over prepared videos, and the label map."""
+    label = {c: i for i, c in enumerate(splits.classes)}
+    paths = [Path(root) / f"{splits.dataset}_label_map.txt"]
+    C.write_lines(paths[0], splits.classes)
+    for k in (1, 2, 3):
+        for kind, part in (("train", splits.train), ("val", splits.test)):
+            path = Path(root) / C.ANNOTATIONS / f"{splits.dataset}_{kind}_split_{k}_rawframes.txt"
+            C.write_annotations(path, [C.Entry(v.clip, frames[v.clip], label[v.cls])
+                                       for v in part[k] if v.clip in frames])
+            paths.append(path)
+    return paths
+
+
+def prepare(job: PrepareJob, progress: bool = True) -> PrepareSummary:
+    root = Path(job.out)
+    splits = load_splits(job.dataset, job.splits)
+    splits = splits.restrict(subset_classes(job.dataset, job.classes, splits.classes))
+    if not Path(job.videos).is_dir():
+        raise ValueError(f"{job.videos}: videos folder not found")
+    root.mkdir(parents=True, exist_ok=True)
+    C.recover_staging(root)
+    if job.flow:
+        extract.claim_root(root, extract.flow_info(job.flow), resume=True, overwrite=False)
+    lines = C.repair_manifest(root)
+    done = {r["clip"]: r for r in lines if C.clip_dir(root, r["clip"]).is_dir()}
+    if job.flow:  # a clip prepared earlier without flow is not done for this run
+        with_flow = {r["clip"] for r in C.read_manifest(root, C.FLOW_MANIFEST)}
+        done = {k: v for k, v in done.items() if k in with_flow}
+    videos = splits.videos()
+    summary = PrepareSummary(videos=len(videos), skipped=0)
+    tasks = []
+    for v in videos:
+        path = Path(job.videos) / v.relpath
+        if v.clip in done:
+            summary.skipped += 1
+        elif not path.exists():
+            summary.missing.append((v.clip, f"listed in {splits.sources[v.clip]} but missing: {path}"))
+        else:
+            tasks.append((str(root), v.clip, str(path), tuple(job.size)))
+    start = time.perf_counter()
+    bar = tqdm(total=len(tasks), unit="video", desc=f"prepare {job.dataset}", disable=not progress)
+    for out in run_tasks(prepare_task, tasks, max(1, min(job.workers, len(tasks) or 1)),
+                         initializer=_init_worker, initargs=(job.flow,)):
+        if out.ok:
+            C.append_manifest(root, {**out.result, "dataset": job.dataset})
+            if job.flow:
+                C.append_manifest(root, {"clip": out.result["clip"], "pairs": out.result["flow_pairs"],
+                                         "method": job.flow}, C.FLOW_MANIFEST)
+            done[out.result["clip"]] = out.result
+            summary.done += 1
+            summary.frames += out.result["num_frames"]
+        else:
+            summary.failures.append((out.task[1], out.error))
+            bar.write(f"failed {out.task[1]}: {out.error}")
+        bar.update(1)
+    bar.close()
+    summary.seconds = time.perf_counter() - start
+    summary.lists = write_lists(root, splits, {c: r["num_frames"] for c, r in done.items()})
+    if summary.missing:
+        C.write_lines(root / "missing.txt", [f"{c}: {why}" for c, why in summary.missing])
+    return summary
