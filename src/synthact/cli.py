@@ -133,6 +133,69 @@ def prepare_cmd(dataset, videos, splits, out, classes, flow, size, workers, allo
     _report_failures(out, s.failures)
 
 
+@click.command("train-tsn", epilog="""
+\b
+Examples:
+  train-tsn --real hmdb51:split1 --real-root hmdb51 --synthetic 8000 --synthetic-root synth --modality flow --out runs/flow8k
+  train-tsn --real ucf101:split1 --real-root ucf25 --classes ucf25 --real-fraction 0.1 --synthetic 2500 --synthetic-root synth --out runs/r10
+  train-tsn --real ucf101:split1 --real-root ucf25 --classes ucf25 --synthetic-only --synthetic-root synth --out runs/synth_only
+  train-tsn ... --init-from runs/synth_only/checkpoint.pt     # two-stage: fine-tune on real""")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
+@click.option("--real", required=True, help="DATASET:splitK, e.g. hmdb51:split1 (lists in --real-root).")
+@click.option("--real-root", required=True, type=click.Path(path_type=Path), help="Prepared rawframe root.")
+@click.option("--synthetic", default=0, show_default=True, type=click.IntRange(min=0), help="Synthetic clips to add.")
+@click.option("--synthetic-root", type=click.Path(path_type=Path), help="Rendered rawframe root.")
+@click.option("--real-fraction", default=1.0, show_default=True, type=float, help="Real training clips kept per class.")
+@click.option("--classes", default=None, help="Restrict the label space: ucf25 | hmdb | comma list.")
+@click.option("--synthetic-only", is_flag=True, help="Train on synthetic clips only (evaluate on real).")
+@click.option("--modality", default="rgb", show_default=True, type=click.Choice(["rgb", "flow"]))
+@click.option("--backbone", default="resnet18", show_default=True,
+              type=click.Choice(["resnet18", "resnet50", "mobilenet_v3_small", "efficientnet_lite0"]))
+@click.option("--pretrained", default="none", show_default=True, help="imagenet | none | FILE (backbone state dict).")
+@click.option("--init-from", type=click.Path(path_type=Path), help="Start from another run's checkpoint (two-stage).")
+@click.option("--segments", default=3, show_default=True, type=click.IntRange(min=1))
+@click.option("--size", default=224, show_default=True, type=click.IntRange(min=16), help="Input crop size.")
+@click.option("--epochs", default=20, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1))
+@click.option("--lr", type=float, help="Default: TSN's 0.001 (rgb) / 0.005 (flow).")
+@click.option("--schedule", default="step", show_default=True, type=click.Choice(["step", "cosine"]))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=0), help="DataLoader workers.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--eval-protocol", default="tsn", show_default=True, type=click.Choice(["tsn", "fast"]),
+              help="Final evaluation: 25 snippets x 10 crops, or 1 centre crop per segment.")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def train_tsn(quiet, resume, **opts):
+    """Train and evaluate a Temporal Segment Network on real, synthetic or mixed clips."""
+    from .train.loop import TrainConfig, fit
+    from .train.models import PretrainedUnavailable
+    opts = {k: (str(v) if isinstance(v, Path) else v) for k, v in opts.items()}
+    try:
+        m = fit(TrainConfig(**opts), resume=resume, progress=not quiet)
+    except (ValueError, OSError, ContractError, PretrainedUnavailable) as exc:
+        _fail(exc)
+    click.echo(f"{opts['modality']} {opts['backbone']}: top-1 {m['top1']:.4f}, mean class {m['mean_class']:.4f} "
+               f"({m['protocol']} protocol, {m['n']} clips) -> {opts['out']}/metrics.json")
+
+
+@click.command("evaluate")
+@click.option("--fuse", "runs", multiple=True, required=True, type=click.Path(path_type=Path),
+              help="Run folders to fuse (give twice: RGB and flow).")
+@click.option("--weights", default="1,1.5", show_default=True, help="Score weights, one per run.")
+@click.option("--protocol", default="tsn", show_default=True, type=click.Choice(["tsn", "fast"]))
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+def evaluate_cmd(runs, weights, protocol, out):
+    """Fuse the saved scores of an RGB and a flow run (TSN two-stream), write metrics and confusion."""
+    from .train.evaluate import fuse_to
+    try:
+        w = [float(v) for v in weights.split(",")]
+        m = fuse_to(out, list(runs), w, protocol)
+    except (ValueError, OSError, ContractError) as exc:
+        _fail(exc)
+    click.echo(f"fused {w}: top-1 {m['top1']:.4f}, mean class {m['mean_class']:.4f} ({m['n']} clips) -> {out}")
+
+
 @click.group()
 def main():
     """synthact: synthetic action clips, TSN optical flow and training."""
@@ -141,6 +204,8 @@ def main():
 main.add_command(render_clips)
 main.add_command(extract_flow)
 main.add_command(prepare_cmd)
+main.add_command(train_tsn)
+main.add_command(evaluate_cmd)
 
 
 @main.command()

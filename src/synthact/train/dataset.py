@@ -1,0 +1,86 @@
+"""TSN segment sampling from rawframe lists (after tsn-pytorch's ``dataset.py``).
+
+A clip is cut into K equal segments and one snippet is taken from each: at a random offset in
+training, at the centre in evaluation; the TSN test protocol takes 25 evenly spaced snippets and
+10 crops of each. An RGB snippet is one frame; a flow snippet stacks 5 consecutive x/y pairs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .. import contract as C
+from .models import NEW_LENGTH
+from .transforms import PRESETS
+
+
+@dataclass(frozen=True)
+class Sample:
+    prefix: str          # the folder holding <class>/<clip> (mmaction2's data_prefix)
+    clip: str
+    num_frames: int
+    label: int
+    layout: C.Layout = C.OURS
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.prefix) / self.clip
+
+
+def snippet_starts(num_frames: int, modality: str, segments: int, mode: str, rng: np.random.Generator | None,
+                   test_snippets: int = 25) -> list[int]:
+    """1-based first frame (RGB) or first pair (flow) of each snippet."""
+    length = NEW_LENGTH[modality]
+    available = (num_frames if modality == "rgb" else num_frames - 1) - length + 1
+    if available < 1:
+        raise C.ContractError(f"{num_frames} frames are too few for one {modality} snippet of {length}")
+    if mode == "test":
+        tick = available / test_snippets
+        return [int(tick / 2 + tick * i) + 1 for i in range(test_snippets)]
+    tick = available / segments
+    if mode == "train":
+        if available >= segments:
+            seg = available // segments
+            return [i * seg + int(rng.integers(seg)) + 1 for i in range(segments)]
+        return sorted(int(v) + 1 for v in rng.integers(available, size=segments))
+    return [int(tick / 2 + tick * i) + 1 for i in range(segments)]
+
+
+def load_snippet(sample: Sample, start: int, modality: str) -> np.ndarray:
+    """(H, W, 3) RGB or (H, W, 10) stacked flow x, y, x, y..."""
+    if modality == "rgb":
+        img = C.read_image(sample.folder / sample.layout.img_name(start))
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    chans = []
+    for k in range(start, start + NEW_LENGTH["flow"]):
+        chans += C.read_flow_jpegs(sample.folder, k, sample.layout)
+    return np.stack(chans, axis=-1)
+
+
+class TSNDataset(Dataset):
+    def __init__(self, samples: list[Sample], modality: str, segments: int = 3, size: int = 224,
+                 mode: str = "train", seed: int = 0, test_snippets: int = 25):
+        self.samples, self.modality, self.segments = samples, modality, segments
+        self.size, self.mode, self.seed, self.test_snippets = size, mode, seed, test_snippets
+        self.epoch = 0
+        for s in samples:  # fail at start, not an hour in
+            if not s.folder.is_dir():
+                raise C.ContractError(f"{s.folder}: frame folder missing (listed as {s.clip})")
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        s = self.samples[i]
+        # augmentation is a pure function of (seed, epoch, index): resumed runs repeat it exactly
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        starts = snippet_starts(s.num_frames, self.modality, self.segments, self.mode, rng, self.test_snippets)
+        group = [load_snippet(s, k, self.modality) for k in starts]
+        group = PRESETS["train" if self.mode == "train" else self.mode](group, self.size, self.modality == "flow", rng)
+        x = torch.from_numpy(np.stack(group)).permute(0, 3, 1, 2).float().div_(255.0)
+        return x, s.label

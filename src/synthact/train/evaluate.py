@@ -1,0 +1,107 @@
+"""Evaluation: the TSN test protocol (25 snippets x 10 crops) or a fast 1-crop pass; fusion.
+
+Scores are saved per run (``scores_<protocol>.npy``, rows in ``val_list.txt`` order) so that an
+RGB and a flow run can be fused afterwards (``synthact evaluate --fuse``), as TSN's two streams were.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from .. import contract as C
+from .dataset import TSNDataset
+
+PROTOCOLS = {"tsn": ("test", 25), "fast": ("val", None)}
+
+
+def metrics(scores: np.ndarray, labels: np.ndarray, num_classes: int) -> dict:
+    pred = scores.argmax(1)
+    conf = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(conf, (labels, pred), 1)
+    present = conf.sum(1) > 0
+    per_class = np.divide(np.diag(conf), conf.sum(1), out=np.zeros(num_classes), where=present)
+    return {"top1": float((pred == labels).mean()) if len(labels) else 0.0,
+            "mean_class": float(per_class[present].mean()) if present.any() else 0.0,
+            "per_class": per_class.round(4).tolist(), "confusion": conf.tolist(), "n": int(len(labels))}
+
+
+@torch.no_grad()
+def predict(model, dataset: TSNDataset, batch_size: int, workers: int, device: torch.device) -> dict:
+    model.eval()
+    loader = DataLoader(dataset, batch_size if dataset.mode != "test" else 1, shuffle=False, num_workers=workers)
+    scores, labels = [], []
+    for x, y in loader:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            s = model(x.to(device))
+        scores.append(torch.softmax(s.float(), 1).cpu())
+        labels.append(y)
+    scores = torch.cat(scores).numpy() if scores else np.zeros((0, model.fc.out_features))
+    labels = torch.cat(labels).numpy() if labels else np.zeros(0, dtype=np.int64)
+    out = metrics(scores, labels, model.fc.out_features)
+    out["scores"], out["labels"] = scores, labels
+    return out
+
+
+def evaluate_run(run: Path, model, sel, cfg, device) -> dict:
+    mode, snippets = PROTOCOLS[cfg.eval_protocol]
+    ds = TSNDataset(sel.val, cfg.modality, cfg.segments, cfg.size, mode, cfg.seed, snippets or 25)
+    res = predict(model, ds, cfg.batch_size, cfg.workers, device)
+    np.save(run / f"scores_{cfg.eval_protocol}.npy", res.pop("scores"))
+    np.save(run / "labels.npy", res.pop("labels"))
+    confusion_png(np.array(res["confusion"]), sel.classes, run / "confusion.png",
+                  f"{cfg.modality} {cfg.backbone}: top-1 {res['top1']:.3f}, mean class {res['mean_class']:.3f}")
+    res["protocol"] = cfg.eval_protocol
+    return res
+
+
+def confusion_png(conf: np.ndarray, classes: list[str], path: Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    n = len(classes)
+    fig, ax = plt.subplots(figsize=(max(4, n * 0.35 + 2), max(3.5, n * 0.35 + 1.5)))
+    norm = conf / np.maximum(conf.sum(1, keepdims=True), 1)
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), classes, rotation=90, fontsize=7)
+    ax.set_yticks(range(n), classes, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def fuse(runs: list[Path], weights: list[float], protocol: str = "tsn") -> dict:
+    """Weighted sum of the runs' saved softmax scores (TSN: RGB 1, flow 1.5) on the same val list."""
+    if len(runs) != len(weights):
+        raise ValueError(f"{len(runs)} runs but {len(weights)} weights")
+    lists = [(Path(r) / "val_list.txt").read_text() for r in runs]
+    if any(lst != lists[0] for lst in lists):
+        raise ValueError("runs were evaluated on different validation lists: cannot fuse")
+    total = None
+    for r, w in zip(runs, weights):
+        path = Path(r) / f"scores_{protocol}.npy"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: run has no {protocol} scores")
+        s = np.load(path) * w
+        total = s if total is None else total + s
+    labels = np.load(Path(runs[0]) / "labels.npy")
+    classes = C.read_classes(Path(runs[0]) / C.CLASSES)
+    out = metrics(total, labels, len(classes))
+    out.update({"runs": [str(r) for r in runs], "weights": weights, "protocol": protocol})
+    return out
+
+
+def fuse_to(out: Path, runs: list[Path], weights: list[float], protocol: str = "tsn") -> dict:
+    res = fuse(runs, weights, protocol)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(res, indent=1))
+    confusion_png(np.array(res["confusion"]), C.read_classes(Path(runs[0]) / C.CLASSES), out / "confusion.png",
+                  f"fused {weights}: top-1 {res['top1']:.3f}, mean class {res['mean_class']:.3f}")
+    return res

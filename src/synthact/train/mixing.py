@@ -1,0 +1,122 @@
+"""Which clips a run trains and evaluates on: real subsets, synthetic counts, the label space.
+
+The label space is the real dataset's (its label map, optionally restricted to a named subset).
+Synthetic classes map onto it through the class map in ``assets/classes.yaml`` (or by identical
+name), synthetic clips are drawn balanced over the classes that map, real training clips are
+subsampled per class with a fixed seed, and evaluation only ever sees real validation clips.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import contract as C
+from ..assets import class_map
+from ..flow.splits import subset_classes
+from .dataset import Sample
+
+
+@dataclass
+class Selection:
+    classes: list[str]
+    train: list[Sample]
+    val: list[Sample]
+    info: dict = field(default_factory=dict)
+
+
+def parse_real(spec: str) -> tuple[str, int]:
+    """``hmdb51:split1`` -> ("hmdb51", 1)."""
+    name, _, split = spec.partition(":")
+    if not name or not split.startswith("split") or split[5:] not in ("1", "2", "3"):
+        raise ValueError(f"bad --real {spec!r}: expected DATASET:split1|split2|split3, e.g. hmdb51:split1")
+    return name, int(split[5:])
+
+
+def _real_lists(root: Path, dataset: str, split: int) -> tuple[list[str], list[C.Entry], list[C.Entry]]:
+    labels = C.read_classes(root / f"{dataset}_label_map.txt")
+    ann = root / C.ANNOTATIONS
+    return (labels, C.read_annotations(ann / f"{dataset}_train_split_{split}_rawframes.txt"),
+            C.read_annotations(ann / f"{dataset}_val_split_{split}_rawframes.txt"))
+
+
+def _relabel(entries: list[C.Entry], old: list[str], new: list[str], root: Path, path: str) -> list[Sample]:
+    index = {c: i for i, c in enumerate(new)}
+    out = []
+    for e in entries:
+        if not 0 <= e.label < len(old):
+            raise C.ContractError(f"{root / path}: {e.clip} has label {e.label}, the label map has {len(old)} classes")
+        name = old[e.label]
+        if name in index:
+            out.append(Sample(str(root / C.RAWFRAMES), e.clip, e.num_frames, index[name]))
+    return out
+
+
+def synthetic_target(ours: str, dataset: str, labels: list[str]) -> str | None:
+    """The target class our synthetic class stands for: same name, else the dataset's class map."""
+    if ours in labels:
+        return ours
+    mapped = class_map()["actions"].get(ours, {}).get(dataset)
+    return mapped if mapped in labels else None
+
+
+def _per_class_pick(samples: list[Sample], quota: dict[int, int], rng: np.random.Generator, what: str) -> list[Sample]:
+    by_class: dict[int, list[Sample]] = {}
+    for s in samples:
+        by_class.setdefault(s.label, []).append(s)
+    picked = []
+    for label, n in sorted(quota.items()):
+        pool = by_class.get(label, [])
+        if n > len(pool):
+            raise ValueError(f"{what}: class {label} has {len(pool)} clips, {n} requested")
+        order = rng.permutation(len(pool))[:n]
+        picked += [pool[i] for i in sorted(order)]
+    return picked
+
+
+def select(real: str, real_root: Path, synthetic_root: Path | None = None, synthetic: int = 0,
+           real_fraction: float = 1.0, classes: str | None = None, synthetic_only: bool = False,
+           seed: int = 0) -> Selection:
+    dataset, split = parse_real(real)
+    real_root = Path(real_root)
+    labels, train_e, val_e = _real_lists(real_root, dataset, split)
+    keep = subset_classes(dataset, classes, labels) if classes else labels
+    train = _relabel(train_e, labels, keep, real_root, f"{dataset}_train_split_{split}")
+    val = _relabel(val_e, labels, keep, real_root, f"{dataset}_val_split_{split}")
+    if not 0.0 < real_fraction <= 1.0:
+        raise ValueError(f"--real-fraction {real_fraction}: must be in (0, 1]")
+    rng = np.random.default_rng([seed, 1])
+    counts = np.bincount([s.label for s in train], minlength=len(keep))
+    if real_fraction < 1.0:  # per class, at least one clip each
+        train = _per_class_pick(train, {c: max(1, round(real_fraction * n)) for c, n in enumerate(counts) if n},
+                                rng, f"{real_root} train split {split}")
+    info = {"dataset": dataset, "split": split, "classes": len(keep), "real_train_available": int(counts.sum()),
+            "real_train": 0 if synthetic_only else len(train), "val": len(val)}
+    synth: list[Sample] = []
+    if synthetic or synthetic_only:
+        if synthetic_root is None:
+            raise ValueError("--synthetic needs --synthetic-root")
+        synth = _synthetic(Path(synthetic_root), dataset, keep, synthetic, np.random.default_rng([seed, 2]))
+        info["synthetic_classes"] = len({s.label for s in synth})
+    info["synthetic"] = len(synth)
+    picked = synth if synthetic_only else train + synth
+    if not picked:
+        raise ValueError("the selection has no training clips")
+    return Selection(keep, picked, val, info)
+
+
+def _synthetic(root: Path, dataset: str, labels: list[str], n: int, rng: np.random.Generator) -> list[Sample]:
+    ours = C.read_classes(root / C.CLASSES)
+    entries = C.read_annotations(root / C.ANNOTATIONS / "synthetic_rawframes.txt")
+    target = {i: synthetic_target(c, dataset, labels) for i, c in enumerate(ours)}
+    index = {c: i for i, c in enumerate(labels)}
+    pool = [Sample(str(root / C.RAWFRAMES), e.clip, e.num_frames, index[target[e.label]])
+            for e in entries if target.get(e.label)]
+    covered = sorted({s.label for s in pool})
+    if not covered:
+        raise ValueError(f"{root}: none of its classes maps onto the {dataset} label space")
+    if n <= 0:  # synthetic-only without a count: all that map
+        return pool
+    quota = {c: n // len(covered) + (i < n % len(covered)) for i, c in enumerate(covered)}
+    return _per_class_pick(pool, quota, rng, f"{root} synthetic clips")

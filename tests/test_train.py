@@ -1,0 +1,210 @@
+"""train-tsn with real torch on tiny rendered data: learning, resume, mixing, protocol, bad input."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from synthact import contract as C
+from synthact.flow.extract import run_flow
+from synthact.render.clips import RenderJob, render_batch
+from synthact.target_domain import write_split_lists
+from synthact.train.dataset import Sample, TSNDataset, snippet_starts
+from synthact.train.evaluate import fuse
+from synthact.train.loop import TrainConfig, fit
+from synthact.train.mixing import select
+from synthact.train.models import TSN, PretrainedUnavailable
+from synthact.train.transforms import hflip
+
+from .conftest import BIN, run_cli
+
+CLASSES = "wave,squat,jumping_jack"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    base = tmp_path_factory.mktemp("train")
+    synth, target = base / "synth", base / "target"
+    for root, n, seed in ((synth, 8, 0), (target, 6, 100)):
+        assert render_batch(RenderJob(out=root, classes=CLASSES, per_class=n, frames=12, size=(128, 96),
+                                      workers=2, seed=seed), progress=False).ok
+        assert run_flow(root, "dis", 2, progress=False).ok
+    write_split_lists(target)     # 4 train + 2 val clips per class
+    return synth, target
+
+
+def _cfg(data, out, **kw):
+    synth, target = data
+    base = dict(out=str(out), real="target:split1", real_root=str(target), synthetic_root=str(synth), synthetic=12,
+                backbone="efficientnet_lite0", pretrained="imagenet", size=64, epochs=2, batch_size=4, workers=0,
+                eval_protocol="fast")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.mark.parametrize("modality, backbone, pretrained, lr", [
+    ("rgb", "efficientnet_lite0", "imagenet", 0.001),   # offline ImageNet start
+    ("flow", "resnet18", "none", 0.005),                # TSN's flow learning rate
+])
+def test_loss_falls_over_two_epochs(data, tmp_path, modality, backbone, pretrained, lr):
+    m = fit(_cfg(data, tmp_path / modality, modality=modality, backbone=backbone, pretrained=pretrained, lr=lr,
+                 synthetic=24), progress=False)
+    losses = [h["train_loss"] for h in m["history"]]
+    assert losses[1] < losses[0], losses
+    run = tmp_path / modality
+    for name in ("checkpoint.pt", "model.pt", "metrics.json", "log.csv", "confusion.png", "train_list.txt",
+                 "val_list.txt", "classes.txt", "scores_fast.npy"):
+        assert (run / name).exists(), name
+    assert list((run / "tb").iterdir())
+    assert 0.0 <= m["top1"] <= 1.0 and m["n"] == 6
+
+
+def test_resume_after_a_kill_reproduces_the_uninterrupted_run(data, tmp_path):
+    synth, target = data
+    args = ["--real", "target:split1", "--real-root", str(target), "--synthetic-root", str(synth),
+            "--synthetic", "6", "--backbone", "mobilenet_v3_small", "--size", "48", "--epochs", "4",
+            "--batch-size", "4", "--workers", "0", "--eval-protocol", "fast", "--lr", "0.01", "--quiet"]
+    whole = run_cli("train-tsn", "--out", str(tmp_path / "whole"), *args)
+    assert whole.returncode == 0, whole.stderr
+    out = tmp_path / "cut"
+    proc = subprocess.Popen([str(BIN / "train-tsn"), "--out", str(out), *args], start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    end = time.time() + 300
+    while not (out / "checkpoint.pt").exists() and proc.poll() is None and time.time() < end:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] + 1
+    assert done < 4, "the run finished before it could be killed"
+    again = run_cli("train-tsn", "--out", str(out), "--resume", *args)
+    assert again.returncode == 0, again.stderr
+    a = torch.load(tmp_path / "whole" / "model.pt", weights_only=True)["model"]
+    b = torch.load(out / "model.pt", weights_only=True)["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+    ha = json.loads((tmp_path / "whole" / "metrics.json").read_text())["history"]
+    hb = json.loads((out / "metrics.json").read_text())["history"]
+    assert [h["train_loss"] for h in ha] == pytest.approx([h["train_loss"] for h in hb], abs=1e-6)
+
+
+def test_mixing_picks_exact_counts_and_keeps_synthetic_out_of_evaluation(data):
+    synth, target = data
+    sel = select("target:split1", target, synth, synthetic=7, seed=3)
+    from_synth = [s for s in sel.train if s.prefix == str(synth / C.RAWFRAMES)]
+    assert len(from_synth) == 7
+    assert sorted(np.bincount([s.label for s in from_synth]).tolist()) == [2, 2, 3]
+    assert len(sel.train) == 12 + 7
+    assert all(s.prefix == str(target / C.RAWFRAMES) for s in sel.val) and len(sel.val) == 6
+    assert select("target:split1", target, synth, synthetic=7, seed=3).train == sel.train   # seeded
+    only = select("target:split1", target, synth, synthetic=6, synthetic_only=True)
+    assert all(s.prefix == str(synth / C.RAWFRAMES) for s in only.train) and len(only.train) == 6
+    half = select("target:split1", target, real_fraction=0.5, seed=1)
+    assert np.bincount([s.label for s in half.train]).tolist() == [2, 2, 2]      # per class: 4 -> 2
+    tiny = select("target:split1", target, real_fraction=0.01)
+    assert np.bincount([s.label for s in tiny.train]).tolist() == [1, 1, 1]      # at least one each
+    with pytest.raises(ValueError, match="class 0 has 8 clips, 9 requested"):
+        select("target:split1", target, synth, synthetic=27)
+
+
+def test_synthetic_classes_map_onto_a_real_label_space(data, tmp_path):
+    synth, _ = data
+    real = tmp_path / "ucf"
+    (real / C.ANNOTATIONS).mkdir(parents=True)
+    (real / "ucf101_label_map.txt").write_text("BodyWeightSquats\nJumpingJack\nPunch\n")
+    for kind in ("train", "val"):
+        (real / C.ANNOTATIONS / f"ucf101_{kind}_split_1_rawframes.txt").write_text("Punch/v_Punch_g01_c01 10 2\n")
+    sel = select("ucf101:split1", real, synth, synthetic=6)
+    names = {sel.classes[s.label] for s in sel.train if s.prefix == str(synth / C.RAWFRAMES)}
+    assert names == {"BodyWeightSquats", "JumpingJack"}        # wave has no UCF-101 class here
+    (real / "ucf101_label_map.txt").write_text("Archery\nBowling\nPunch\n")
+    with pytest.raises(ValueError, match="none of its classes maps onto the ucf101 label space"):
+        select("ucf101:split1", real, synth, synthetic=6)
+
+
+def test_flow_flip_inverts_x_and_keeps_y():
+    rng = np.random.default_rng(0)
+    snippet = rng.integers(0, 256, (8, 6, 10), dtype=np.uint8)     # 5 stacked x, y pairs
+    (out,) = hflip([snippet], flow=True)
+    np.testing.assert_array_equal(out[..., 0::2], 255 - snippet[:, ::-1, 0::2])
+    np.testing.assert_array_equal(out[..., 1::2], snippet[:, ::-1, 1::2])
+    (rgb,) = hflip([snippet[..., :3]], flow=False)
+    np.testing.assert_array_equal(rgb, snippet[:, ::-1, :3])
+
+
+def test_tsn_protocol_is_25_snippets_by_10_crops(data):
+    _, target = data
+    sel = select("target:split1", target)
+    for modality, channels in (("rgb", 3), ("flow", 10)):
+        ds = TSNDataset(sel.val, modality, 3, 64, "test", test_snippets=25)
+        x, _ = ds[0]
+        assert x.shape == (250, channels, 64, 64)
+    starts = snippet_starts(12, "flow", 3, "test", None, 25)
+    assert len(starts) == 25 and min(starts) >= 1 and max(starts) + 4 <= 11   # pairs 1..11
+    assert snippet_starts(12, "rgb", 3, "val", None) == [3, 7, 11]
+
+
+def test_fusion_adds_weighted_scores(data, tmp_path):
+    a = fit(_cfg(data, tmp_path / "rgb", modality="rgb", epochs=1), progress=False)
+    b = fit(_cfg(data, tmp_path / "flow", modality="flow", epochs=1), progress=False)
+    f = fuse([tmp_path / "rgb", tmp_path / "flow"], [1.0, 1.5], "fast")
+    sa, sb = np.load(tmp_path / "rgb/scores_fast.npy"), np.load(tmp_path / "flow/scores_fast.npy")
+    labels = np.load(tmp_path / "rgb/labels.npy")
+    assert f["top1"] == pytest.approx(float(((sa + 1.5 * sb).argmax(1) == labels).mean()))
+    assert a["n"] == b["n"] == f["n"] == 6
+
+
+def test_missing_frame_folder_and_bad_list_give_clear_errors(data, tmp_path):
+    _, target = data
+    with pytest.raises(C.ContractError, match="nosuch/clip: frame folder missing"):
+        TSNDataset([Sample(str(target / C.RAWFRAMES), "nosuch/clip", 12, 0)], "rgb")
+    bad = tmp_path / "bad"
+    (bad / C.ANNOTATIONS).mkdir(parents=True)
+    (bad / "target_label_map.txt").write_text("wave\n")
+    (bad / C.ANNOTATIONS / "target_train_split_1_rawframes.txt").write_text("wave/gone 12 0\n")
+    (bad / C.ANNOTATIONS / "target_val_split_1_rawframes.txt").write_text("wave/gone 12 not-a-label\n")
+    with pytest.raises(C.ContractError, match="target_val_split_1_rawframes.txt:1: expected"):
+        select("target:split1", bad)
+    r = run_cli("train-tsn", "--out", str(tmp_path / "r"), "--real", "target:split1", "--real-root", str(bad))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "target_val_split_1_rawframes.txt:1" in r.stderr
+    r = run_cli("train-tsn", "--out", str(tmp_path / "r"), "--real", "target:split9", "--real-root", str(bad))
+    assert r.returncode == 2 and "bad --real 'target:split9'" in r.stderr
+
+
+def test_checkpoint_of_another_architecture_is_refused(data, tmp_path):
+    fit(_cfg(data, tmp_path / "a", modality="rgb", epochs=1, backbone="mobilenet_v3_small", pretrained="none"),
+        progress=False)
+    with pytest.raises(ValueError, match="checkpoint of another architecture: backbone='mobilenet_v3_small'"):
+        fit(_cfg(data, tmp_path / "b", modality="rgb", epochs=1, backbone="resnet18", pretrained="none",
+                 init_from=str(tmp_path / "a" / "checkpoint.pt")), progress=False)
+
+
+def test_offline_imagenet_download_fails_clearly_and_a_file_works(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_cache"))   # nothing cached: it must download
+    with pytest.raises(PretrainedUnavailable, match="--pretrained FILE"):
+        TSN(3, "resnet18", pretrained="imagenet")
+    weights = tmp_path / "r18.pth"
+    donor = TSN(3, "resnet18").base.state_dict()
+    torch.save(donor, weights)
+    model = TSN(3, "resnet18", "flow", pretrained=str(weights))
+    conv = model.base.conv1.weight
+    assert conv.shape[1] == 10                                   # cross-modality init
+    torch.testing.assert_close(conv[:, 0], donor["conv1.weight"].mean(dim=1))
+    torch.testing.assert_close(conv[:, 9], conv[:, 0])
+    other = tmp_path / "mnv3.pth"
+    torch.save(TSN(3, "mobilenet_v3_small").base.state_dict(), other)
+    with pytest.raises(ValueError, match="not resnet18 weights"):
+        TSN(3, "resnet18", pretrained=str(other))
+
+
+def test_partial_bn_freezes_all_but_the_first(tmp_path):
+    model = TSN(3, "resnet18", pretrained="none", partial_bn=True).train()
+    bns = [m for m in model.base.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns[0].training and bns[0].weight.requires_grad
+    assert not any(m.training or m.weight.requires_grad for m in bns[1:])
