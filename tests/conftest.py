@@ -38,3 +38,20 @@ def wait_for_manifest(root: Path, n: int, proc: subprocess.Popen, name: str = "m
             return
         time.sleep(0.05)
     raise AssertionError(f"run did not reach {n} finished clips in {name} (exit {proc.poll()})")
+
+
+@pytest.fixture(scope="session")
+def data(tmp_path_factory):
+    """A rendered synthetic root and a target-domain root (3 classes, 12 frames, DIS flow), with
+    target split lists of 4 train + 2 val clips per class; rendered once per test session."""
+    from synthact.flow.extract import run_flow
+    from synthact.render.clips import RenderJob, render_batch
+    from synthact.target_domain import write_split_lists
+    base = tmp_path_factory.mktemp("train")
+    synth, target = base / "synth", base / "target"
+    for root, n, seed in ((synth, 8, 0), (target, 6, 100)):
+        assert render_batch(RenderJob(out=root, classes="wave,squat,jumping_jack", per_class=n, frames=12,
+                                      size=(128, 96), workers=2, seed=seed), progress=False).ok
+        assert run_flow(root, "dis", 2, progress=False).ok
+    write_split_lists(target)
+    return synth, target

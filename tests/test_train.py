@@ -13,9 +13,6 @@ import pytest
 import torch
 
 from synthact import contract as C
-from synthact.flow.extract import run_flow
-from synthact.render.clips import RenderJob, render_batch
-from synthact.target_domain import write_split_lists
 from synthact.train.dataset import Sample, TSNDataset, snippet_starts
 from synthact.train.evaluate import fuse
 from synthact.train.loop import TrainConfig, fit
@@ -24,21 +21,6 @@ from synthact.train.models import TSN, PretrainedUnavailable
 from synthact.train.transforms import hflip
 
 from .conftest import BIN, run_cli
-
-CLASSES = "wave,squat,jumping_jack"
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    base = tmp_path_factory.mktemp("train")
-    synth, target = base / "synth", base / "target"
-    for root, n, seed in ((synth, 8, 0), (target, 6, 100)):
-        assert render_batch(RenderJob(out=root, classes=CLASSES, per_class=n, frames=12, size=(128, 96),
-                                      workers=2, seed=seed), progress=False).ok
-        assert run_flow(root, "dis", 2, progress=False).ok
-    write_split_lists(target)     # 4 train + 2 val clips per class
-    return synth, target
-
 
 def _cfg(data, out, **kw):
     synth, target = data

@@ -196,6 +196,28 @@ def evaluate_cmd(runs, weights, protocol, out):
     click.echo(f"fused {w}: top-1 {m['top1']:.4f}, mean class {m['mean_class']:.4f} ({m['n']} clips) -> {out}")
 
 
+@click.command("ablate", epilog="""
+\b
+Shipped configs (run where the datasets exist; see README):
+  hmdb51_two_stream, ucf25_synthetic_only, ucf25_10pct
+Example:
+  synthact ablate --config ucf25_10pct --out results/ucf25_10pct""")
+@click.option("--config", "config", required=True, help="A YAML file or the name of a shipped config.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def ablate_cmd(config, out, quiet):
+    """Run a data-ablation grid of train-tsn cells; write results.csv, results.md and a plot."""
+    from .ablate import run_grid
+    try:
+        r = run_grid(config, out, progress=not quiet, echo=click.echo)
+    except (ValueError, OSError, ContractError) as exc:
+        _fail(exc)
+    click.echo(Path(r["md"]).read_text())
+    click.echo(f"{r['cells']} cells ({r['skipped']} already done, {r['failed']} failed): {r['csv']}, {r['plot']}")
+    if r["failed"]:
+        sys.exit(PARTIAL)
+
+
 @click.group()
 def main():
     """synthact: synthetic action clips, TSN optical flow and training."""
@@ -206,6 +228,7 @@ main.add_command(extract_flow)
 main.add_command(prepare_cmd)
 main.add_command(train_tsn)
 main.add_command(evaluate_cmd)
+main.add_command(ablate_cmd)
 
 
 @main.command()

@@ -1,0 +1,197 @@
+"""``synthact ablate``: a data-ablation grid of train-tsn runs, and the paper's kind of table and plot.
+
+The grid crosses synthetic count, real fraction (0 means synthetic only), modality (rgb, flow and
+their two-stream fusion), split and seed. Each cell is one run folder; a cell with metrics is
+skipped on a rerun, a failed cell is recorded and the grid goes on.
+"""
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import time
+import traceback
+from dataclasses import fields
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from .train.loop import TrainConfig
+
+GRID_KEYS = {"synthetic": [0], "real_fraction": [1.0], "modality": ["rgb"], "splits": [1], "seeds": [0]}
+TOP_KEYS = {"name", "real", "real_root", "synthetic_root", "classes", "fusion_weights", "eval_protocol", "train",
+            "note"} | set(GRID_KEYS)
+TRAIN_KEYS = {f.name for f in fields(TrainConfig)} - {"out", "real", "real_root", "synthetic_root", "synthetic",
+                                                      "real_fraction", "classes", "synthetic_only", "modality",
+                                                      "seed", "eval_protocol", "num_classes", "info"}
+MODALITIES = ("rgb", "flow", "fusion")
+
+
+def shipped_configs() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("synthact.assets").joinpath("experiments").iterdir()
+                  if p.name.endswith(".yaml"))
+
+
+def load_config(spec: str | Path) -> dict:
+    """A YAML file, or the name of a shipped experiment config; every key is checked."""
+    path = Path(spec)
+    if not path.exists():
+        if str(spec) in shipped_configs():
+            text = resources.files("synthact.assets").joinpath("experiments", f"{spec}.yaml").read_text()
+            path = Path(f"<shipped>/{spec}.yaml")
+        else:
+            raise FileNotFoundError(f"{spec}: no such config file or shipped config ({', '.join(shipped_configs())})")
+    else:
+        text = path.read_text()
+    try:
+        cfg = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{path}: expected a mapping of settings")
+    for key in cfg:
+        if key not in TOP_KEYS:
+            raise ValueError(f"{path}: unknown key '{key}' (known: {', '.join(sorted(TOP_KEYS))})")
+    for key in cfg.get("train") or {}:
+        if key not in TRAIN_KEYS:
+            raise ValueError(f"{path}: unknown key 'train.{key}' (known: {', '.join(sorted(TRAIN_KEYS))})")
+    for key in ("real", "real_root"):
+        if key not in cfg:
+            raise ValueError(f"{path}: missing key '{key}'")
+    for key, default in GRID_KEYS.items():
+        value = cfg.get(key, default)
+        cfg[key] = value if isinstance(value, list) else [value]
+    bad = [m for m in cfg["modality"] if m not in MODALITIES]
+    if bad:
+        raise ValueError(f"{path}: unknown modality {bad[0]!r} (known: {', '.join(MODALITIES)})")
+    cfg.setdefault("fusion_weights", [1.0, 1.5])
+    cfg.setdefault("eval_protocol", "tsn")
+    cfg.setdefault("train", {})
+    return cfg
+
+
+def cells(cfg: dict) -> list[dict]:
+    out = []
+    for split, seed, n, frac, mod in itertools.product(cfg["splits"], cfg["seeds"], cfg["synthetic"],
+                                                        cfg["real_fraction"], cfg["modality"]):
+        if frac == 0 and n == 0:
+            continue  # neither real nor synthetic data
+        out.append({"split": split, "seed": seed, "synthetic": n, "real_fraction": frac, "modality": mod,
+                    "id": f"s{split}_seed{seed}_syn{n}_real{frac:g}_{mod}"})
+    # fusion reads the two streams' scores: run them first
+    return sorted(out, key=lambda c: c["modality"] == "fusion")
+
+
+def _train_config(cfg: dict, cell: dict, out: Path) -> TrainConfig:
+    name = cfg["real"].split(":")[0]
+    return TrainConfig(out=str(out), real=f"{name}:split{cell['split']}", real_root=str(cfg["real_root"]),
+                       synthetic_root=cfg.get("synthetic_root"), synthetic=cell["synthetic"],
+                       real_fraction=cell["real_fraction"] or 1.0, synthetic_only=cell["real_fraction"] == 0,
+                       classes=cfg.get("classes"), modality=cell["modality"], seed=cell["seed"],
+                       eval_protocol=cfg["eval_protocol"], **cfg["train"])
+
+
+def run_cell(cfg: dict, cell: dict, root: Path, progress: bool) -> dict:
+    from .train.evaluate import fuse_to
+    from .train.loop import fit
+    out = root / "cells" / cell["id"]
+    if cell["modality"] == "fusion":
+        streams = [root / "cells" / cell["id"].replace("_fusion", f"_{m}") for m in ("rgb", "flow")]
+        return fuse_to(out, streams, [float(w) for w in cfg["fusion_weights"]], cfg["eval_protocol"])
+    return fit(_train_config(cfg, cell, out), resume=(out / "checkpoint.pt").exists(), progress=progress)
+
+
+def run_grid(spec: str | Path, out: Path, progress: bool = True, echo=print) -> dict:
+    cfg = load_config(spec)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.resolved.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    rows, failed, skipped = [], 0, 0
+    todo = cells(cfg)
+    for i, cell in enumerate(todo, start=1):
+        metrics_path = out / "cells" / cell["id"] / "metrics.json"
+        start = time.perf_counter()
+        row = {k: cell[k] for k in ("split", "seed", "synthetic", "real_fraction", "modality")}
+        if metrics_path.exists():
+            m, status = json.loads(metrics_path.read_text()), "done"
+            skipped += 1
+        else:
+            echo(f"[{i}/{len(todo)}] {cell['id']}")
+            try:
+                m, status = run_cell(cfg, cell, out, progress), "ok"
+            except Exception as exc:  # a failed cell is a result too; the grid goes on
+                m, status = {}, f"failed: {traceback.format_exception_only(type(exc), exc)[-1].strip()}"
+                failed += 1
+                echo(f"      {status}")
+        row.update({"top1": m.get("top1"), "mean_class": m.get("mean_class"), "n_val": m.get("n"),
+                    "status": status, "seconds": round(time.perf_counter() - start, 1), "cell": cell["id"]})
+        rows.append(row)
+        write_results(out, rows, cfg)
+    return {"cells": len(rows), "failed": failed, "skipped": skipped, "csv": out / "results.csv",
+            "md": out / "results.md", "plot": out / "accuracy_vs_synthetic.png"}
+
+
+def write_results(out: Path, rows: list[dict], cfg: dict) -> None:
+    with open(out / "results.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    (out / "results.md").write_text(table(rows, cfg))
+    plot(rows, out / "accuracy_vs_synthetic.png", cfg)
+
+
+def _groups(rows: list[dict]) -> dict:
+    groups: dict[tuple, list[float]] = {}
+    for r in rows:
+        if r["top1"] is not None:
+            groups.setdefault((r["modality"], r["real_fraction"], r["synthetic"]), []).append(100 * r["top1"])
+    return groups
+
+
+def table(rows: list[dict], cfg: dict) -> str:
+    """Top-1 (%) as mean ± std over splits and seeds: one row per modality and real fraction,
+    one column per synthetic count, as the paper prints it."""
+    groups = _groups(rows)
+    counts = sorted({r["synthetic"] for r in rows})
+    lines = [f"# {cfg.get('name', 'ablation')}: top-1 accuracy (%) on {cfg['real']} "
+             f"({cfg['eval_protocol']} protocol), mean ± std over splits {cfg['splits']} x seeds {cfg['seeds']}", "",
+             "| modality | real fraction | " + " | ".join(f"+{n} synthetic" for n in counts) + " |",
+             "|---|---|" + "---|" * len(counts)]
+    for mod in MODALITIES:
+        for frac in sorted({r["real_fraction"] for r in rows}, reverse=True):
+            cells_ = []
+            for n in counts:
+                v = groups.get((mod, frac, n))
+                cells_.append("" if not v else f"{np.mean(v):.1f} ± {np.std(v):.1f} (n={len(v)})")
+            if any(cells_):
+                label = "synthetic only" if frac == 0 else f"{frac:g}"
+                lines.append(f"| {mod} | {label} | " + " | ".join(cells_) + " |")
+    failed = [r for r in rows if str(r["status"]).startswith("failed")]
+    if failed:
+        lines += ["", f"{len(failed)} cell(s) failed: " + "; ".join(f"{r['cell']} ({r['status']})" for r in failed)]
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict], path: Path, cfg: dict) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    groups = _groups(rows)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for mod in MODALITIES:
+        for frac in sorted({k[1] for k in groups if k[0] == mod}, reverse=True):
+            pts = sorted((n, np.mean(v), np.std(v)) for (m, f, n), v in groups.items() if m == mod and f == frac)
+            if pts:
+                n, mean, std = map(np.array, zip(*pts))
+                label = f"{mod}, {'synthetic only' if frac == 0 else f'real x{frac:g}'}"
+                ax.errorbar(n, mean, yerr=std, marker="o", capsize=3, label=label)
+    ax.set_xlabel("synthetic clips added")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_title(f"{cfg.get('name', 'ablation')} ({cfg['real']})", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
