@@ -13,7 +13,7 @@ import pytest
 from synthact import contract as C
 from synthact.flow.extract import run_flow
 from synthact.flow.methods import make_flow
-from synthact.flow.prepare import PrepareJob, decode_video, prepare
+from synthact.flow.prepare import decode_video
 from synthact.flow.splits import load_splits, subset_classes
 from synthact.render.clips import RenderJob, render_batch
 

@@ -9,11 +9,14 @@ instead of looping.
 from __future__ import annotations
 
 import multiprocessing as mp
+import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
+
+from tqdm import tqdm
 
 
 @dataclass
@@ -80,3 +83,31 @@ def run_tasks(
                         pending.append(task)
         finally:
             pool.shutdown(wait=not broken, cancel_futures=True)
+
+
+@dataclass
+class BatchResult:
+    failures: list        # (task name, error)
+    seconds: float
+    work: int             # frames, pairs... whatever on_ok counted
+
+
+def run_batch(fn: Callable, tasks: list, workers: int, *, name: Callable[[Any], str], on_ok: Callable[[Outcome], int],
+              initializer: Callable | None = None, initargs: tuple = (), desc: str = "", unit: str = "clip",
+              rate: str = "frames/s", progress: bool = True) -> BatchResult:
+    """:func:`run_tasks` with a progress bar (tasks/s, ETA and a work rate) and a failure list.
+
+    ``on_ok`` records a finished task (a manifest line, say) and returns how much work it was.
+    """
+    bar = tqdm(total=len(tasks), unit=unit, desc=desc, disable=not progress)
+    failures, work, start = [], 0, time.perf_counter()
+    for out in run_tasks(fn, tasks, max(1, min(workers, len(tasks) or 1)), initializer, initargs):
+        if out.ok:
+            work += on_ok(out)
+        else:
+            failures.append((name(out.task), out.error))
+            bar.write(f"failed {name(out.task)}: {out.error}")
+        bar.update(1)
+        bar.set_postfix({rate: f"{work / max(1e-9, time.perf_counter() - start):.1f}"})
+    bar.close()
+    return BatchResult(failures, time.perf_counter() - start, work)

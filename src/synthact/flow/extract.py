@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
-from tqdm import tqdm
 
 from .. import contract as C
-from ..batch import run_tasks
+from ..batch import run_batch
 from .methods import METHODS, check_method, make_flow
 
 FLOW_INFO, FLOW_MANIFEST = C.FLOW_INFO, C.FLOW_MANIFEST
@@ -108,19 +107,14 @@ def run_flow(root: Path, method: str, workers: int, resume: bool = False, overwr
     done = {r["clip"] for r in C.repair_manifest(root, FLOW_MANIFEST)}
     todo = [c for c in all_clips if c not in done]
     summary = FlowSummary(clips=len(all_clips), skipped=len(all_clips) - len(todo))
-    start = time.perf_counter()
-    bar = tqdm(total=len(todo), unit="clip", desc=f"flow {method}", disable=not progress)
-    for out in run_tasks(flow_task, [(str(root), c) for c in todo], max(1, min(workers, len(todo) or 1)),
-                         initializer=init_flow_worker, initargs=(method,)):
-        if out.ok:
-            C.append_manifest(root, {**out.result, "method": method}, FLOW_MANIFEST)
-            summary.done += 1
-            summary.pairs += out.result["pairs"]
-        else:
-            summary.failures.append((out.task[1], out.error))
-            bar.write(f"failed {out.task[1]}: {out.error}")
-        bar.update(1)
-        bar.set_postfix(pairs_s=f"{summary.pairs / max(1e-9, time.perf_counter() - start):.1f}")
-    bar.close()
-    summary.seconds = time.perf_counter() - start
+
+    def record(out) -> int:
+        C.append_manifest(root, {**out.result, "method": method}, FLOW_MANIFEST)
+        summary.done += 1
+        return out.result["pairs"]
+
+    res = run_batch(flow_task, [(str(root), c) for c in todo], workers, name=lambda t: t[1], on_ok=record,
+                    initializer=init_flow_worker, initargs=(method,), desc=f"flow {method}", rate="pairs/s",
+                    progress=progress)
+    summary.failures, summary.seconds, summary.pairs = res.failures, res.seconds, res.work
     return summary

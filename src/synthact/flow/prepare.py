@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
-from tqdm import tqdm
 
 from .. import contract as C
-from ..batch import run_tasks
+from ..batch import run_batch
 from . import extract
 from .methods import make_flow
 from .splits import Splits, load_splits, subset_classes
@@ -133,24 +132,20 @@ def prepare(job: PrepareJob, progress: bool = True) -> PrepareSummary:
             summary.missing.append((v.clip, f"listed in {splits.sources[v.clip]} but missing: {path}"))
         else:
             tasks.append((str(root), v.clip, str(path), tuple(job.size)))
-    start = time.perf_counter()
-    bar = tqdm(total=len(tasks), unit="video", desc=f"prepare {job.dataset}", disable=not progress)
-    for out in run_tasks(prepare_task, tasks, max(1, min(job.workers, len(tasks) or 1)),
-                         initializer=_init_worker, initargs=(job.flow,)):
-        if out.ok:
-            C.append_manifest(root, {**out.result, "dataset": job.dataset})
-            if job.flow:
-                C.append_manifest(root, {"clip": out.result["clip"], "pairs": out.result["flow_pairs"],
-                                         "method": job.flow}, C.FLOW_MANIFEST)
-            done[out.result["clip"]] = out.result
-            summary.done += 1
-            summary.frames += out.result["num_frames"]
-        else:
-            summary.failures.append((out.task[1], out.error))
-            bar.write(f"failed {out.task[1]}: {out.error}")
-        bar.update(1)
-    bar.close()
-    summary.seconds = time.perf_counter() - start
+
+    def record(out) -> int:
+        C.append_manifest(root, {**out.result, "dataset": job.dataset})
+        if job.flow:
+            C.append_manifest(root, {"clip": out.result["clip"], "pairs": out.result["flow_pairs"],
+                                     "method": job.flow}, C.FLOW_MANIFEST)
+        done[out.result["clip"]] = out.result
+        summary.done += 1
+        return out.result["num_frames"]
+
+    res = run_batch(prepare_task, tasks, job.workers, name=lambda t: t[1], on_ok=record, initializer=_init_worker,
+                    initargs=(job.flow,), desc=f"prepare {job.dataset}", unit="video", rate="frames/s",
+                    progress=progress)
+    summary.failures, summary.seconds, summary.frames = res.failures, res.seconds, res.work
     summary.lists = write_lists(root, splits, {c: r["num_frames"] for c, r in done.items()})
     if summary.missing:
         C.write_lines(root / "missing.txt", [f"{c}: {why}" for c, why in summary.missing])

@@ -14,11 +14,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
-
 from .. import contract as C
 from ..assets import resolve_classes
-from ..batch import run_tasks
+from ..batch import run_batch
 from .sampling import sample_record
 
 # settings that must agree between a rerun and the clips already in a root
@@ -192,24 +190,16 @@ def render_batch(job: RenderJob, progress: bool = True) -> RenderSummary:
                       "zero outside the body (alpha < 0.5)"}, indent=1)])
     todo = [r for r in records if r["clip"] not in done]
     summary = RenderSummary(planned=len(records), skipped=len(records) - len(todo), rendered=0)
-    start = time.perf_counter()
-    bar = tqdm(total=len(todo), unit="clip", disable=not progress, desc="render")
-    tasks = [(r, str(root), job.video) for r in todo]
-    for outcome in run_tasks(render_clip, tasks, max(1, min(job.workers, len(tasks) or 1)),
-                             initializer=_init_worker,
-                             initargs=(job.engine, job.size, job.fps, job.gt_flow, str(root / "render.log"))):
-        clip = outcome.task[0]["clip"]
-        if outcome.ok:
-            C.append_manifest(root, outcome.result)
-            summary.rendered += 1
-            summary.frames += outcome.result["num_frames"]
-        else:
-            summary.failures.append((clip, outcome.error))
-            bar.write(f"failed {clip}: {outcome.error}")
-        bar.update(1)
-        bar.set_postfix(fps=f"{summary.frames / max(1e-9, time.perf_counter() - start):.1f}")
-    bar.close()
-    summary.seconds = time.perf_counter() - start
+
+    def record(out) -> int:
+        C.append_manifest(root, out.result)
+        summary.rendered += 1
+        return out.result["num_frames"]
+
+    res = run_batch(render_clip, [(r, str(root), job.video) for r in todo], job.workers, name=lambda t: t[0]["clip"],
+                    on_ok=record, initializer=_init_worker, desc="render", rate="frames/s", progress=progress,
+                    initargs=(job.engine, job.size, job.fps, job.gt_flow, str(root / "render.log")))
+    summary.failures, summary.seconds, summary.frames = res.failures, res.seconds, res.work
     write_index(root)
     write_preview(root)
     return summary

@@ -1,0 +1,101 @@
+"""TSN training throughput: the full pipeline (JPEGs through the DataLoader) against the
+model-only ceiling (the same batches already in memory), in one run.
+
+    .venv/bin/python bench/train.py [--device cpu|cuda] [--backbone resnet18] [--size 224]
+                                    [--batch 8] [--steps 6] [--workers 2] [--modality rgb]
+
+Images/s counts segment images (batch x segments). A ratio near 1 means training is not
+input-bound. It renders its own small rawframe root at 340x256 first (not timed).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+
+def make_root(tmp: Path, modality: str) -> list:
+    from synthact.flow.extract import run_flow
+    from synthact.render.clips import RenderJob, render_batch
+    from synthact.train.dataset import Sample
+    from synthact import contract as C
+    root = tmp / "synth"
+    assert render_batch(RenderJob(out=root, classes="ucf25", total=50, frames=16, workers=os.cpu_count(), seed=5),
+                        progress=False).ok
+    if modality == "flow":
+        assert run_flow(root, "dis", os.cpu_count(), progress=False).ok
+    return [Sample(str(root / C.RAWFRAMES), e.clip, e.num_frames, e.label)
+            for e in C.read_annotations(root / C.ANNOTATIONS / "synthetic_rawframes.txt")]
+
+
+def step_fn(model, device):
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step(x, y):
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            loss = loss_fn(model(x).float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def timed(fn, n: int, device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    from torch.utils.data import DataLoader
+
+    from synthact.train.dataset import TSNDataset
+    from synthact.train.models import TSN
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--backbone", default="resnet18")
+    ap.add_argument("--modality", default="rgb")
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--workers", type=int, default=os.cpu_count())
+    a = ap.parse_args()
+    device = torch.device(a.device)
+    with tempfile.TemporaryDirectory() as tmp:
+        samples = make_root(Path(tmp), a.modality)
+        ds = TSNDataset(samples, a.modality, 3, a.size, "train")
+        model = TSN(25, a.backbone, a.modality).to(device).train()
+        if device.type == "cuda":
+            model = model.to(memory_format=torch.channels_last)
+        step = step_fn(model, device)
+        loader = DataLoader(ds, a.batch, shuffle=True, num_workers=a.workers, drop_last=True,
+                            pin_memory=device.type == "cuda", persistent_workers=a.workers > 0)
+        batches = iter(loader)
+        x0, y0 = next(batches)
+        step(x0, y0)                              # warm-up (and workers started)
+        full = timed(lambda: step(*next(batches)), a.steps, device)
+        ceiling = timed(lambda: step(x0, y0), a.steps, device)
+    images = a.steps * a.batch * 3
+    print(f"# train bench: {platform.machine()}, {os.cpu_count()} cores, device {device}, {a.backbone} {a.modality}, "
+          f"{a.size}px, batch {a.batch} x 3 segments, {a.steps} steps, {a.workers} loader workers")
+    print("| case | images/s |")
+    print("|---|---|")
+    print(f"| model only (batch in memory), ceiling | {images / ceiling:.1f} |")
+    print(f"| full pipeline (JPEG decode, TSN sampling, augmentation, DataLoader) | {images / full:.1f} |")
+    print(f"| ratio full / ceiling | {ceiling / full:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
