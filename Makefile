@@ -13,7 +13,8 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,mmaction]'
+	$(PY) -m pip install -q -c constraints.txt --no-deps mmaction2==1.2.0 mmengine==0.10.7 mmcv-lite==2.1.0
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -24,6 +25,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/render.py
+	$(PY) bench/flow.py
+	$(PY) bench/train.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT)

@@ -221,3 +221,15 @@ def test_gt_flow_maps_frame_k_plus_1_back_onto_frame_k(tmp_path):
         assert good < 0.6 * still, (clip, errors)
         assert good < errors[(-1, -1)][0], (clip, errors)
         assert json.loads((out / C.MANIFEST).read_text().splitlines()[0])["gt_flow"] is True
+
+
+def test_rendering_works_after_the_caller_imported_bpy(tmp_path):
+    # bpy puts its script folders in sys.path, and spawned workers inherit sys.path
+    code = ("import bpy\nfrom synthact.render.clips import RenderJob, render_batch\n"
+            "if __name__ == '__main__':\n"
+            f"    s = render_batch(RenderJob(out={str(tmp_path / 'o')!r}, classes='wave', per_class=1, frames=2,"
+            " size=(64, 48)), progress=False)\n    print(s.ok, s.failures)\n")
+    script = tmp_path / "user_script.py"
+    script.write_text(code)
+    r = subprocess.run([str(BIN / "python"), str(script)], capture_output=True, text=True, timeout=300)
+    assert r.stdout.strip() == "True []", r.stdout + r.stderr[-2000:]

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,6 +124,22 @@ def redirect_output(log: str) -> None:
     os.close(fd)
 
 
+@contextmanager
+def _children_without_blender_paths():
+    """A process that imported bpy has Blender's script folders (``.../bpy/5.0/scripts/...``) in
+    sys.path; spawned workers inherit sys.path, and there ``import bpy`` would find the inner
+    scripts package instead of the module. Hide them while the workers start; restore after."""
+    def blenders(path: str) -> bool:
+        p = path.replace(os.sep, "/")
+        return "/scripts/" in p and ("/bpy/" in p or "/blender/" in p)
+    saved = list(sys.path)
+    sys.path[:] = [p for p in saved if not blenders(p)]
+    try:
+        yield
+    finally:
+        sys.path[:] = saved
+
+
 def _init_worker(engine: str, size: tuple[int, int], fps: int, gt_flow: bool, log: str) -> None:
     global _STAGE
     redirect_output(log)
@@ -196,9 +214,11 @@ def render_batch(job: RenderJob, progress: bool = True) -> RenderSummary:
         summary.rendered += 1
         return out.result["num_frames"]
 
-    res = run_batch(render_clip, [(r, str(root), job.video) for r in todo], job.workers, name=lambda t: t[0]["clip"],
-                    on_ok=record, initializer=_init_worker, desc="render", rate="frames/s", progress=progress,
-                    initargs=(job.engine, job.size, job.fps, job.gt_flow, str(root / "render.log")))
+    with _children_without_blender_paths():
+        res = run_batch(render_clip, [(r, str(root), job.video) for r in todo], job.workers,
+                        name=lambda t: t[0]["clip"], on_ok=record, initializer=_init_worker, desc="render", rate="frames/s",
+                        progress=progress, initargs=(job.engine, job.size, job.fps, job.gt_flow,
+                                                     str(root / "render.log")))
     summary.failures, summary.seconds, summary.frames = res.failures, res.seconds, res.work
     write_index(root)
     write_preview(root)

@@ -22,6 +22,7 @@ from .. import contract as C
 from .dataset import TSNDataset
 from .evaluate import evaluate_run, predict
 from .mixing import Selection, select
+from .mmaction_engine import DEPTH, backbone_checkpoint, train_mmaction, write_config
 from .models import TSN
 
 CHECKPOINT = "checkpoint.pt"
@@ -55,6 +56,7 @@ class TrainConfig:
     seed: int = 0
     eval_protocol: str = "tsn"           # final evaluation: tsn (25 snippets x 10 crops) or fast
     device: str = "auto"
+    engine: str = "synthact"             # or mmaction2 (optional extra: make mmaction)
     num_classes: int = 0                 # filled from the selection
     info: dict = field(default_factory=dict)
 
@@ -107,6 +109,13 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
         raise ValueError(f"{run}: already holds a run; pass --resume to continue it or choose another --out")
     write_lists(run, sel)
     (run / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
+    if cfg.engine == "mmaction2":
+        write_config(cfg, run, backbone_checkpoint(cfg, run))
+        return train_mmaction(cfg, run, resume)
+    if cfg.engine != "synthact":
+        raise ValueError(f"unknown engine {cfg.engine!r}: synthact or mmaction2")
+    if cfg.backbone in DEPTH:  # the same selection, ready for mmaction2 (weights: see the config)
+        write_config(cfg, run, None)
     device = _device(cfg.device)
     torch.manual_seed(cfg.seed)  # the initial weights of everything not loaded from a file
     model = build_model(cfg)
