@@ -1,8 +1,10 @@
-"""TSN training throughput: the full pipeline (JPEGs through the DataLoader) against the
-model-only ceiling (the same batches already in memory), in one run.
+"""TSN training throughput, in one run: the full pipeline (JPEGs through the DataLoader) against
+the model-only ceiling (the same batches already in memory), and our TSN against mmaction2's TSN
+training the same selection with the same recipe (`--engines`).
 
     .venv/bin/python bench/train.py [--device cpu|cuda] [--backbone resnet18] [--size 224]
                                     [--batch 8] [--steps 6] [--workers 2] [--modality rgb]
+                                    [--engines] [--epochs 2]
 
 Images/s counts segment images (batch x segments). A ratio near 1 means training is not
 input-bound. It renders its own small rawframe root at 340x256 first (not timed).
@@ -17,6 +19,31 @@ import time
 from pathlib import Path
 
 import torch
+
+
+def engines(tmp: Path, a) -> tuple[float, float]:
+    """Training images/s (validation excluded) of both engines on one selection and recipe."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    from synthact.target_domain import write_split_lists
+    from synthact.train import mmaction_plugins  # noqa: F401
+    from synthact.train.loop import TrainConfig, fit
+    from synthact.train.mmaction_engine import CONFIG
+    root = tmp / "synth"
+    write_split_lists(root, "bench", val_every=5)
+    common = dict(real="bench:split1", real_root=str(root), modality=a.modality, backbone=a.backbone, size=a.size,
+                  epochs=a.epochs, batch_size=a.batch, workers=a.workers, eval_protocol="fast", device=a.device)
+    ours = fit(TrainConfig(out=str(tmp / "ours"), **common), progress=False)
+    n = ours["selection"]["real_train"] * 3
+    ours_rate = n * a.epochs / sum(h["seconds"] for h in ours["history"])
+    cfg = Config.fromfile(str(tmp / "ours" / CONFIG))   # the config every run writes for mmaction2
+    cfg.work_dir = str(tmp / "mm")
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    runner = Runner.from_cfg(cfg)
+    t0 = time.perf_counter()
+    runner.train()
+    return ours_rate, n * a.epochs / (time.perf_counter() - t0)
 
 
 def make_root(tmp: Path, modality: str) -> list:
@@ -71,6 +98,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--workers", type=int, default=os.cpu_count())
+    ap.add_argument("--engines", action="store_true", help="also our TSN against mmaction2's")
+    ap.add_argument("--epochs", type=int, default=2)
     a = ap.parse_args()
     device = torch.device(a.device)
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,6 +116,8 @@ def main() -> None:
         step(x0, y0)                              # warm-up (and workers started)
         full = timed(lambda: step(*next(batches)), a.steps, device)
         ceiling = timed(lambda: step(x0, y0), a.steps, device)
+        del loader, batches
+        both = engines(Path(tmp), a) if a.engines else None
     images = a.steps * a.batch * 3
     print(f"# train bench: {platform.machine()}, {os.cpu_count()} cores, device {device}, {a.backbone} {a.modality}, "
           f"{a.size}px, batch {a.batch} x 3 segments, {a.steps} steps, {a.workers} loader workers")
@@ -95,6 +126,10 @@ def main() -> None:
     print(f"| model only (batch in memory), ceiling | {images / ceiling:.1f} |")
     print(f"| full pipeline (JPEG decode, TSN sampling, augmentation, DataLoader) | {images / full:.1f} |")
     print(f"| ratio full / ceiling | {ceiling / full:.2f} |")
+    if both:
+        print(f"| synthact engine, {a.epochs} epochs, training only | {both[0]:.1f} |")
+        print(f"| mmaction2 1.2.0 engine, same selection and recipe, training only | {both[1]:.1f} |")
+        print(f"| ratio synthact / mmaction2 | {both[0] / both[1]:.2f} |")
 
 
 if __name__ == "__main__":

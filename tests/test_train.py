@@ -30,15 +30,17 @@ def _cfg(data, out, **kw):
     return TrainConfig(**base)
 
 
-@pytest.mark.parametrize("modality, backbone, pretrained, lr", [
-    ("rgb", "efficientnet_lite0", "imagenet", 0.001),   # offline ImageNet start
-    ("flow", "resnet18", "none", 0.005),                # TSN's flow learning rate
+# Flow starts from scratch and needs a third epoch: checked over seeds 0-3 here, RGB fell in
+# 2 epochs on all four, flow in 3 (in 2, the step schedule already cuts its rate after epoch 1).
+@pytest.mark.parametrize("modality, backbone, pretrained, lr, epochs", [
+    ("rgb", "efficientnet_lite0", "imagenet", 0.001, 2),   # offline ImageNet start
+    ("flow", "resnet18", "none", 0.005, 3),                # TSN's flow learning rate
 ])
-def test_loss_falls_over_two_epochs(data, tmp_path, modality, backbone, pretrained, lr):
+def test_loss_falls_on_cpu(data, tmp_path, modality, backbone, pretrained, lr, epochs):
     m = fit(_cfg(data, tmp_path / modality, modality=modality, backbone=backbone, pretrained=pretrained, lr=lr,
-                 synthetic=24), progress=False)
+                 synthetic=24, epochs=epochs), progress=False)
     losses = [h["train_loss"] for h in m["history"]]
-    assert losses[1] < losses[0], losses
+    assert losses[-1] < 0.9 * losses[0], losses
     run = tmp_path / modality
     for name in ("checkpoint.pt", "model.pt", "metrics.json", "log.csv", "confusion.png", "train_list.txt",
                  "val_list.txt", "classes.txt", "scores_fast.npy"):

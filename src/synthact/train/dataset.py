@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from .. import contract as C
 from .models import NEW_LENGTH
@@ -62,12 +62,29 @@ def load_snippet(sample: Sample, start: int, modality: str) -> np.ndarray:
     return np.stack(chans, axis=-1)
 
 
+class EpochSampler(Sampler):
+    """A seeded shuffle per epoch that hands the epoch to the dataset inside each index
+    (``epoch * N + i``), so persistent DataLoader workers need no state from the main process."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+        return iter((self.epoch * self.n + torch.randperm(self.n, generator=g)).tolist())
+
+
 class TSNDataset(Dataset):
     def __init__(self, samples: list[Sample], modality: str, segments: int = 3, size: int = 224,
                  mode: str = "train", seed: int = 0, test_snippets: int = 25):
         self.samples, self.modality, self.segments = samples, modality, segments
         self.size, self.mode, self.seed, self.test_snippets = size, mode, seed, test_snippets
-        self.epoch = 0
         for s in samples:  # fail at start, not an hour in
             if not s.folder.is_dir():
                 raise C.ContractError(f"{s.folder}: frame folder missing (listed as {s.clip})")
@@ -75,10 +92,11 @@ class TSNDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, int]:
+        epoch, i = divmod(k, len(self.samples))   # see EpochSampler
         s = self.samples[i]
         # augmentation is a pure function of (seed, epoch, index): resumed runs repeat it exactly
-        rng = np.random.default_rng([self.seed, self.epoch, i])
+        rng = np.random.default_rng([self.seed, epoch, i])
         starts = snippet_starts(s.num_frames, self.modality, self.segments, self.mode, rng, self.test_snippets)
         group = [load_snippet(s, k, self.modality) for k in starts]
         group = PRESETS["train" if self.mode == "train" else self.mode](group, self.size, self.modality == "flow", rng)

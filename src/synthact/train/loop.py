@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .. import contract as C
-from .dataset import TSNDataset
+from .dataset import EpochSampler, TSNDataset
 from .evaluate import evaluate_run, predict
 from .mixing import Selection, select
 from .mmaction_engine import DEPTH, backbone_checkpoint, train_mmaction, write_config
@@ -139,12 +139,13 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
     val_ds = TSNDataset(sel.val, cfg.modality, cfg.segments, cfg.size, "val", cfg.seed)
     writer = _tensorboard(run)
     loss_fn = torch.nn.CrossEntropyLoss()
+    sampler = EpochSampler(len(train_ds), cfg.seed)
+    loader = DataLoader(train_ds, cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
+                        persistent_workers=cfg.workers > 0, drop_last=len(train_ds) > cfg.batch_size,
+                        pin_memory=device.type == "cuda")
     for epoch in range(start, cfg.epochs):
-        train_ds.epoch = epoch
+        sampler.set_epoch(epoch)
         torch.manual_seed(cfg.seed * 100003 + epoch)   # dropout masks
-        order = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
-        loader = DataLoader(train_ds, cfg.batch_size, shuffle=True, generator=order, num_workers=cfg.workers,
-                            drop_last=len(train_ds) > cfg.batch_size, pin_memory=device.type == "cuda")
         model.train()
         t0, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
         for x, y in tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False):
