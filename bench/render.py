@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 
-def steady(engine: str, gt_flow: bool, clips: int, frames: int, per_frame: bool) -> tuple[float, float]:
+def steady(engine: str, gt_flow: bool, clips: int, frames: int, per_frame: bool,
+           capture: str | None = None) -> tuple[float, float]:
     import bpy
 
     from synthact import contract as C
@@ -35,7 +36,9 @@ def steady(engine: str, gt_flow: bool, clips: int, frames: int, per_frame: bool)
     root = Path(tempfile.mkdtemp(prefix="bench-render-"))
     wall = cpu = 0.0
     for i in range(clips + 1):  # the first clip warms caches and is not counted
-        rec = sample_record("jumping_jack", 7, i, frames, 25, (340, 256), engine, gt_flow)
+        library = {"bone_map": None, "motions": {"walk": [{"file": capture, "frames": None}]}} if capture else None
+        rec = sample_record("walk" if capture else "jumping_jack", 7, i, frames, 25, (340, 256), engine, gt_flow,
+                            library)
         t0, c0 = time.perf_counter(), time.process_time()
         anim = animate(rec)
         tmp = C.staging_dir(root, rec["clip"])
@@ -90,6 +93,11 @@ def main() -> None:
     print(f"| workbench, baseline: one render call per frame, 1 process | {base[0]:.1f} | {base[1]:.1f} |")
     print(f"| workbench, ours: one animation render per clip, 1 process | {ours[0]:.1f} | {ours[1]:.1f} |")
     print(f"| ratio ours / baseline | {ours[0] / base[0]:.2f}x | {ours[1] / base[1]:.2f}x |")
+    capture = Path(os.environ.get("SYNTHACT_FIXTURES", "../shared/data")) / "mocap/cmu_mb/02_01.bvh"
+    if capture.exists():
+        mo = _in_child(steady, "workbench", False, a.clips, a.frames, False, str(capture.resolve()))
+        print(f"| workbench, motion capture (CMU 02_01 walk, retargeted), 1 process | {mo[0]:.1f} | {mo[1]:.1f} |")
+        print(f"| ratio motion capture / procedural | {mo[0] / ours[0]:.2f}x | {mo[1] / ours[1]:.2f}x |")
     for gt in (False, True):
         cy = _in_child(steady, "cycles", gt, max(2, a.clips // 2), a.frames, False)
         print(f"| cycles 1 sample{' + gt-flow (EXR, conversion)' if gt else ''}, 1 process | {cy[0]:.1f} | {cy[1]:.1f} |")

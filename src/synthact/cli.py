@@ -23,6 +23,7 @@ Examples:
   render-clips --out synth --classes ucf25 --per-class 100 --workers 8
   render-clips --out synth --classes hmdb --total 8000 --frames 64 --seed 1
   render-clips --out gt --classes wave,walk --per-class 4 --engine cycles --gt-flow --video
+  render-clips --out mocap --motions motions.yaml --classes walk,jump,wave --per-class 50
 """
 
 
@@ -39,14 +40,19 @@ Examples:
 @click.option("--seed", default=0, show_default=True, type=int, help="Batch seed: same seed, same frames.")
 @click.option("--gt-flow", is_flag=True, help="Also write exact forward flow from Cycles' Vector pass.")
 @click.option("--video", is_flag=True, help="Also write clip.mp4 in each clip folder.")
+@click.option("--motions", type=click.Path(dir_okay=False, path_type=Path),
+              help="Motion-capture library (YAML: class -> BVH files); its classes use the captures.")
+@click.option("--bone-map", help="cgspeed | 3dsmax | daz | cc | FILE: how the captures' joints map to ours.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def render_clips(out, classes, per_class, total, frames, size, fps, engine, workers, seed, gt_flow, video, quiet):
+def render_clips(out, classes, per_class, total, frames, size, fps, engine, workers, seed, gt_flow, video, motions,
+                 bone_map, quiet):
     """Render texture-less, background-less synthetic human action clips with Blender (bpy)."""
     from .render.clips import RenderJob, parse_size, render_batch
     try:
         job = RenderJob(out=out, classes=classes, per_class=per_class, total=total, frames=frames,
                         size=parse_size(size), fps=fps, engine=engine, workers=workers, seed=seed,
-                        gt_flow=gt_flow, video=video)
+                        gt_flow=gt_flow, video=video, motions=str(motions) if motions else None,
+                        bone_map=bone_map)
         s = render_batch(job, progress=not quiet)
     except (ValueError, OSError, ContractError) as exc:
         _fail(exc)

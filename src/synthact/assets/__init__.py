@@ -13,10 +13,11 @@ def class_map() -> dict:
     return yaml.safe_load(resources.files(__package__).joinpath("classes.yaml").read_text())
 
 
-def resolve_classes(spec: str) -> list[str]:
-    """``ucf25``, ``hmdb``, ``all`` or a comma list of our class names -> sorted class list."""
+def resolve_classes(spec: str, extra=()) -> list[str]:
+    """``ucf25``, ``hmdb``, ``all`` or a comma list of our class names -> sorted class list.
+    ``extra``: more accepted names (the classes of a motion-capture library)."""
     cm = class_map()
-    known = cm["actions"]
+    known = set(cm["actions"]) | set(extra)
     if spec == "all":
         return sorted(known)
     if spec in cm["subsets"]:

@@ -8,6 +8,7 @@ import numpy as np
 from .actions import ACTIONS, evaluate
 from .body import INDEX, Skeleton, build_skeleton, rest_rotations
 from .camera import CameraPath, frame_clip
+from .mocap import retarget, sample_positions
 from .motion import Posed, pose_bone_keys, pose_clip, posed_vertices
 
 
@@ -18,16 +19,22 @@ class Animation:
     quats: np.ndarray     # (N, B, 4) pose-bone rotations
     root_loc: np.ndarray  # (N, 3) pelvis pose-bone location
     camera: CameraPath
+    motion_used: dict     # what a capture actually gave (frames, speed), for the manifest
 
 
 def animate(record: dict) -> Animation:
     n, fps = record["frames"], record["fps"]
     skel = build_skeleton(record["body"])
-    action = ACTIONS[record["class"]]
-    t = np.arange(n) / fps
-    channels = evaluate(action, t, record["action"])
-    posed = pose_clip(skel, channels, n, action.ground)
+    motion, act = record.get("motion", {"source": "procedural"}), record["action"]
+    used = {}
+    if motion["source"] == "bvh":
+        keys, used = sample_positions(motion["file"], motion["frames"], n, fps, motion["start"], act["speed"],
+                                      act["mirror"], motion["bone_map"])
+        posed = retarget(skel, keys)
+    else:
+        action = ACTIONS[record["class"]]
+        posed = pose_clip(skel, evaluate(action, np.arange(n) / fps, act), n, action.ground)
     quats, root_loc = pose_bone_keys(posed, rest_rotations(skel))
     verts = posed_vertices(skel, posed)
     cam = frame_clip(verts, posed.heads[:, INDEX["pelvis"], :2], record["camera"], tuple(record["size"]))
-    return Animation(skel, posed, quats, root_loc, cam)
+    return Animation(skel, posed, quats, root_loc, cam, used)

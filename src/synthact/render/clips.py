@@ -19,6 +19,7 @@ from pathlib import Path
 from .. import contract as C
 from ..assets import resolve_classes
 from ..batch import run_batch
+from .mocap import load_library
 from .sampling import sample_record
 
 # settings that must agree between a rerun and the clips already in a root
@@ -40,6 +41,8 @@ class RenderJob:
     seed: int = 0
     gt_flow: bool = False
     video: bool = False
+    motions: str | None = None      # motion-capture library (YAML); its classes use captures
+    bone_map: str | None = None     # overrides the library's bone map
 
 
 @dataclass
@@ -67,7 +70,10 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def plan(job: RenderJob) -> list[dict]:
-    classes = resolve_classes(job.classes)
+    library = load_library(Path(job.motions)) if job.motions else None
+    if library and job.bone_map:
+        library["bone_map"] = job.bone_map
+    classes = resolve_classes(job.classes, library["motions"] if library else ())
     if (job.per_class is None) == (job.total is None):
         raise ValueError("give exactly one of --per-class N or --total N")
     counts = ({c: job.per_class for c in classes} if job.per_class is not None else
@@ -78,7 +84,7 @@ def plan(job: RenderJob) -> list[dict]:
         raise ValueError(f"unknown engine {job.engine!r}: choose workbench or cycles")
     if job.gt_flow and job.engine != "cycles":
         raise ValueError("--gt-flow needs --engine cycles (it reads Blender's Vector pass)")
-    return [sample_record(c, job.seed, i, job.frames, job.fps, job.size, job.engine, job.gt_flow)
+    return [sample_record(c, job.seed, i, job.frames, job.fps, job.size, job.engine, job.gt_flow, library)
             for c in classes for i in range(1, counts[c] + 1)]
 
 
@@ -167,7 +173,7 @@ def render_clip(task: tuple[dict, str, bool]) -> dict:
         if video:
             write_video(tmp, n, record["fps"], tmp / "clip.mp4")
     return {**record, "num_frames": n, "camera_distance": round(anim.camera.distance, 4),
-            "camera_follows": anim.camera.follows,
+            "camera_follows": anim.camera.follows, **({"motion_used": anim.motion_used} if anim.motion_used else {}),
             "render_seconds": round(time.perf_counter() - start, 3)}
 
 

@@ -28,11 +28,19 @@ def clip_name(cls: str, batch_seed: int, index: int) -> str:
 
 
 def sample_record(cls: str, batch_seed: int, index: int, frames: int, fps: int,
-                  size: tuple[int, int], engine: str, gt_flow: bool) -> dict:
+                  size: tuple[int, int], engine: str, gt_flow: bool, motions: dict | None = None) -> dict:
+    """``motions``: a loaded motion library; its classes are cut from captures, not procedural."""
     seed = clip_seed(batch_seed, cls, index)
     rng = np.random.default_rng(seed)
     u = lambda lo, hi: round(float(rng.uniform(lo, hi)), 4)  # noqa: E731
-    if cls not in ACTIONS:
+    captured = motions["motions"].get(cls) if motions else None
+    if captured:
+        pick = captured[int(rng.integers(len(captured)))]
+        motion = {"source": "bvh", "file": pick["file"], "frames": pick["frames"], "start": u(0.0, 1.0),
+                  "bone_map": motions["bone_map"]}
+    elif cls in ACTIONS:
+        motion = {"source": "procedural"}
+    else:
         raise ValueError(f"unknown class {cls!r}")
     return {
         "clip": clip_name(cls, batch_seed, index),
@@ -45,6 +53,7 @@ def sample_record(cls: str, batch_seed: int, index: int, frames: int, fps: int,
         "size": list(size),
         "engine": engine,
         "gt_flow": gt_flow,
+        "motion": motion,
         "body": {**sample_proportions(rng), "grey": u(0.45, 0.85)},
         "action": {
             "speed": u(0.8, 1.25),

@@ -1,0 +1,230 @@
+"""Recorded motion on our bodies: bone maps, retargeting and the motion library (numpy only).
+
+Retargeting matches directions, not angles, so it does not care how a capture's rest pose or
+joint axes were set up: the pelvis, spine and chest take the full orientation of the capture's
+torso (its spine direction and its hip or shoulder line), every other bone turns from its parent's
+orientation by the smallest rotation that points it along the captured segment. Captured root
+travel is scaled by leg length; the clip is lifted so its lowest vertex touches the floor once,
+which keeps jumps in the air.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from ..contract import ContractError
+from .body import INDEX, NAMES, PARENT, Skeleton
+from .bvh import load_bvh
+from .motion import Posed, forward_kinematics, posed_vertices
+
+# our key points -> the capture's joints; "<joint>_end" is a joint's end site; a list gives
+# candidates, the first one the capture has is used (captures of one family differ in the fingers)
+KEYS = ("hips", "hip.l", "hip.r", "spine_low", "spine_mid", "neck", "head", "head_top",
+        "shoulder.l", "elbow.l", "wrist.l", "hand_tip.l", "shoulder.r", "elbow.r", "wrist.r", "hand_tip.r",
+        "knee.l", "ankle.l", "toe.l", "knee.r", "ankle.r", "toe.r")
+BONE_MAPS: dict[str, dict[str, str | list[str]]] = {
+    # CMU, cgspeed's MotionBuilder-friendly conversion (and MakeHuman's cmu_mb rig)
+    # (Spine1, Neck and the shoulders share a point, as do Head and its end site, and LeftHand,
+    # LeftFingerBase and LThumb)
+    "cgspeed": {"hips": "Hips", "hip.l": "LeftUpLeg", "hip.r": "RightUpLeg", "spine_low": "LowerBack",
+                "spine_mid": "Spine", "neck": "Neck", "head": "Neck1", "head_top": "Head",
+                "shoulder.l": "LeftArm", "elbow.l": "LeftForeArm", "wrist.l": "LeftHand",
+                "hand_tip.l": ["LeftHandIndex1", "LFingers"], "shoulder.r": "RightArm", "elbow.r": "RightForeArm",
+                "wrist.r": "RightHand", "hand_tip.r": ["RightHandIndex1", "RFingers"], "knee.l": "LeftLeg",
+                "ankle.l": "LeftFoot", "toe.l": "LeftToeBase", "knee.r": "RightLeg", "ankle.r": "RightFoot",
+                "toe.r": "RightToeBase"},
+    # CMU's 3ds Max (Biped) conversion
+    "3dsmax": {"hips": "Hips", "hip.l": "LeftHip", "hip.r": "RightHip", "spine_low": "Chest",
+               "spine_mid": "Chest2", "neck": "Neck", "head": "Head", "head_top": "Head_end",
+               "shoulder.l": "LeftShoulder", "elbow.l": "LeftElbow", "wrist.l": "LeftWrist",
+               "hand_tip.l": "LeftWrist_end", "shoulder.r": "RightShoulder", "elbow.r": "RightElbow",
+               "wrist.r": "RightWrist", "hand_tip.r": "RightWrist_end", "knee.l": "LeftKnee",
+               "ankle.l": "LeftAnkle", "toe.l": "LeftToe", "knee.r": "RightKnee", "ankle.r": "RightAnkle",
+               "toe.r": "RightToe"},
+    # CMU's DAZ-friendly conversion
+    "daz": {"hips": "hip", "hip.l": "lThigh", "hip.r": "rThigh", "spine_low": "abdomen", "spine_mid": "chest",
+            "neck": "neck", "head": "head", "head_top": "head_end", "shoulder.l": "lShldr", "elbow.l": "lForeArm",
+            "wrist.l": "lHand", "hand_tip.l": "lHand_end", "shoulder.r": "rShldr", "elbow.r": "rForeArm",
+            "wrist.r": "rHand", "hand_tip.r": "rHand_end", "knee.l": "lShin", "ankle.l": "lFoot",
+            "toe.l": "lFoot_end", "knee.r": "rShin", "ankle.r": "rFoot", "toe.r": "rFoot_end"},
+    # Character Creator / iClone
+    "cc": {"hips": "CC_Base_Hip", "hip.l": "CC_Base_L_Thigh", "hip.r": "CC_Base_R_Thigh",
+           "spine_low": "CC_Base_Waist", "spine_mid": "CC_Base_Spine02", "neck": "CC_Base_NeckTwist01",
+           "head": "CC_Base_Head", "head_top": "CC_Base_Head_end", "shoulder.l": "CC_Base_L_Upperarm",
+           "elbow.l": "CC_Base_L_Forearm", "wrist.l": "CC_Base_L_Hand", "hand_tip.l": "CC_Base_L_Hand_end",
+           "shoulder.r": "CC_Base_R_Upperarm", "elbow.r": "CC_Base_R_Forearm", "wrist.r": "CC_Base_R_Hand",
+           "hand_tip.r": "CC_Base_R_Hand_end", "knee.l": "CC_Base_L_Calf", "ankle.l": "CC_Base_L_Foot",
+           "toe.l": "CC_Base_L_ToeBase", "knee.r": "CC_Base_R_Calf", "ankle.r": "CC_Base_R_Foot",
+           "toe.r": "CC_Base_R_ToeBase"},
+}
+# our bone -> (key point it starts at, key point it points to)
+SEGMENTS = {"spine": ("spine_low", "spine_mid"), "chest": ("spine_mid", "neck"), "neck": ("neck", "head"),
+            "head": ("head", "head_top")}
+for _s in ("l", "r"):
+    SEGMENTS.update({f"upper_arm.{_s}": (f"shoulder.{_s}", f"elbow.{_s}"),
+                     f"forearm.{_s}": (f"elbow.{_s}", f"wrist.{_s}"),
+                     f"hand.{_s}": (f"wrist.{_s}", f"hand_tip.{_s}"),
+                     f"thigh.{_s}": (f"hip.{_s}", f"knee.{_s}"), f"shin.{_s}": (f"knee.{_s}", f"ankle.{_s}"),
+                     f"foot.{_s}": (f"ankle.{_s}", f"toe.{_s}")})
+
+
+def resolve_bone_map(names: list[str], spec: str | Path | None, where: str) -> dict[str, int]:
+    """Key point -> joint index, from a named family (auto-detected when None) or a YAML file."""
+    if spec is not None and str(spec) not in BONE_MAPS:
+        path = Path(spec)
+        if not path.exists():
+            raise ValueError(f"{spec}: unknown bone map (choose {', '.join(BONE_MAPS)} or a YAML file)")
+        mapping = yaml.safe_load(path.read_text()) or {}
+        unknown = sorted(set(mapping) - set(KEYS))
+        if unknown:
+            raise ValueError(f"{path}: unknown key point(s) {', '.join(unknown)} (known: {', '.join(KEYS)})")
+        candidates = {str(path): mapping}
+    else:
+        candidates = {spec: BONE_MAPS[spec]} if spec else BONE_MAPS
+    best, missing = None, None
+    for family, mapping in candidates.items():
+        options = {k: [mapping[k]] if isinstance(mapping.get(k), str) else list(mapping.get(k) or []) for k in KEYS}
+        found = {k: next((n for n in opts if n in names), None) for k, opts in options.items()}
+        miss = [f"{k} ({' or '.join(options[k]) or 'not mapped'})" for k in KEYS if found[k] is None]
+        if not miss:
+            return {k: names.index(found[k]) for k in KEYS}
+        if missing is None or len(miss) < len(missing):
+            best, missing = family, miss
+    raise ContractError(f"{where}: skeleton not mapped; closest bone map {best!r} lacks "
+                        f"{', '.join(missing)}; pass --bone-map FILE (YAML: key point -> joint name)")
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-9)
+
+
+def _frame(up: np.ndarray, left: np.ndarray) -> np.ndarray:
+    """(N, 3, 3) rotations whose columns are left, back, up (our X, Y, Z) in the world."""
+    z = _unit(up)
+    x = _unit(left - z * np.sum(left * z, axis=-1, keepdims=True))
+    return np.stack([x, np.cross(z, x), z], axis=-1)
+
+
+def _align(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, 3, 3) smallest rotations turning unit vectors a onto unit vectors b."""
+    v = np.cross(a, b)
+    c = np.sum(a * b, axis=-1)
+    K = np.zeros(a.shape[:-1] + (3, 3))
+    K[..., 0, 1], K[..., 0, 2], K[..., 1, 2] = -v[..., 2], v[..., 1], -v[..., 0]
+    K[..., 1, 0], K[..., 2, 0], K[..., 2, 1] = v[..., 2], -v[..., 1], v[..., 0]
+    f = (1.0 / np.maximum(1.0 + c, 1e-9))[..., None, None]
+    R = np.eye(3) + K + K @ K * f
+    opposite = c < -0.999999  # a half turn about any axis normal to a
+    if opposite.any():
+        axis = _unit(np.cross(a[opposite], np.where(np.abs(a[opposite, :1]) < 0.9, [[1.0, 0, 0]], [[0, 1.0, 0]])))
+        R[opposite] = 2.0 * axis[:, :, None] * axis[:, None, :] - np.eye(3)
+    return R
+
+
+def sample_positions(path: str, frames: list | None, n: int, fps: int, start: float, speed: float,
+                     mirror: bool, bone_map: str | None) -> tuple[dict[str, np.ndarray], dict]:
+    """Key point positions (N, 3) for one clip cut from a capture, resampled and maybe mirrored."""
+    p = Path(path)
+    if not p.exists():
+        raise ContractError(f"{p}: motion file not found")
+    bvh, P = load_bvh(str(p), p.stat().st_mtime_ns)
+    names = list(bvh.names)
+    if mirror:  # left joints take the right ones' motion, reflected
+        swap = {n_: i for i, n_ in enumerate(names)}
+        other = [swap.get(_swap_side(n_), i) for i, n_ in enumerate(names)]
+        P = P[:, other] * np.array([-1.0, 1.0, 1.0])
+    index = resolve_bone_map(names, bone_map, str(p))
+    lo, hi = (frames or [0, len(P) - 1])
+    hi = min(hi, len(P) - 1)
+    if not 0 <= lo < hi:
+        raise ContractError(f"{p}: frame range {frames} is outside its {len(P)} frames")
+    length = (hi - lo) / bvh.fps
+    span = (n - 1) / fps * speed
+    if span > length:  # too short for this speed: play it slower, recorded in the manifest
+        speed, span = speed * length / span, length
+    t0 = start * (length - span)
+    idx = lo + (t0 + np.arange(n) / fps * speed) * bvh.fps
+    i0 = np.clip(np.floor(idx).astype(int), lo, hi - 1)
+    w = (idx - i0)[:, None, None]
+    pos = P[i0] * (1 - w) + P[i0 + 1] * w
+    info = {"capture_fps": round(bvh.fps, 3), "start_frame": int(i0[0]), "end_frame": int(i0[-1] + 1),
+            "speed_used": round(speed, 4)}
+    return {k: pos[:, j] for k, j in index.items()}, info
+
+
+_PAIRS = {"Left": "Right", "Right": "Left", "L": "R", "R": "L", "l": "r", "r": "l"}
+# LeftArm, LHipJoint, lThigh, CC_Base_L_Thigh -- but not LowerBack
+_SIDE = re.compile(r"^(Left|Right)|^(L|R|l|r)(?=[A-Z_])|(?<=_)(L|R)(?=_)")
+
+
+def _swap_side(name: str) -> str:
+    return _SIDE.sub(lambda m: _PAIRS[m.group(0)], name, count=1)
+
+
+def retarget(skel: Skeleton, k: dict[str, np.ndarray]) -> Posed:
+    """Pose our skeleton so each bone points along its captured segment (see the module doc)."""
+    n = len(k["hips"])
+    for bone, (a, z) in SEGMENTS.items():
+        if np.median(np.linalg.norm(k[z] - k[a], axis=-1)) < 1e-6:
+            raise ContractError(f"bone map: {a} and {z} are the same point in this capture, so {bone} has no "
+                                f"direction; map one of them to another joint (--bone-map FILE)")
+    rest_dir = _unit(skel.tails - skel.heads)
+    G = np.empty((n, len(NAMES), 3, 3))
+    hip_line = k["hip.l"] - k["hip.r"]
+    shoulder_line = k["shoulder.l"] - k["shoulder.r"]
+    hip_centre = (k["hip.l"] + k["hip.r"]) / 2
+    G[:, INDEX["pelvis"]] = _frame((k["spine_low"] + k["spine_mid"]) / 2 - hip_centre, hip_line)
+    G[:, INDEX["spine"]] = _frame(k["spine_mid"] - k["spine_low"], hip_line + shoulder_line)
+    G[:, INDEX["chest"]] = _frame(k["neck"] - k["spine_mid"], shoulder_line)
+    for b, name in enumerate(NAMES):
+        if name in ("pelvis", "spine", "chest"):
+            continue
+        a, z = SEGMENTS[name]
+        parent = G[:, PARENT[b]]
+        current = np.einsum("nij,j->ni", parent, rest_dir[b])
+        G[:, b] = _align(current, _unit(k[z] - k[a])) @ parent
+    L = np.empty_like(G)
+    L[:, INDEX["pelvis"]] = G[:, INDEX["pelvis"]]
+    for b in range(1, len(NAMES)):
+        L[:, b] = np.swapaxes(G[:, PARENT[b]], -1, -2) @ G[:, b]
+    # captured travel, scaled from the capture's legs to ours, starting at the origin
+    leg = lambda a, b_, c: np.linalg.norm(k[a] - k[b_], axis=-1).mean() + np.linalg.norm(k[b_] - k[c], axis=-1).mean()  # noqa: E731
+    ours = np.linalg.norm(skel.heads[INDEX["shin.l"]] - skel.heads[INDEX["thigh.l"]]) + \
+        np.linalg.norm(skel.tails[INDEX["shin.l"]] - skel.heads[INDEX["shin.l"]])
+    scale = ours / leg("hip.l", "knee.l", "ankle.l")
+    centre = hip_centre * scale
+    offset = centre - centre[:1] * np.array([1.0, 1.0, 0.0]) - skel.heads[INDEX["pelvis"]]
+    posed = forward_kinematics(skel, L, offset)
+    lowest = posed_vertices(skel, posed)[:, :, 2].min()
+    posed.offset = offset - np.array([0.0, 0.0, lowest])
+    posed.heads = posed.heads - np.array([0.0, 0.0, lowest])
+    return posed
+
+
+def load_library(path: Path) -> dict:
+    """``motions.yaml``: ``{bone_map: NAME|FILE?, motions: {class: [{file, frames?}, ...]}}``,
+    files relative to the YAML file; every file must exist."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: motion library not found")
+    lib = yaml.safe_load(path.read_text()) or {}
+    unknown = set(lib) - {"bone_map", "motions"}
+    if unknown or not isinstance(lib.get("motions"), dict):
+        raise ValueError(f"{path}: expected keys bone_map (optional) and motions: {{class: [{{file, frames}}]}}")
+    out = {}
+    for cls, items in lib["motions"].items():
+        entries = []
+        for item in items if isinstance(items, list) else [items]:
+            item = {"file": item} if isinstance(item, str) else dict(item)
+            f = (path.parent / item["file"]).resolve()
+            if not f.exists():
+                raise FileNotFoundError(f"{path}: {cls}: motion file {item['file']} not found")
+            entries.append({"file": str(f), "frames": item.get("frames")})
+        out[cls] = entries
+    bone_map = lib.get("bone_map")
+    if bone_map and bone_map not in BONE_MAPS:
+        bone_map = str((path.parent / bone_map).resolve())
+    return {"bone_map": bone_map, "motions": out}
