@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import os
 
 import cv2
 import pytest
@@ -79,8 +80,13 @@ def test_shipped_paper_configs_load():
     assert {c["synthetic"] for c in cells(load_config("ucf25_10pct"))} == {0, 5000}
 
 
-def test_demo_code_path_at_a_tiny_scale(tmp_path):
+def test_demo_code_path_at_a_tiny_scale(tmp_path, capsys):
     assert run_demo(tmp_path / "demo", workers=2, scale=0.09, progress=False)
+    printed = capsys.readouterr().out
+    if os.environ.get("SYNTHACT_FIXTURES"):   # the demo checks its models on the real fixture clips
+        assert "real fixture clips (3: v_Punch_g01_c01, v_Punch_g08_c01, TrumanShow_wave_f_nm_np1_fr_med_26)" \
+            in printed
+        assert "| s1_seed0_syn0_real1_flow | " in printed
     rows = list(csv.DictReader(open(tmp_path / "demo/ablation/results.csv")))
     assert len(rows) == 2 * 2 * 3 and all(x["status"] == "ok" for x in rows)
     for name in ("synthetic/preview.png", "target/preview.png", "ablation/accuracy_vs_synthetic.png"):

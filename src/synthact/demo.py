@@ -8,6 +8,7 @@ target training set: the paper's two effects in miniature, measured, not promise
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -63,4 +64,44 @@ def run_demo(out: Path, workers: int = 2, scale: float = 1.0, progress: bool = T
     click.echo(f"results: {r['csv']}")
     click.echo(f"plot:    {r['plot']}")
     click.echo(f"preview: {synth / 'preview.png'} (synthetic), {target / 'preview.png'} (target domain)")
+    fixtures = os.environ.get("SYNTHACT_FIXTURES")
+    if fixtures and Path(fixtures, "real").is_dir():
+        click.echo("")
+        click.echo(real_fixture_check(out, Path(fixtures), workers, progress))
     return s1.ok and s2.ok and f1.ok and f2.ok and not r["failed"]
+
+
+def real_fixture_check(out: Path, fixtures: Path, workers: int, progress: bool) -> str:
+    """Where the fixture real clips are present: the demo's models on the real videos of its classes
+    (UCF-101 Punch, HMDB-51 wave). A handful of clips: a check of the real-data path, not a score."""
+    import torch
+
+    from . import contract as C
+    from .assets import target_class
+    from .flow.prepare import PrepareJob, prepare
+    from .train.dataset import Sample, TSNDataset
+    from .train.evaluate import load_run, predict
+    ours = sorted(CLASSES.split(","))
+    samples = []
+    for dataset in ("ucf101", "hmdb51"):
+        wanted = {target_class(c, dataset): c for c in ours if target_class(c, dataset)}
+        root = out / f"real_{dataset}"
+        videos = fixtures / "real/videos" / dataset
+        present = [c for c in wanted if (videos / c).is_dir()]
+        if not present:
+            continue
+        prepare(PrepareJob(dataset, videos, fixtures / "real/splits" / dataset, root, ",".join(present), FLOW, SIZE,
+                           workers), progress)
+        for r in C.read_manifest(root):
+            label = ours.index(wanted[r["clip"].split("/")[0]])
+            samples.append(Sample(str(root / C.RAWFRAMES), r["clip"], r["num_frames"], label))
+    lines = [f"real fixture clips ({len(samples)}: " + ", ".join(s.clip.split("/")[1] for s in samples) + ")",
+             "| model (demo cell) | correct |", "|---|---|"]
+    cells = (out / "ablation" / "cells").glob("s1_seed0_syn*_real1_*")
+    for cell in sorted((c for c in cells if not c.name.endswith("fusion")),
+                       key=lambda c: (c.name.rsplit("_", 1)[1], int(c.name.split("_syn")[1].split("_")[0]))):
+        model, run_cfg = load_run(cell)
+        ds = TSNDataset(samples, run_cfg["modality"], run_cfg["segments"], run_cfg["size"], "val")
+        res = predict(model, ds, 4, 0, torch.device("cpu"))
+        lines.append(f"| {cell.name} | {int(round(res['top1'] * len(samples)))} / {len(samples)} |")
+    return "\n".join(lines)

@@ -58,6 +58,15 @@ def evaluate_run(run: Path, model, sel, cfg, device) -> dict:
     return res
 
 
+def load_run(run: Path):
+    """The trained model of a run folder and its config (weights from ``model.pt``)."""
+    from .models import TSN
+    cfg = json.loads((Path(run) / "config.json").read_text())
+    model = TSN(cfg["num_classes"], cfg["backbone"], cfg["modality"], cfg["segments"], "none")
+    model.load_state_dict(torch.load(Path(run) / "model.pt", map_location="cpu", weights_only=True)["model"])
+    return model, cfg
+
+
 def confusion_png(conf: np.ndarray, classes: list[str], path: Path, title: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
