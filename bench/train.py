@@ -114,7 +114,7 @@ def main() -> None:
         batches = iter(loader)
         x0, y0 = next(batches)
         step(x0, y0)                              # warm-up (and workers started)
-        full = timed(lambda: step(*next(batches)), a.steps, device)
+        full = timed(lambda it=batches: step(*next(it)), a.steps, device)
         ceiling = timed(lambda: step(x0, y0), a.steps, device)
         del loader, batches
         both = engines(Path(tmp), a) if a.engines else None

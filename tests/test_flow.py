@@ -195,3 +195,29 @@ def test_mmaction2_rawframes_load_through_our_reader(fixtures):
     assert fx.shape == fy.shape == img.shape[:2]
     flow = C.read_flow_pair(d, 5, layout=C.MMACTION2_FLOW)
     assert flow.shape == img.shape[:2] + (2,) and np.isfinite(flow).all()
+
+
+def test_merge_joins_roots_from_two_machines_and_refuses_mismatches(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for root, seed in ((a, 1), (b, 2)):
+        assert render_batch(RenderJob(out=root, classes="wave,clap", per_class=2, frames=4, size=(64, 48),
+                                      seed=seed), progress=False).ok
+        assert run_flow(root, "dis", 1, progress=False).ok
+    out = tmp_path / "merged"
+    r = run_cli("synthact", "merge", "--out", str(out), str(a), str(b))
+    assert r.returncode == 0, r.stderr
+    assert "8 clips merged, 0 already there, 8 in all, 2 classes" in r.stdout
+    assert len(C.read_manifest(out)) == len(C.read_manifest(out, C.FLOW_MANIFEST)) == 8
+    assert len(C.read_annotations(out / "annotations/synthetic_rawframes.txt")) == 8
+    clip = "wave/wave_s2_00001"
+    assert os.path.samefile(C.clip_dir(out, clip) / C.img_name(1), C.clip_dir(b, clip) / C.img_name(1))
+    assert (C.clip_dir(out, clip) / C.flow_names(3)[0]).exists()
+    again = run_cli("synthact", "merge", "--out", str(out), str(a), str(b))
+    assert again.returncode == 0 and "0 clips merged, 8 already there" in again.stdout
+    r = run_cli("synthact", "merge", "--out", str(tmp_path / "m2"), str(a), str(a))
+    assert r.returncode == 2 and "is in both" in r.stderr
+    c = tmp_path / "c"
+    assert render_batch(RenderJob(out=c, classes="wave", per_class=1, frames=6, size=(64, 48), seed=3),
+                        progress=False).ok
+    r = run_cli("synthact", "merge", "--out", str(tmp_path / "m3"), str(a), str(c))
+    assert r.returncode == 2 and "has frames=6" in r.stderr and "has frames=4" in r.stderr

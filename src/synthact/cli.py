@@ -226,6 +226,23 @@ def ablate_cmd(config, out, quiet):
         sys.exit(PARTIAL)
 
 
+@click.command("merge", epilog="""
+\b
+Example (each machine rendered its share with its own --seed):
+  synthact merge --out synth machine1/synth machine2/synth machine3/synth""")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.argument("sources", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
+def merge_cmd(out, sources):
+    """Merge rawframe roots (clips, manifests, flow) into one; hard links where possible."""
+    from .merge import merge_roots
+    try:
+        r = merge_roots(out, list(sources))
+    except (ValueError, OSError, ContractError) as exc:
+        _fail(exc)
+    click.echo(f"{r['merged']} clips merged, {r['skipped']} already there, {r['clips']} in all, "
+               f"{r['classes']} classes -> {out}")
+
+
 @click.group()
 def main():
     """synthact: synthetic action clips, TSN optical flow and training."""
@@ -237,6 +254,7 @@ main.add_command(prepare_cmd)
 main.add_command(train_tsn)
 main.add_command(evaluate_cmd)
 main.add_command(ablate_cmd)
+main.add_command(merge_cmd)
 
 
 @main.command()

@@ -23,7 +23,7 @@ from .mocap import load_library
 from .sampling import sample_record
 
 # settings that must agree between a rerun and the clips already in a root
-_FIXED = ("frames", "fps", "size", "engine", "gt_flow")
+FIXED_SETTINGS = ("frames", "fps", "size", "engine", "gt_flow")
 PREVIEW_CLIPS = 8
 
 
@@ -111,7 +111,7 @@ def _reconcile(root: Path, records: list[dict]) -> set[str]:
     for rec in records:
         old = by_clip.get(rec["clip"])
         if old is not None:
-            for key in _FIXED:
+            for key in FIXED_SETTINGS:
                 if old.get(key) != rec[key]:
                     raise ValueError(f"{root / C.MANIFEST}: clip {rec['clip']} has {key}={old.get(key)}, "
                                      f"this run asks {key}={rec[key]}; use another --out")
