@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -12,6 +13,7 @@ import pytest
 import torch
 
 from synthact import contract as C
+from synthact.flow.extract import run_flow
 from synthact.train.dataset import Sample, TSNDataset, snippet_starts
 from synthact.train.evaluate import fuse
 from synthact.train.loop import TrainConfig, fit
@@ -191,3 +193,24 @@ def test_partial_bn_freezes_all_but_the_first(tmp_path):
     bns = [m for m in model.base.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert bns[0].training and bns[0].weight.requires_grad
     assert not any(m.training or m.weight.requires_grad for m in bns[1:])
+
+
+def test_flow_runs_check_that_every_root_has_flow_of_one_method(data, tmp_path):
+    synth, target = data
+    other = tmp_path / "synth_farneback"
+    shutil.copytree(synth, other)
+    assert run_flow(other, "farneback", 2, overwrite=True, progress=False).ok
+    args = ["--out", str(tmp_path / "r"), "--real", "target:split1", "--real-root", str(target),
+            "--synthetic-root", str(other), "--synthetic", "3", "--modality", "flow", "--backbone",
+            "mobilenet_v3_small", "--size", "32", "--epochs", "1", "--workers", "0", "--eval-protocol", "fast",
+            "--quiet"]
+    r = run_cli("train-tsn", *args)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert f"{target} has dis" in r.stderr and f"{other} has farneback" in r.stderr
+    r = run_cli("train-tsn", *args, "--allow-mixed-flow")
+    assert r.returncode == 0, r.stderr[-2000:]
+    bare = tmp_path / "no_flow"
+    shutil.copytree(target, bare)
+    (bare / C.FLOW_INFO).unlink()
+    with pytest.raises(C.ContractError, match="no flow here"):
+        fit(_cfg(data, tmp_path / "x", modality="flow", real_root=str(bare)), progress=False)

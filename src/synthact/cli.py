@@ -172,6 +172,7 @@ Examples:
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
 @click.option("--engine", default="synthact", show_default=True, type=click.Choice(["synthact", "mmaction2"]),
               help="mmaction2: train the same selection with mmaction2's TSN (make mmaction).")
+@click.option("--allow-mixed-flow", is_flag=True, help="Allow real and synthetic roots with different flow methods.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def train_tsn(quiet, resume, **opts):

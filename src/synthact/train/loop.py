@@ -21,7 +21,7 @@ from tqdm import tqdm
 from .. import contract as C
 from .dataset import EpochSampler, TSNDataset
 from .evaluate import evaluate_run, predict
-from .mixing import Selection, select
+from .mixing import Selection, check_flow, select
 from .mmaction_engine import DEPTH, backbone_checkpoint, train_mmaction, write_config
 from .models import TSN
 
@@ -56,6 +56,7 @@ class TrainConfig:
     seed: int = 0
     eval_protocol: str = "tsn"           # final evaluation: tsn (25 snippets x 10 crops) or fast
     device: str = "auto"
+    allow_mixed_flow: bool = False       # train on roots whose flow methods differ
     engine: str = "synthact"             # or mmaction2 (optional extra: make mmaction)
     num_classes: int = 0                 # filled from the selection
     info: dict = field(default_factory=dict)
@@ -103,6 +104,9 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
     sel = select(cfg.real, Path(cfg.real_root), Path(cfg.synthetic_root) if cfg.synthetic_root else None,
                  cfg.synthetic, cfg.real_fraction, cfg.classes, cfg.synthetic_only, cfg.seed)
     cfg.num_classes, cfg.info = len(sel.classes), sel.info
+    if cfg.modality == "flow":
+        roots = {Path(s.prefix).parent for s in sel.train + sel.val}
+        cfg.info["flow_method"] = check_flow(sorted(roots), cfg.allow_mixed_flow)
     cfg.lr = cfg.lr or DEFAULT_LR[cfg.modality]
     run.mkdir(parents=True, exist_ok=True)
     if (run / CHECKPOINT).exists() and not resume:

@@ -7,6 +7,7 @@ subsampled per class with a fixed seed, and evaluation only ever sees real valid
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +52,24 @@ def _relabel(entries: list[C.Entry], old: list[str], new: list[str], root: Path,
         if name in index:
             out.append(Sample(str(root / C.RAWFRAMES), e.clip, e.num_frames, index[name]))
     return out
+
+
+def flow_method(root: Path) -> str:
+    """The flow method a root holds (its flow.json); a root without flow is an error for flow runs."""
+    path = Path(root) / C.FLOW_INFO
+    if not path.exists():
+        raise C.ContractError(f"{root}: no flow here ({C.FLOW_INFO} missing): run extract-flow on it first")
+    return json.loads(path.read_text())["method"]
+
+
+def check_flow(roots: list[Path], allow_mixed: bool) -> str:
+    """Every root the run reads must hold flow, and the same method unless explicitly allowed:
+    TSN's premise is that synthetic and real flow look alike."""
+    methods = {str(r): flow_method(r) for r in dict.fromkeys(map(Path, roots))}
+    if len(set(methods.values())) > 1 and not allow_mixed:
+        raise ValueError("flow methods differ: " + ", ".join(f"{r} has {m}" for r, m in methods.items())
+                         + " (recompute one with extract-flow --overwrite, or pass --allow-mixed-flow)")
+    return ",".join(sorted(set(methods.values())))
 
 
 def synthetic_target(ours: str, dataset: str, labels: list[str]) -> str | None:
