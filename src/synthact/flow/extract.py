@@ -18,9 +18,6 @@ from .. import contract as C
 from ..batch import run_batch
 from .methods import METHODS, check_method, make_flow
 
-FLOW_INFO, FLOW_MANIFEST = C.FLOW_INFO, C.FLOW_MANIFEST
-
-
 def flow_info(method: str, bound: float = C.FLOW_BOUND) -> dict:
     return {"method": method, "params": METHODS[method]["params"], "opencv_call": METHODS[method]["opencv"],
             "bound": bound, "encoding": C.FLOW_ENCODING, "opencv": cv2.__version__, "computed_on": "grayscale frames "
@@ -29,7 +26,7 @@ def flow_info(method: str, bound: float = C.FLOW_BOUND) -> dict:
 
 def claim_root(root: Path, info: dict, resume: bool, overwrite: bool) -> None:
     """Write ``flow.json``, or check that the one there agrees; never mix methods in a root."""
-    path = Path(root) / FLOW_INFO
+    path = Path(root) / C.FLOW_INFO
     if path.exists() and not overwrite:
         old = json.loads(path.read_text())
         if old.get("method") != info["method"] or old.get("bound") != info["bound"]:
@@ -40,7 +37,7 @@ def claim_root(root: Path, info: dict, resume: bool, overwrite: bool) -> None:
                              f"--overwrite to recompute")
         return
     if overwrite:
-        (Path(root) / FLOW_MANIFEST).unlink(missing_ok=True)
+        (Path(root) / C.FLOW_MANIFEST).unlink(missing_ok=True)
     C.write_lines(path, [json.dumps(info, indent=1)])
 
 
@@ -96,20 +93,20 @@ class FlowSummary:
 
 
 def run_flow(root: Path, method: str, workers: int, resume: bool = False, overwrite: bool = False,
-             progress: bool = True, clips: list[str] | None = None) -> FlowSummary:
+             progress: bool = True) -> FlowSummary:
     root = Path(root)
     check_method(method)
     if not (root / C.RAWFRAMES).is_dir():
         raise ValueError(f"{root}: no {C.RAWFRAMES}/ folder: not a rawframe root")
     C.recover_staging(root)
     claim_root(root, flow_info(method), resume, overwrite)
-    all_clips = clips if clips is not None else list(C.iter_clips(root))
-    done = {r["clip"] for r in C.repair_manifest(root, FLOW_MANIFEST)}
+    all_clips = list(C.iter_clips(root))
+    done = {r["clip"] for r in C.repair_manifest(root, C.FLOW_MANIFEST)}
     todo = [c for c in all_clips if c not in done]
     summary = FlowSummary(clips=len(all_clips), skipped=len(all_clips) - len(todo))
 
     def record(out) -> int:
-        C.append_manifest(root, {**out.result, "method": method}, FLOW_MANIFEST)
+        C.append_manifest(root, {**out.result, "method": method}, C.FLOW_MANIFEST)
         summary.done += 1
         return out.result["pairs"]
 
