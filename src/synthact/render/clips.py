@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-from contextlib import contextmanager
 import shutil
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
