@@ -89,8 +89,7 @@ def test_unknown_skeleton_names_the_unmapped_bones_and_a_map_file_fixes_it(mocap
 
 def test_every_fixture_capture_renders_and_bad_files_fail_alone(mocap, tmp_path):
     (tmp_path / "broken.bvh").write_text((mocap / "13_40.bvh").read_text()[:40000])     # truncated
-    (tmp_path / "renamed.bvh").write_text((mocap / "13_32.bvh").read_text().replace("JOINT LeftLeg\n",
-                                                                                    "JOINT LeftShin\n"))
+    _renamed(mocap, tmp_path, "LeftLeg", "LeftShin")
     lib = {"motions": {f"m{name}": [str(mocap / f"{name}.bvh")] for name in BVHS}}
     lib["motions"]["broken"] = ["broken.bvh"]
     lib["motions"]["renamed"] = ["renamed.bvh"]
