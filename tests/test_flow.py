@@ -221,3 +221,18 @@ def test_merge_joins_roots_from_two_machines_and_refuses_mismatches(tmp_path):
                         progress=False).ok
     r = run_cli("synthact", "merge", "--out", str(tmp_path / "m3"), str(a), str(c))
     assert r.returncode == 2 and "has frames=6" in r.stderr and "has frames=4" in r.stderr
+
+
+def test_malformed_split_lines_are_named_by_file_and_line(fixtures, tmp_path):
+    ucf = tmp_path / "ucf"
+    shutil.copytree(fixtures / "real/splits/ucf101", ucf)
+    lines = (ucf / "trainlist01.txt").read_text().split("\n")   # read_text turns CRLF into \n
+    lines[4] = "Punch/v_Punch_g08_c01.avi 999"          # label disagrees with classInd
+    (ucf / "trainlist01.txt").write_text("\r\n".join(lines))
+    with pytest.raises(C.ContractError, match=r"trainlist01.txt:5: label 999 disagrees with classInd"):
+        load_splits("ucf101", ucf)
+    hmdb = tmp_path / "hmdb"
+    shutil.copytree(fixtures / "real/splits/hmdb51", hmdb)
+    (hmdb / "wave_test_split2.txt").write_text("a_wave_video.avi 7\n")
+    with pytest.raises(C.ContractError, match=r"wave_test_split2.txt:1: expected '<video>.avi <0\|1\|2>'"):
+        load_splits("hmdb51", hmdb)
