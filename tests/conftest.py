@@ -20,7 +20,7 @@ def fixtures() -> Path:
         pytest.skip("SYNTHACT_FIXTURES is not set: real-data fixtures unavailable")
     path = Path(value)
     assert path.is_dir(), f"SYNTHACT_FIXTURES={value} does not exist"
-    return path
+    return path.resolve()  # `make test` passes ../shared/data; tests write paths into files elsewhere
 
 
 def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
