@@ -21,22 +21,24 @@ from pathlib import Path
 import torch
 
 
-def engines(tmp: Path, a) -> tuple[float, float]:
-    """Training images/s (validation excluded) of both engines on one selection and recipe."""
-    from mmengine.config import Config
-    from mmengine.runner import Runner
-
+def engines(tmp: Path, a, root: Path, with_mmaction2: bool = True) -> tuple[float, float | None]:
+    """Training images/s (validation excluded) of our engine and, optionally, mmaction2's on one
+    selection and recipe."""
     from synthact.target_domain import write_split_lists
-    from synthact.train import mmaction_plugins  # noqa: F401
     from synthact.train.loop import TrainConfig, fit
-    from synthact.train.mmaction_engine import CONFIG
-    root = tmp / "synth"
-    write_split_lists(root, "bench", val_every=5)
+    counts = write_split_lists(root, "bench", val_every=5)
     common = dict(real="bench:split1", real_root=str(root), modality=a.modality, backbone=a.backbone, size=a.size,
-                  epochs=a.epochs, batch_size=a.batch, workers=a.workers, eval_protocol="fast", device=a.device)
+                  epochs=a.epochs, batch_size=min(a.batch, counts["train"]), workers=a.workers, eval_protocol="fast", device=a.device)
     ours = fit(TrainConfig(out=str(tmp / "ours"), **common), progress=False)
     n = ours["selection"]["real_train"] * 3
     ours_rate = n * a.epochs / sum(h["seconds"] for h in ours["history"])
+    if not with_mmaction2:
+        return ours_rate, None
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    from synthact.train import mmaction_plugins  # noqa: F401
+    from synthact.train.mmaction_engine import CONFIG
     cfg = Config.fromfile(str(tmp / "ours" / CONFIG))   # the config every run writes for mmaction2
     cfg.work_dir = str(tmp / "mm")
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
@@ -46,15 +48,16 @@ def engines(tmp: Path, a) -> tuple[float, float]:
     return ours_rate, n * a.epochs / (time.perf_counter() - t0)
 
 
-def make_root(tmp: Path, modality: str) -> list:
+def make_root(tmp: Path, modality: str, given: Path | None = None) -> list:
     from synthact.flow.extract import run_flow
-    from synthact.render.clips import RenderJob, render_batch
     from synthact.train.dataset import Sample
     from synthact import contract as C
-    root = tmp / "synth"
-    assert render_batch(RenderJob(out=root, classes="ucf25", total=50, frames=16, workers=os.cpu_count(), seed=5),
-                        progress=False).ok
-    if modality == "flow":
+    root = given or tmp / "synth"
+    if given is None:  # bpy only where the root is rendered: a GPU box may be given one made elsewhere
+        from synthact.render.clips import RenderJob, render_batch
+        assert render_batch(RenderJob(out=root, classes="ucf25", total=50, frames=16, workers=os.cpu_count(), seed=5),
+                            progress=False).ok
+    if modality == "flow" and not (root / C.FLOW_MANIFEST).exists():
         assert run_flow(root, "dis", os.cpu_count(), progress=False).ok
     return [Sample(str(root / C.RAWFRAMES), e.clip, e.num_frames, e.label)
             for e in C.read_annotations(root / C.ANNOTATIONS / "synthetic_rawframes.txt")]
@@ -99,11 +102,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--workers", type=int, default=os.cpu_count())
     ap.add_argument("--engines", action="store_true", help="also our TSN against mmaction2's")
+    ap.add_argument("--loop", action="store_true", help="also our whole training loop (train-tsn's fit) alone")
     ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--root", type=Path, help="a rendered rawframe root to use instead of rendering one")
     a = ap.parse_args()
     device = torch.device(a.device)
     with tempfile.TemporaryDirectory() as tmp:
-        samples = make_root(Path(tmp), a.modality)
+        samples = make_root(Path(tmp), a.modality, a.root)
+        samples = samples * (a.batch * (a.steps + 2) // len(samples) + 1)  # clips repeat: every step still decodes
         ds = TSNDataset(samples, a.modality, 3, a.size, "train")
         model = TSN(25, a.backbone, a.modality).to(device).train()
         if device.type == "cuda":
@@ -117,7 +123,8 @@ def main() -> None:
         full = timed(lambda it=batches: step(*next(it)), a.steps, device)
         ceiling = timed(lambda: step(x0, y0), a.steps, device)
         del loader, batches
-        both = engines(Path(tmp), a) if a.engines else None
+        root = a.root or Path(tmp) / "synth"
+        both = engines(Path(tmp), a, root, a.engines) if a.engines or a.loop else None
     images = a.steps * a.batch * 3
     print(f"# train bench: {platform.machine()}, {os.cpu_count()} cores, device {device}, {a.backbone} {a.modality}, "
           f"{a.size}px, batch {a.batch} x 3 segments, {a.steps} steps, {a.workers} loader workers")
@@ -127,7 +134,8 @@ def main() -> None:
     print(f"| full pipeline (JPEG decode, TSN sampling, augmentation, DataLoader) | {images / full:.1f} |")
     print(f"| ratio full / ceiling | {ceiling / full:.2f} |")
     if both:
-        print(f"| synthact engine, {a.epochs} epochs, training only | {both[0]:.1f} |")
+        print(f"| synthact engine (train-tsn's loop), {a.epochs} epochs, training only | {both[0]:.1f} |")
+    if both and both[1]:
         print(f"| mmaction2 1.2.0 engine, same selection and recipe, training only | {both[1]:.1f} |")
         print(f"| ratio synthact / mmaction2 | {both[0] / both[1]:.2f} |")
 

@@ -70,20 +70,27 @@ def render_clips(out, classes, per_class, total, frames, size, fps, engine, work
 Examples:
   extract-flow --root synth --method tvl1 --workers 16
   extract-flow --root synth --method tvl1 --workers 16 --resume   # after a kill
-  extract-flow --root ucf25 --method dis --workers 2""")
+  extract-flow --root ucf25 --method dis --workers 2
+  extract-flow --root synth --method tvl1-torch --device cuda --batch 256""")
 @click.option("--root", required=True, type=click.Path(file_okay=False, path_type=Path), help="Rawframe root.")
 @click.option("--method", default="tvl1", show_default=True,
-              type=click.Choice(["tvl1", "tvl1-fast", "dis", "farneback"]))
+              type=click.Choice(["tvl1", "tvl1-fast", "tvl1-torch", "dis", "farneback"]))
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Processes, one OpenCV thread each.")
+              help="Processes, one OpenCV thread each (OpenCV methods).")
+@click.option("--device", default=None, help="tvl1-torch: cuda or cpu (default: cuda when torch sees one).")
+@click.option("--batch", default=64, show_default=True, type=click.IntRange(min=1),
+              help="tvl1-torch: frame pairs computed at once.")
+@click.option("--decode-on-device", is_flag=True,
+              help="tvl1-torch: decode frames with torchvision on the device (slower on an H100, see BENCHMARKS.md).")
 @click.option("--resume", is_flag=True, help="Finish a root whose flow was started before.")
 @click.option("--overwrite", is_flag=True, help="Recompute every clip's flow.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def extract_flow(root, method, workers, resume, overwrite, quiet):
+def extract_flow(root, method, workers, device, batch, decode_on_device, resume, overwrite, quiet):
     """Compute TSN-encoded optical flow (flow_x/flow_y JPEGs) for every clip of a rawframe root."""
     from .flow.extract import run_flow
     try:
-        s = run_flow(root, method, workers, resume=resume, overwrite=overwrite, progress=not quiet)
+        s = run_flow(root, method, workers, resume=resume, overwrite=overwrite, progress=not quiet,
+                     device=device, batch=batch, decode_on_device=decode_on_device)
     except (ValueError, OSError, ContractError) as exc:
         _fail(exc)
     rate = s.pairs / s.seconds if s.seconds else 0.0

@@ -77,9 +77,15 @@ def decode_flow(fx: np.ndarray, fy: np.ndarray, bound: float = FLOW_BOUND) -> np
     return q * (2.0 * bound / 255.0) - bound
 
 
+def encode_jpeg(image: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise OSError(f"could not encode a {image.shape} {image.dtype} image as JPEG")
+    return buf.tobytes()
+
+
 def write_jpeg(path: Path, image: np.ndarray, quality: int = JPEG_QUALITY) -> None:
-    if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, quality]):
-        raise OSError(f"{path}: could not write JPEG")
+    Path(path).write_bytes(encode_jpeg(image, quality))
 
 
 def read_image(path: Path, gray: bool = False) -> np.ndarray:

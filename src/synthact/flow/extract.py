@@ -93,7 +93,9 @@ class FlowSummary:
 
 
 def run_flow(root: Path, method: str, workers: int, resume: bool = False, overwrite: bool = False,
-             progress: bool = True) -> FlowSummary:
+             progress: bool = True, device: str | None = None, batch: int = 64,
+             decode_on_device: bool = False) -> FlowSummary:
+    """``workers`` processes for the OpenCV methods; ``device`` and ``batch`` pairs for tvl1-torch."""
     root = Path(root)
     check_method(method)
     if not (root / C.RAWFRAMES).is_dir():
@@ -110,8 +112,34 @@ def run_flow(root: Path, method: str, workers: int, resume: bool = False, overwr
         summary.done += 1
         return out.result["pairs"]
 
+    if method == "tvl1-torch":
+        return _run_torch(root, todo, summary, record, device, batch, progress, decode_on_device)
     res = run_batch(flow_task, [(str(root), c) for c in todo], workers, name=lambda t: t[1], on_ok=record,
                     initializer=init_flow_worker, initargs=(method,), desc=f"flow {method}", rate="pairs/s",
                     progress=progress)
     summary.failures, summary.seconds, summary.pairs = res.failures, res.seconds, res.work
+    return summary
+
+
+def _run_torch(root: Path, todo: list[str], summary: FlowSummary, record, device: str | None, batch: int,
+               progress: bool, decode_on_device: bool) -> FlowSummary:
+    import torch
+    from tqdm import tqdm
+
+    from .torch_extract import run_torch_flow
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda: torch sees no CUDA device here (use --device cpu)")
+    start = time.perf_counter()
+    bar = tqdm(total=len(todo), desc=f"flow tvl1-torch ({device})", unit="clip", disable=not progress)
+
+    class Done:  # run_batch's result shape, for ``record``
+        def __init__(self, result):
+            self.result = result
+
+    summary.pairs = run_torch_flow(root, todo, device, batch, lambda r: record(Done(r)),
+                                   lambda clip, err: summary.failures.append((clip, err)), progress=bar,
+                                   decode_on_device=decode_on_device)
+    bar.close()
+    summary.seconds = time.perf_counter() - start
     return summary

@@ -3,7 +3,8 @@
 ``tvl1`` is OpenCV's DualTVL1 with its defaults: what TSN (denseflow) and mmaction2 used.
 ``tvl1-fast`` keeps TV-L1 with fewer scales, warps and iterations (~3.6x less CPU, the same
 recovery inside texture-less silhouettes, see BENCHMARKS.md). ``dis`` is DIS at its medium preset,
-``farneback`` uses mmaction2's parameters.
+``farneback`` uses mmaction2's parameters. ``tvl1-torch`` is the ``tvl1`` algorithm and parameters
+rewritten in PyTorch (``tvl1_torch``), batched on CUDA or CPU; ``extract-flow`` runs it batched.
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ METHODS: dict[str, dict] = {
              "median 5"},
     "tvl1-fast": {"opencv": "cv2.optflow.DualTVL1OpticalFlow_create",
                   "params": {"nscales": 4, "scaleStep": 0.5, "warps": 2, "outerIterations": 2, "innerIterations": 10}},
+    "tvl1-torch": {"opencv": "synthact.flow.tvl1_torch: cv2.optflow.DualTVL1OpticalFlow in PyTorch",
+                   "params": "OpenCV defaults, as tvl1"},
     "dis": {"opencv": "cv2.DISOpticalFlow_create", "params": "DISOPTICAL_FLOW_PRESET_MEDIUM"},
     "farneback": {"opencv": "cv2.calcOpticalFlowFarneback",
                   "params": {"pyr_scale": 0.5, "levels": 3, "winsize": 15, "iterations": 3, "poly_n": 5,
@@ -33,6 +36,11 @@ def check_method(name: str) -> None:
 def make_flow(name: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """A flow function for ``name``; builds the OpenCV object once (it is reused per pair)."""
     check_method(name)
+    if name == "tvl1-torch":
+        import torch
+
+        from .tvl1_torch import tvl1 as tvl1_torch
+        return lambda a, b: tvl1_torch(torch.from_numpy(a)[None], torch.from_numpy(b)[None])[0].numpy()
     if name in ("tvl1", "tvl1-fast"):
         if not hasattr(cv2, "optflow"):
             raise RuntimeError("TV-L1 needs cv2.optflow from opencv-contrib-python-headless; another "
