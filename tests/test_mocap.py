@@ -87,7 +87,8 @@ def test_unknown_skeleton_names_the_unmapped_bones_and_a_map_file_fixes_it(mocap
     assert names[index["elbow.l"]] == "LeftLowerArm"
 
 
-def test_every_fixture_capture_renders_and_bad_files_fail_alone(mocap, tmp_path):
+@pytest.mark.parametrize("body", ["mannequin", "makehuman", "bodies/human-male.glb"])
+def test_every_fixture_capture_renders_on_each_body_and_bad_files_fail_alone(mocap, tmp_path, body, fixtures):
     (tmp_path / "broken.bvh").write_text((mocap / "13_40.bvh").read_text()[:40000])     # truncated
     _renamed(mocap, tmp_path, "LeftLeg", "LeftShin")
     lib = {"motions": {f"m{name}": [str(mocap / f"{name}.bvh")] for name in BVHS}}
@@ -95,8 +96,10 @@ def test_every_fixture_capture_renders_and_bad_files_fail_alone(mocap, tmp_path)
     lib["motions"]["renamed"] = ["renamed.bvh"]
     (tmp_path / "motions.yaml").write_text(yaml.safe_dump(lib))
     out = tmp_path / "out"
+    body = str(fixtures / body) if body.endswith(".glb") else body
     s = render_batch(RenderJob(out=out, classes=",".join(lib["motions"]) + ",wave", per_class=1, frames=4,
-                               size=(64, 48), workers=2, motions=str(tmp_path / "motions.yaml")), progress=False)
+                               size=(64, 48), workers=2, motions=str(tmp_path / "motions.yaml"), body=body),
+                     progress=False)
     failed = dict(s.failures)
     assert set(failed) == {"broken/broken_s0_00001", "renamed/renamed_s0_00001"}
     assert "broken.bvh" in failed["broken/broken_s0_00001"] and "truncated" in failed["broken/broken_s0_00001"]
@@ -107,3 +110,4 @@ def test_every_fixture_capture_renders_and_bad_files_fail_alone(mocap, tmp_path)
         assert (frames.max(axis=-1) > 20).mean(axis=(1, 2)).min() > 0.01, rec["clip"]
         if rec["class"] != "wave":
             assert rec["motion"]["source"] == "bvh" and rec["motion_used"]["capture_fps"] > 100
+        assert rec["body"]["model"] == body

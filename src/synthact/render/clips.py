@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from pathlib import Path
 from .. import contract as C
 from ..assets import resolve_classes
 from ..batch import run_batch
+from .bodies import body_model, makehuman_body, normalise, parse_body_spec, write_pc2
 from .mocap import load_library
 from .sampling import sample_record
 
@@ -43,6 +45,7 @@ class RenderJob:
     video: bool = False
     motions: str | None = None      # motion-capture library (YAML); its classes use captures
     bone_map: str | None = None     # overrides the library's bone map
+    body: str = "mannequin"         # mannequin | makehuman | rigged file, or a weighted mix
 
 
 @dataclass
@@ -84,7 +87,8 @@ def plan(job: RenderJob) -> list[dict]:
         raise ValueError(f"unknown engine {job.engine!r}: choose workbench or cycles")
     if job.gt_flow and job.engine != "cycles":
         raise ValueError("--gt-flow needs --engine cycles (it reads Blender's Vector pass)")
-    return [sample_record(c, job.seed, i, job.frames, job.fps, job.size, job.engine, job.gt_flow, library)
+    bodies = parse_body_spec(job.body)
+    return [sample_record(c, job.seed, i, job.frames, job.fps, job.size, job.engine, job.gt_flow, library, bodies)
             for c in classes for i in range(1, counts[c] + 1)]
 
 
@@ -111,15 +115,18 @@ def _reconcile(root: Path, records: list[dict]) -> set[str]:
     for rec in records:
         old = by_clip.get(rec["clip"])
         if old is not None:
-            for key in FIXED_SETTINGS:
-                if old.get(key) != rec[key]:
-                    raise ValueError(f"{root / C.MANIFEST}: clip {rec['clip']} has {key}={old.get(key)}, "
-                                     f"this run asks {key}={rec[key]}; use another --out")
+            for key in FIXED_SETTINGS + ("body model",):
+                was, now = (old.get(key), rec[key]) if key != "body model" else \
+                    (body_model(old), body_model(rec))
+                if was != now:
+                    raise ValueError(f"{root / C.MANIFEST}: clip {rec['clip']} has {key}={was}, "
+                                     f"this run asks {key}={now}; use another --out")
     return done
 
 
 # ------------------------------------------------------------------ worker side
 _STAGE = None
+_RIGGED: dict = {}
 
 
 def redirect_output(log: str) -> None:
@@ -153,18 +160,44 @@ def _init_worker(engine: str, size: tuple[int, int], fps: int, gt_flow: bool, lo
     _STAGE = Stage(engine, tuple(size), fps, gt_flow)
 
 
+def skinned_body(stage, body: dict):
+    """The rest body of a clip's record, or None for the mannequin; rigged files are imported once
+    per process (then scaled to the clip's height)."""
+    model = body_model({"body": body})
+    if model == "mannequin":
+        return None
+    if model == "makehuman":
+        return makehuman_body(body["phenotype"])
+    if model not in _RIGGED:
+        _RIGGED[model] = stage.load_rigged(model)
+    return normalise(_RIGGED[model], height=body["height"])
+
+
+def shoot(stage, record: dict, out: Path):
+    """Animate a record and render its frames into ``out`` (the mannequin, or a skinned body moved
+    by a point cache kept outside ``out``: the clip folder holds only the contract's files)."""
+    from .animate import animate
+    body = record["body"]
+    anim = animate(record, skinned_body(stage, body))
+    grey = min(1.0, body["grey"] * (record["light"]["strength"] if record["engine"] == "workbench" else 1.0))
+    if anim.skinned is None:
+        stage.render(anim.skeleton, anim.quats, anim.root_loc, anim.camera, grey, record["light"], out)
+        return anim
+    with tempfile.TemporaryDirectory() as cache:
+        write_pc2(Path(cache) / "body.pc2", anim.skinned.frames)
+        stage.render_skinned(anim.skinned.rest.verts, anim.skinned.rest.faces, Path(cache) / "body.pc2",
+                             anim.camera, grey, record["light"], out)
+    return anim
+
+
 def render_clip(task: tuple[dict, str, bool]) -> dict:
     record, root, video = task
-    from .animate import animate
     from .writer import exr_to_contract, write_video
     root = Path(root)
     start = time.perf_counter()
-    anim = animate(record)
-    body = record["body"]
-    grey = min(1.0, body["grey"] * (record["light"]["strength"] if record["engine"] == "workbench" else 1.0))
     n = record["frames"]
     with C.staged_clip(root, record["clip"]) as tmp:
-        _STAGE.render(anim.skeleton, anim.quats, anim.root_loc, anim.camera, grey, record["light"], tmp)
+        anim = shoot(_STAGE, record, tmp)
         if record["gt_flow"]:
             exr_to_contract(tmp, n)
         got = C.count_frames(tmp)

@@ -10,6 +10,7 @@ import zlib
 import numpy as np
 
 from .actions import ACTIONS
+from .bodies import sample_body_model
 from .body import sample_proportions
 
 STYLE_RANGES = {  # per-clip posture quirks added to every action, degrees
@@ -28,8 +29,10 @@ def clip_name(cls: str, batch_seed: int, index: int) -> str:
 
 
 def sample_record(cls: str, batch_seed: int, index: int, frames: int, fps: int,
-                  size: tuple[int, int], engine: str, gt_flow: bool, motions: dict | None = None) -> dict:
-    """``motions``: a loaded motion library; its classes are cut from captures, not procedural."""
+                  size: tuple[int, int], engine: str, gt_flow: bool, motions: dict | None = None,
+                  bodies: list | None = None) -> dict:
+    """``motions``: a loaded motion library; its classes are cut from captures, not procedural.
+    ``bodies``: the parsed ``--body`` spec (default: the mannequin)."""
     seed = clip_seed(batch_seed, cls, index)
     rng = np.random.default_rng(seed)
     u = lambda lo, hi: round(float(rng.uniform(lo, hi)), 4)  # noqa: E731
@@ -54,7 +57,9 @@ def sample_record(cls: str, batch_seed: int, index: int, frames: int, fps: int,
         "engine": engine,
         "gt_flow": gt_flow,
         "motion": motion,
-        "body": {**sample_proportions(rng), "grey": u(0.45, 0.85)},
+        # the body model has its own stream: adding --body leaves every other draw as it was
+        "body": {**sample_proportions(rng), "grey": u(0.45, 0.85),
+                 **sample_body_model(np.random.default_rng([seed, 1]), bodies or [("mannequin", 1.0)])},
         "action": {
             "speed": u(0.8, 1.25),
             "amp": u(0.85, 1.15),

@@ -12,6 +12,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
+from ..contract import ContractError
 from .body import NAMES, PARENT, Skeleton, part_mesh, rest_rotations
 from .camera import CameraPath
 
@@ -78,10 +79,8 @@ class Stage:
     # ------------------------------------------------------------------ clip
     def render(self, skel: Skeleton, quats: np.ndarray, root_loc: np.ndarray, cam: CameraPath,
                grey: float, light: dict, out: Path) -> None:
-        self._clear()
-        n = len(quats)
-        self.scene.frame_start, self.scene.frame_end = 1, n
-        self._set_colour(grey)
+        """The mannequin: an armature keyed with ``quats`` and ``root_loc``."""
+        n = self._start(len(quats), grey)
         arm = self._build_body(skel)
         action = bpy.data.actions.new("pose")
         arm.animation_data_create()
@@ -93,6 +92,41 @@ class Stage:
                 _keys(action, arm, path, i, frames, quats[:, b, i])
         for i in range(3):
             _keys(action, arm, 'pose.bones["pelvis"].location', i, frames, root_loc[:, i])
+        self._shoot(cam, light, out)
+
+    def render_skinned(self, verts: np.ndarray, faces: list, cache: Path, cam: CameraPath, grey: float,
+                       light: dict, out: Path) -> None:
+        """A skinned body: its rest mesh, moved by a point cache (PC2) of skinned vertices."""
+        n = self._start(len(cam.lens), grey)
+        mesh = bpy.data.meshes.new("body")
+        sizes = np.array([len(f) for f in faces], dtype=np.int32)
+        mesh.vertices.add(len(verts))
+        mesh.vertices.foreach_set("co", verts.astype(np.float32).ravel())
+        mesh.loops.add(int(sizes.sum()))
+        mesh.loops.foreach_set("vertex_index", np.concatenate([np.asarray(f, dtype=np.int32) for f in faces]))
+        mesh.polygons.add(len(faces))
+        mesh.polygons.foreach_set("loop_start", np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int32))
+        mesh.update()
+        mesh.shade_smooth()
+        mesh.materials.append(self.material)
+        ob = bpy.data.objects.new("body", mesh)
+        self.scene.collection.objects.link(ob)
+        mod = ob.modifiers.new("motion", "MESH_CACHE")
+        mod.cache_format = "PC2"
+        mod.filepath = str(cache)
+        mod.frame_start = 1.0  # scene frame 1 plays the cache's first sample
+        if len(mesh.vertices) != len(verts):
+            raise RuntimeError(f"body mesh: Blender made {len(mesh.vertices)} vertices of {len(verts)}")
+        self._shoot(cam, light, out)
+
+    def _start(self, n: int, grey: float) -> int:
+        self._clear()
+        self.scene.frame_start, self.scene.frame_end = 1, n
+        self._set_colour(grey)
+        return n
+
+    def _shoot(self, cam: CameraPath, light: dict, out: Path) -> None:
+        frames = np.arange(1, len(cam.lens) + 1, dtype=np.float32)
         cam_action = bpy.data.actions.new("camera")
         self.camera.animation_data_create()
         self.camera.animation_data.action = cam_action
@@ -107,6 +141,55 @@ class Stage:
         self._set_light(light)
         self.scene.render.filepath = str(Path(out) / ("exr_#####" if self.gt_flow else "img_#####"))
         bpy.ops.render.render(animation=True)
+
+    def load_rigged(self, path: str):
+        """Rest mesh, skinning weights and bones of a rigged glTF/FBX body, as numpy (see
+        bodies.SkinnedBody); the imported objects are removed again."""
+        from .bodies import SkinnedBody
+        self._clear()
+        before = set(bpy.data.objects)
+        try:
+            if path.lower().endswith(".fbx"):
+                bpy.ops.import_scene.fbx(filepath=path)
+            else:
+                bpy.ops.import_scene.gltf(filepath=path)
+        except RuntimeError as e:
+            raise ContractError(f"{path}: Blender could not import it ({str(e).splitlines()[-1]})") from None
+        new = [o for o in bpy.data.objects if o not in before]
+        arms = [o for o in new if o.type == "ARMATURE"]
+        skinned = [o for o in new if o.type == "MESH" and any(m.type == "ARMATURE" for m in o.modifiers)]
+        if len(arms) != 1 or not skinned:
+            raise ContractError(f"{path}: need one armature and a mesh skinned to it, found {len(arms)} "
+                                f"armature(s) and {len(skinned)} skinned mesh(es)")
+        arm = arms[0]
+        bones = list(arm.data.bones)
+        names = [b.name for b in bones]
+        index = {b: i for i, b in enumerate(names)}
+        mw = np.array(arm.matrix_world)
+        to_world = lambda p: (mw[:3, :3] @ np.array(p)) + mw[:3, 3]  # noqa: E731
+        verts, faces, idx, wts = [], [], [], []
+        for ob in skinned:
+            base = sum(len(v) for v in verts)
+            m = np.array(ob.matrix_world)
+            co = np.array([v.co for v in ob.data.vertices])
+            verts.append(co @ m[:3, :3].T + m[:3, 3])
+            faces += [[base + i for i in p.vertices] for p in ob.data.polygons]
+            groups = {g.index: index.get(g.name, -1) for g in ob.vertex_groups}
+            for v in ob.data.vertices:
+                w = sorted(((g.weight, groups[g.group]) for g in v.groups if groups.get(g.group, -1) >= 0),
+                           reverse=True)[:8]
+                idx.append([j for _, j in w] + [0] * (8 - len(w)))
+                wts.append([x for x, _ in w] + [0.0] * (8 - len(w)))
+        wts = np.array(wts)
+        if (wts.sum(axis=1) <= 0).any():
+            raise ContractError(f"{path}: {(wts.sum(axis=1) <= 0).sum()} vertices have no bone weights")
+        body = SkinnedBody(np.concatenate(verts), faces, names,
+                           np.array([index[b.parent.name] if b.parent else -1 for b in bones]),
+                           np.array([to_world(b.head_local) for b in bones]),
+                           np.array([to_world(b.tail_local) for b in bones]),
+                           np.array(idx), wts / wts.sum(axis=1, keepdims=True))
+        self._clear()
+        return body
 
     def _set_colour(self, grey: float) -> None:
         m = self.material
@@ -177,7 +260,8 @@ class Stage:
             if ob is not self.camera:
                 bpy.data.objects.remove(ob)
         self.lights.clear()
-        for coll in (bpy.data.meshes, bpy.data.armatures, bpy.data.actions, bpy.data.lights):
+        for coll in (bpy.data.meshes, bpy.data.armatures, bpy.data.actions, bpy.data.lights,
+                     bpy.data.cameras if False else (), bpy.data.images):
             for block in list(coll):
                 coll.remove(block)
 
