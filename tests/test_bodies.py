@@ -51,7 +51,7 @@ def t_pose_rig() -> SkinnedBody:
                        np.ones((len(names), 1)))
 
 
-def test_bone_roles_of_the_cmu_and_unreal_rigs():
+def test_bone_roles_of_the_cmu_unreal_and_mixamo_rigs():
     names, parents = _parents(UE)
     roles = dict(zip(names, bone_roles(names, parents)))
     assert roles["spine_01"] == "spine" and roles["spine_02"] == roles["spine_03"] == roles["clavicle_l"] == "chest"
@@ -69,6 +69,17 @@ def test_bone_roles_of_the_cmu_and_unreal_rigs():
     roles = dict(zip(names, bone_roles(names, parents)))
     assert (roles["LowerBack"], roles["Spine1"], roles["LHipJoint"], roles["LeftLeg"], roles["LThumb"]) == \
         ("spine", "chest", "pelvis", "shin.l", None)
+    mixamo = {f"mixamorig:{k}": (f"mixamorig:{v}" if v else None) for k, v in {
+        "Hips": None, "Spine": "Hips", "Spine1": "Spine", "Spine2": "Spine1", "Neck": "Spine2", "Head": "Neck",
+        "HeadTop_End": "Head", "LeftShoulder": "Spine2", "LeftArm": "LeftShoulder", "LeftForeArm": "LeftArm",
+        "LeftHand": "LeftForeArm", "LeftHandThumb1": "LeftHand", "RightShoulder": "Spine2",
+        "RightArm": "RightShoulder", "RightForeArm": "RightArm", "RightHand": "RightForeArm",
+        "LeftUpLeg": "Hips", "LeftLeg": "LeftUpLeg", "LeftFoot": "LeftLeg", "LeftToeBase": "LeftFoot",
+        "RightUpLeg": "Hips", "RightLeg": "RightUpLeg", "RightFoot": "RightLeg"}.items()}
+    names, parents = _parents(mixamo)
+    roles = dict(zip((n.split(":")[1] for n in names), bone_roles(names, parents)))
+    assert (roles["Spine"], roles["Spine2"], roles["LeftHand"], roles["HeadTop_End"], roles["RightLeg"]) == \
+        ("spine", "chest", "hand.l", None, "shin.r")
     names, parents = _parents({k: v for k, v in cmu.items() if "Right" not in k and k != "RHipJoint"})
     with pytest.raises(ContractError, match="no bone found for our upper_arm.r, forearm.r, hand.r, thigh.r"):
         bone_roles(names, parents)

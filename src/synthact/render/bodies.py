@@ -113,7 +113,8 @@ def _limb_role(name: str) -> str | None:
 def bone_roles(names: list[str], parents: np.ndarray) -> list[str | None]:
     """Our bone that each of the body's bones follows, or None (moves with its parent)."""
     roles: list[str | None] = [None] * len(names)
-    for j, name in enumerate(names):
+    for j, full in enumerate(names):
+        name = re.split(r"[:|]", full)[-1]  # mixamorig:LeftArm, Armature|Hips
         n = name.lower()
         side = _side(name)
         limb = _limb_role(name)
