@@ -133,9 +133,9 @@ def median_blur(u: torch.Tensor, k: int) -> torch.Tensor:
 
 # ------------------------------------------------------------------ one inner iteration (torch)
 def inner_step(c: torch.Tensor, u1, u2, p11, p12, p21, p22, l_t: float, theta: float, taut: float):
-    """``c``: (3, B, H, W) I1wx, I1wy, rho_c. estimateV, divergence, estimateU, forwardGradient,
-    estimateDualVariables; returns the new
-    (u1, u2, p11, p12, p21, p22) and each pair's summed squared update of u."""
+    """estimateV, divergence, estimateU, forwardGradient, estimateDualVariables, given ``c``
+    (3, B, H, W: I1wx, I1wy, rho_c); returns the new (u1, u2, p11, p12, p21, p22) and each pair's
+    summed squared update of u."""
     ix, iy, rho_c = c[0], c[1], c[2]
     grad = ix * ix + iy * iy
     rho = rho_c + (ix * u1 + iy * u2)
