@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from synthact import contract as C
-from synthact.flow.methods import METHODS, make_flow
+from synthact.flow.methods import OPENCV_METHODS, make_flow
 
 SIZE = (340, 256)
 
@@ -112,7 +112,7 @@ def main() -> None:
           f"| EPE vs Blender GT on body pixels (px) | speed vs tvl1 (real, 1 proc) |")
     print("|---|---|---|---|---|---|")
     base = None
-    for method in METHODS:
+    for method in OPENCV_METHODS:
         r1 = parallel_rate(method, real, 1)      # the same timed window as the K-process row
         rk = parallel_rate(method, real, a.workers)
         s1, flows = _time(method, synth)

@@ -28,6 +28,10 @@ METHODS: dict[str, dict] = {
 }
 
 
+# the per-pair OpenCV methods (``prepare --flow``, bench/flow.py); tvl1-torch runs batched
+OPENCV_METHODS = ("tvl1", "tvl1-fast", "dis", "farneback")
+
+
 def check_method(name: str) -> None:
     if name not in METHODS:
         raise ValueError(f"unknown flow method {name!r}: choose from {', '.join(METHODS)}")
