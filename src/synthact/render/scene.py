@@ -97,7 +97,7 @@ class Stage:
     def render_skinned(self, verts: np.ndarray, faces: list, cache: Path, cam: CameraPath, grey: float,
                        light: dict, out: Path) -> None:
         """A skinned body: its rest mesh, moved by a point cache (PC2) of skinned vertices."""
-        n = self._start(len(cam.lens), grey)
+        self._start(len(cam.lens), grey)
         mesh = bpy.data.meshes.new("body")
         sizes = np.array([len(f) for f in faces], dtype=np.int32)
         mesh.vertices.add(len(verts))
@@ -115,8 +115,6 @@ class Stage:
         mod.cache_format = "PC2"
         mod.filepath = str(cache)
         mod.frame_start = 1.0  # scene frame 1 plays the cache's first sample
-        if len(mesh.vertices) != len(verts):
-            raise RuntimeError(f"body mesh: Blender made {len(mesh.vertices)} vertices of {len(verts)}")
         self._shoot(cam, light, out)
 
     def _start(self, n: int, grey: float) -> int:
@@ -260,10 +258,12 @@ class Stage:
             if ob is not self.camera:
                 bpy.data.objects.remove(ob)
         self.lights.clear()
-        for coll in (bpy.data.meshes, bpy.data.armatures, bpy.data.actions, bpy.data.lights,
-                     bpy.data.cameras if False else (), bpy.data.images):
+        for coll in (bpy.data.meshes, bpy.data.armatures, bpy.data.actions, bpy.data.lights, bpy.data.images):
             for block in list(coll):
                 coll.remove(block)
+        for m in list(bpy.data.materials):  # an imported body brings its own
+            if m is not self.material:
+                bpy.data.materials.remove(m)
 
 
 def _keys(action, owner, path: str, index: int, frames: np.ndarray, values: np.ndarray) -> None:
