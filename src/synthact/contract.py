@@ -96,10 +96,14 @@ def read_image(path: Path, gray: bool = False) -> np.ndarray:
 
 
 def write_flow_pair(folder: Path, k: int, flow: np.ndarray, bound: float = FLOW_BOUND) -> None:
-    fx, fy = encode_flow(flow, bound)
+    write_flow_jpegs(folder, k, *encode_flow(flow, bound))
+
+
+def write_flow_jpegs(folder: Path, k: int, fx: np.ndarray, fy: np.ndarray) -> None:
+    """Pair k's two flow images, already in TSN's encoding (uint8)."""
     nx, ny = flow_names(k)
-    write_jpeg(folder / nx, fx)
-    write_jpeg(folder / ny, fy)
+    write_jpeg(Path(folder) / nx, fx)
+    write_jpeg(Path(folder) / ny, fy)
 
 
 def read_flow_pair(folder: Path, k: int, bound: float = FLOW_BOUND, layout: Layout = OURS) -> np.ndarray:

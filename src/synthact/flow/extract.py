@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 
@@ -64,15 +66,21 @@ def init_flow_worker(method: str) -> None:
     _FLOW = make_flow(method)
 
 
-def flow_task(task: tuple[str, str]) -> dict:
-    root, clip = task
-    root = Path(root)
+@contextmanager
+def restaged(root: Path, clip: str) -> Iterator[Path]:
+    """A staging copy of a committed clip without its flow, swapped in whole on success."""
     final = C.clip_dir(root, clip)
-    start = time.perf_counter()
     with C.staged_clip(root, clip) as tmp:
         for f in final.iterdir():
             if not f.name.startswith("flow_"):
                 os.link(f, tmp / f.name)  # same files, no copy: only flow is new
+        yield tmp
+
+
+def flow_task(task: tuple[str, str]) -> dict:
+    root, clip = task
+    start = time.perf_counter()
+    with restaged(Path(root), clip) as tmp:
         pairs = clip_flow(tmp, tmp, _FLOW)
     return {"clip": clip, "pairs": pairs, "seconds": round(time.perf_counter() - start, 3)}
 
@@ -107,14 +115,15 @@ def run_flow(root: Path, method: str, workers: int, resume: bool = False, overwr
     todo = [c for c in all_clips if c not in done]
     summary = FlowSummary(clips=len(all_clips), skipped=len(all_clips) - len(todo))
 
-    def record(out) -> int:
-        C.append_manifest(root, {**out.result, "method": method}, C.FLOW_MANIFEST)
+    def record(result: dict) -> int:
+        C.append_manifest(root, {**result, "method": method}, C.FLOW_MANIFEST)
         summary.done += 1
-        return out.result["pairs"]
+        return result["pairs"]
 
     if method == "tvl1-torch":
         return _run_torch(root, todo, summary, record, device, batch, progress, decode_on_device)
-    res = run_batch(flow_task, [(str(root), c) for c in todo], workers, name=lambda t: t[1], on_ok=record,
+    res = run_batch(flow_task, [(str(root), c) for c in todo], workers, name=lambda t: t[1],
+                    on_ok=lambda out: record(out.result),
                     initializer=init_flow_worker, initargs=(method,), desc=f"flow {method}", rate="pairs/s",
                     progress=progress)
     summary.failures, summary.seconds, summary.pairs = res.failures, res.seconds, res.work
@@ -132,12 +141,7 @@ def _run_torch(root: Path, todo: list[str], summary: FlowSummary, record, device
         raise ValueError("--device cuda: torch sees no CUDA device here (use --device cpu)")
     start = time.perf_counter()
     bar = tqdm(total=len(todo), desc=f"flow tvl1-torch ({device})", unit="clip", disable=not progress)
-
-    class Done:  # run_batch's result shape, for ``record``
-        def __init__(self, result):
-            self.result = result
-
-    summary.pairs = run_torch_flow(root, todo, device, batch, lambda r: record(Done(r)),
+    summary.pairs = run_torch_flow(root, todo, device, batch, record,
                                    lambda clip, err: summary.failures.append((clip, err)), progress=bar,
                                    decode_on_device=decode_on_device)
     bar.close()

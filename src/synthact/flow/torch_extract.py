@@ -1,19 +1,20 @@
 """``extract-flow --method tvl1-torch``: batched TV-L1 over many clips at once, on CUDA or CPU.
 
-Flow is computed for ``batch`` pairs at once on the device and quantised there. Frames are decoded
-by CPU threads and copied over: measured on an H100 (BENCHMARKS.md), torchvision's nvjpeg decode
-called from those threads made the whole run 3.2x slower, so it is an option
-(``decode_on_device``), not the default. Threads read the next clips' JPEG
-bytes and worker processes encode and write the finished flow images while the device works. Each clip is written into its staging folder and swapped in whole, then recorded in
-``flow.jsonl``, exactly as the OpenCV methods do; a clip that cannot be read fails alone.
+Flow is computed for ``batch`` pairs at once on the device and quantised there. Threads read and
+decode the next clips' frames, and worker processes encode and write the finished flow images,
+while the device works. Frames are decoded on the CPU by default: measured on an H100
+(BENCHMARKS.md), torchvision's nvjpeg decode called from those threads made the whole run 3.2x
+slower, so it is an option (``decode_on_device``). Each clip is restaged, swapped in whole and
+recorded in ``flow.jsonl`` exactly as with the OpenCV methods; a clip that cannot be read fails
+alone.
 """
 from __future__ import annotations
 
+import multiprocessing
 import os
 import time
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from collections import deque
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import torch
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from .. import contract as C
+from .extract import restaged
 from .tvl1_torch import TVL1Params, quantise, tvl1
 
 READ_AHEAD = 64  # clips decoded ahead of the one being computed (a few hundred MB at 340x256)
@@ -59,14 +61,9 @@ def write_clip(root: Path, clip: str, q: np.ndarray) -> dict:
     """Encode (P, H, W, 2) quantised flow with the contract's writer into the clip's staging copy
     (on the CPU, overlapping the device: torchvision's CUDA encoder takes only 3-channel images)."""
     start = time.perf_counter()
-    final = C.clip_dir(root, clip)
-    with C.staged_clip(root, clip) as tmp:
-        for f in final.iterdir():
-            if not f.name.startswith("flow_"):
-                os.link(f, tmp / f.name)
+    with restaged(root, clip) as tmp:
         for k in range(q.shape[0]):
-            for name, plane in zip(C.flow_names(k + 1), (q[k, :, :, 0], q[k, :, :, 1])):
-                (tmp / name).write_bytes(C.encode_jpeg(plane))
+            C.write_flow_jpegs(tmp, k + 1, q[k, :, :, 0], q[k, :, :, 1])
     return {"clip": clip, "pairs": q.shape[0], "seconds": round(time.perf_counter() - start, 3)}
 
 
@@ -99,7 +96,7 @@ def run_torch_flow(root: Path, clips: list[str], device: str, batch: int, on_don
                 if len(reads) >= READ_AHEAD:
                     break
 
-        writes = []
+        writes = deque()
         group: list[Clip] = []
 
         def flush():
@@ -128,7 +125,7 @@ def run_torch_flow(root: Path, clips: list[str], device: str, batch: int, on_don
             if sum(g.frames.shape[0] - 1 for g in group) >= batch:
                 flush()
             while writes and writes[0][1].done():
-                _finish(writes.pop(0), on_done, on_fail, progress)
+                _finish(writes.popleft(), on_done, on_fail, progress)
         flush()
         for w in writes:
             _finish(w, on_done, on_fail, progress)
