@@ -81,9 +81,9 @@ def sample_body_model(rng: np.random.Generator, spec: list[tuple[str, float]]) -
     return {"model": name}
 
 
-def body_model(record: dict) -> str:
-    """The body model a clip record names (records written before bodies existed: the mannequin)."""
-    return record["body"].get("model", "mannequin")
+def body_model(body: dict) -> str:
+    """The model a record's ``body`` names (records written before bodies existed: the mannequin)."""
+    return body.get("model", "mannequin")
 
 
 # ------------------------------------------------------------------ bone roles
@@ -101,9 +101,9 @@ def _side(name: str) -> str | None:
 
 def _limb_role(name: str) -> str | None:
     n = name.lower()
-    for role, pat in (("thigh", r"upleg|thigh|upperleg"), ("shin", r"(^|[^a-z])(left|right)?leg$|leftleg|rightleg|calf|shin|knee|lowerleg"),
+    for role, pat in (("thigh", r"upleg|thigh|upperleg"), ("shin", r"(^|[^a-z])leg$|(left|right)leg|calf|shin|knee|lowerleg"),
                       ("foot", r"foot|ankle"), ("forearm", r"forearm|lowerarm|elbow"),
-                      ("upper_arm", r"upperarm|(left|right)arm$|(^|_)arm(_|$)|(left|right)arm"),
+                      ("upper_arm", r"upperarm|(^|_)arm(_|$)|(left|right)arm"),
                       ("hand", r"hand$|_hand|hand_|wrist")):
         if re.search(pat, n) and "twist" not in n:
             return role

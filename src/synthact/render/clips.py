@@ -115,13 +115,17 @@ def _reconcile(root: Path, records: list[dict]) -> set[str]:
     for rec in records:
         old = by_clip.get(rec["clip"])
         if old is not None:
-            for key in FIXED_SETTINGS + ("body model",):
-                was, now = (old.get(key), rec[key]) if key != "body model" else \
-                    (body_model(old), body_model(rec))
-                if was != now:
-                    raise ValueError(f"{root / C.MANIFEST}: clip {rec['clip']} has {key}={was}, "
-                                     f"this run asks {key}={now}; use another --out")
+            was, now = _settings(old), _settings(rec)
+            for key in was:
+                if was[key] != now[key]:
+                    raise ValueError(f"{root / C.MANIFEST}: clip {rec['clip']} has {key}={was[key]}, "
+                                     f"this run asks {key}={now[key]}; use another --out")
     return done
+
+
+def _settings(record: dict) -> dict:
+    """What must agree between a rerun and a clip already rendered."""
+    return {**{k: record.get(k) for k in FIXED_SETTINGS}, "body model": body_model(record["body"])}
 
 
 # ------------------------------------------------------------------ worker side
@@ -163,7 +167,7 @@ def _init_worker(engine: str, size: tuple[int, int], fps: int, gt_flow: bool, lo
 def skinned_body(stage, body: dict):
     """The rest body of a clip's record, or None for the mannequin; rigged files are imported once
     per process (then scaled to the clip's height)."""
-    model = body_model({"body": body})
+    model = body_model(body)
     if model == "mannequin":
         return None
     if model == "makehuman":
