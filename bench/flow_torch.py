@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,11 +26,11 @@ import torch
 from synthact import contract as C
 from synthact.flow.tvl1_torch import quantise, tvl1
 
+sys.path.insert(0, str(Path(__file__).parent))
+from flow import _time, real_pairs, synthetic  # noqa: E402 - bench/flow.py's pairs and OpenCV timing
+
 
 def save_inputs(out: Path, n: int) -> None:
-    import sys
-    sys.path.insert(0, str(Path(__file__).parent))
-    from flow import real_pairs, synthetic  # the same pairs as bench/flow.py
     fixtures = Path(os.environ["SYNTHACT_FIXTURES"])
     real = real_pairs(fixtures, n)
     with tempfile.TemporaryDirectory() as tmp:
@@ -42,15 +43,6 @@ def save_inputs(out: Path, n: int) -> None:
 def epe(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
     e = np.sqrt(((a - b) ** 2).sum(-1))
     return float(e[mask].mean() if mask is not None else e.mean())
-
-
-def opencv(pairs: np.ndarray) -> tuple[list, float]:
-    cv2.setNumThreads(1)
-    tv = cv2.optflow.DualTVL1OpticalFlow_create()
-    tv.calc(pairs[0][0], pairs[0][1], None)
-    t0 = time.perf_counter()
-    out = [tv.calc(a, b, None) for a, b in pairs]
-    return out, len(pairs) / (time.perf_counter() - t0)
 
 
 def torch_flow(pairs: np.ndarray, device, batch: int) -> np.ndarray:
@@ -72,7 +64,7 @@ def speed(pairs: np.ndarray, device, batch: int, repeat: int) -> float:
     return batch * repeat / (time.perf_counter() - t0)
 
 
-def jpeg_agreement(ours: np.ndarray, ref: list, device) -> tuple[float, int]:
+def jpeg_agreement(ours: np.ndarray, ref: list, device) -> tuple[float, float]:
     """Encoded flow images through each path's writer, decoded: share of pixels equal, within one level."""
     q = quantise(torch.from_numpy(ours).to(device), C.FLOW_BOUND).cpu().numpy()
     mine = [cv2.imdecode(np.frombuffer(C.encode_jpeg(q[i, :, :, c]), np.uint8), cv2.IMREAD_GRAYSCALE)
@@ -118,7 +110,7 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=12)
     ap.add_argument("--inputs", type=Path)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--batches", default="64,256")
+    ap.add_argument("--batches", default=[64, 256], type=lambda s: [int(x) for x in s.split(",")])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--clips", type=int, default=32, help="clips for the extract-flow row (0: skip)")
     ap.add_argument("--e2e-only", action="store_true", help="only the extract-flow rows (and OpenCV's rate)")
@@ -133,11 +125,11 @@ def main() -> None:
     print(f"# tvl1-torch bench: {name}, {os.cpu_count()} cores, torch {torch.__version__}, OpenCV {cv2.__version__}, "
           f"{real.shape[3]}x{real.shape[2]}, {len(real)} real + {len(syn)} rendered pairs", flush=True)
     if a.e2e_only:
-        cv_rate = opencv(real)[1]
+        cv_rate = _time("tvl1", real)[0]
         print(f"| OpenCV tvl1, 1 CPU core (pairs/s) | {cv_rate:.2f} |", flush=True)
         return e2e_rows(a, real, cv_rate)
-    ref_real, cv_rate = opencv(real)
-    ref_syn, _ = opencv(syn)
+    cv_rate, ref_real = _time("tvl1", real)
+    ref_syn = _time("tvl1", syn)[1]
     ours_real = torch_flow(real, device, 64)
     ours_syn = torch_flow(syn, device, 64)
     same, near = jpeg_agreement(ours_real, ref_real, device)
@@ -150,11 +142,11 @@ def main() -> None:
           f"{np.mean([epe(f, g, m) for f, g, m in zip(ours_syn, gt, mask)]):.4f} |")
     print(f"| flow JPEGs of real pairs, decoded: share of pixels equal / within 1 level | {same:.4f} / {near:.4f} |")
     print(f"| OpenCV tvl1, 1 CPU core (pairs/s) | {cv_rate:.2f} |", flush=True)
-    for b in [int(x) for x in a.batches.split(",")]:
+    for b in a.batches:
         rate = speed(real, device, b, a.repeat)
         print(f"| tvl1-torch on {a.device}, batch {b} (pairs/s) | {rate:.1f} ({rate / cv_rate:.2f}x one core) |", flush=True)
     if a.profile:
-        t = torch.from_numpy(real[np.arange(max(int(x) for x in a.batches.split(","))) % len(real)]).to(device)
+        t = torch.from_numpy(real[np.arange(max(a.batches)) % len(real)]).to(device)
         with torch.profiler.profile() as prof:
             tvl1(t[:, 0], t[:, 1])
             torch.cuda.synchronize() if device.type == "cuda" else None
@@ -164,9 +156,10 @@ def main() -> None:
 
 
 def e2e_rows(a, real: np.ndarray, cv_rate: float) -> None:
-    for on_device in ([False, True] if a.device != "cpu" else [False]) if a.clips else []:
-        rate = end_to_end(real, a.device, max(int(x) for x in a.batches.split(",")), a.clips,
-                          decode_on_device=on_device)
+    if not a.clips:
+        return
+    for on_device in [False, True] if a.device != "cpu" else [False]:
+        rate = end_to_end(real, a.device, max(a.batches), a.clips, decode_on_device=on_device)
         where = f"decode on {a.device}" if on_device else "decode on CPU"
         print(f"| extract-flow's tvl1-torch path on {a.device}, {a.clips} clips x 64 pairs, {where}, files "
               f"written (pairs/s) | {rate:.1f} ({rate / cv_rate:.2f}x one core) |", flush=True)
