@@ -130,6 +130,20 @@ def _cubic(t):
 
 
 @triton.jit
+def _tap(k: tl.constexpr, w0, w1, w2, w3):
+    """The weight of tap ``k`` (resolved at compile time)."""
+    if k == 0:
+        w = w0
+    elif k == 1:
+        w = w1
+    elif k == 2:
+        w = w2
+    else:
+        w = w3
+    return w
+
+
+@triton.jit
 def _warp_kernel(i0, img, u_src, c_dst, H, W, HW, PLANE, BLOCK: tl.constexpr):
     """Bicubic remap of I1, I1x, I1y at x + u (OpenCV's 1/32 grid, zero outside), then
     ``ix, iy, rho_c`` of calcGradRho. ``img`` holds I1, I1x, I1y as three planes."""
@@ -154,27 +168,13 @@ def _warp_kernel(i0, img, u_src, c_dst, H, W, HW, PLANE, BLOCK: tl.constexpr):
     acc2 = tl.zeros([BLOCK], tl.float32)
     for k in tl.static_range(4):
         yk = sy + k
-        if k == 0:
-            wy = wy0
-        elif k == 1:
-            wy = wy1
-        elif k == 2:
-            wy = wy2
-        else:
-            wy = wy3
+        wy = _tap(k, wy0, wy1, wy2, wy3)
         row0 = tl.zeros([BLOCK], tl.float32)
         row1 = tl.zeros([BLOCK], tl.float32)
         row2 = tl.zeros([BLOCK], tl.float32)
         for j in tl.static_range(4):
             xj = sx + j
-            if j == 0:
-                wx = wx0
-            elif j == 1:
-                wx = wx1
-            elif j == 2:
-                wx = wx2
-            else:
-                wx = wx3
+            wx = _tap(j, wx0, wx1, wx2, wx3)
             m = ok & (xj >= 0) & (xj < W) & (yk >= 0) & (yk < H)
             t = b * HW + yk * W + xj
             row0 += tl.load(img + t, mask=m, other=0.0) * wx
