@@ -165,3 +165,14 @@ def test_an_fbx_body_renders(fixtures, tmp_path):
     assert rec["body"]["model"] == str(fbx)
     img = C.read_image(C.clip_dir(out, rec["clip"]) / C.img_name(2))
     assert (img.max(axis=-1) > 20).mean() > 0.01
+
+
+def test_a_corrupt_body_file_fails_its_clips_with_the_file_named(tmp_path):
+    broken = tmp_path / "broken.glb"
+    broken.write_bytes(b"glTF" + bytes(range(256)) * 8)
+    out = tmp_path / "o"
+    r = run_cli("render-clips", "--out", str(out), "--classes", "wave", "--per-class", "2", "--frames", "2",
+                "--size", "64x48", "--body", str(broken), "--quiet")
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.count(f"{broken}: Blender could not import it") == 2
+    assert not C.read_manifest(out) and not list(C.iter_clips(out))

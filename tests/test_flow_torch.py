@@ -138,3 +138,17 @@ def test_tvl1_torch_reports_a_missing_cuda_device(tmp_path):
     assert render_batch(RenderJob(out=root, classes="wave", per_class=1, frames=3, size=(64, 48)), progress=False).ok
     with pytest.raises(ValueError, match="--device cuda: torch sees no CUDA device"):
         run_flow(root, "tvl1-torch", 1, progress=False, device="cuda")
+
+
+def test_tvl1_torch_a_clip_with_a_corrupt_frame_fails_alone(tmp_path):
+    root = tmp_path / "r"
+    assert render_batch(RenderJob(out=root, classes="wave,punch", per_class=1, frames=4, size=(64, 48)),
+                        progress=False).ok
+    bad = C.clip_dir(root, "punch/punch_s0_00001")
+    (bad / C.img_name(3)).write_bytes(b"not a jpeg")
+    r = run_cli("extract-flow", "--root", str(root), "--method", "tvl1-torch", "--device", "cpu", "--quiet")
+    assert r.returncode == 1
+    assert "punch/punch_s0_00001" in (root / "failures.txt").read_text() and "not a readable JPEG" in r.stderr
+    assert [e["clip"] for e in C.read_manifest(root, C.FLOW_MANIFEST)] == ["wave/wave_s0_00001"]
+    assert C.count_frames(bad) == 4 and not list(bad.glob("flow_*"))      # the failed clip is as it was
+    assert not list((root / C.RAWFRAMES).glob("*/.tmp-*"))
