@@ -27,9 +27,9 @@ def steady(engine: str, gt_flow: bool, clips: int, frames: int, per_frame: bool,
 
     from synthact import contract as C
     from synthact.render.animate import animate
+    from synthact.render.clips import redirect_output, shoot
     from synthact.render.sampling import sample_record
     from synthact.render.scene import Stage
-    from synthact.render.clips import redirect_output, shoot
     from synthact.render.writer import exr_to_contract
 
     redirect_output(os.devnull)

@@ -49,9 +49,9 @@ def engines(tmp: Path, a, root: Path, with_mmaction2: bool = True) -> tuple[floa
 
 
 def make_root(tmp: Path, modality: str, given: Path | None = None) -> list:
+    from synthact import contract as C
     from synthact.flow.extract import run_flow
     from synthact.train.dataset import Sample
-    from synthact import contract as C
     root = given or tmp / "synth"
     if given is None:  # bpy only where the root is rendered: a GPU box may be given one made elsewhere
         from synthact.render.clips import RenderJob, render_batch

@@ -9,8 +9,14 @@ import pytest
 
 from synthact import contract as C
 from synthact.contract import ContractError
-from synthact.render.bodies import (SkinnedBody, bone_roles, makehuman_body, parse_body_spec, pose_body,
-                                    pose_joints)
+from synthact.render.bodies import (
+    SkinnedBody,
+    bone_roles,
+    makehuman_body,
+    parse_body_spec,
+    pose_body,
+    pose_joints,
+)
 from synthact.render.body import INDEX, build_skeleton, sample_proportions
 from synthact.render.clips import RenderJob, render_batch
 from synthact.render.mocap import retarget, sample_positions

@@ -29,9 +29,10 @@ def test_one_environment_holds_bpy_opencv_contrib_and_mmaction2():
 
 
 def test_our_flow_flip_inverts_x_of_every_pair_where_mmaction2s_flips_y_too():
-    from synthact.train import mmaction_plugins  # noqa: F401  (registers the transform, shims drn)
     from mmaction.datasets.transforms import Flip
     from mmaction.registry import TRANSFORMS
+
+    from synthact.train import mmaction_plugins  # noqa: F401  (registers the transform, shims drn)
     rng = np.random.default_rng(0)
     pairs = [rng.integers(0, 256, (4, 5, 2), dtype=np.uint8) for _ in range(4)]   # RawFrameDecode's layout
     ours = TRANSFORMS.build(dict(type="SynthactFlowFlip", flip_ratio=1.0))

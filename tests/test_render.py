@@ -127,15 +127,18 @@ def test_kill_9_of_the_batch_then_rerun_resumes(tmp_path):
     assert {c: C.clip_dir(out, c).stat().st_mtime_ns for c in finished} == before  # not redone
 
 
-def test_torn_manifest_line_is_dropped_and_redone(tmp_path):
+def test_torn_manifest_line_is_dropped_and_the_clip_recovered(tmp_path):
     out = tmp_path / "synth"
     job = RenderJob(out=out, classes="wave", per_class=2, frames=4, size=(64, 48))
     assert render_batch(job, progress=False).ok
     text = (out / C.MANIFEST).read_text().splitlines()
-    (out / C.MANIFEST).write_text(text[0] + "\n" + text[1][: len(text[1]) // 2])  # killed mid-write
+    # killed mid-write of the second line: its record still waits beside the committed folder
+    C.write_json(C.pending_path(out, json.loads(text[1])["clip"]), json.loads(text[1]))
+    (out / C.MANIFEST).write_text(text[0] + "\n" + text[1][: len(text[1]) // 2])
     s = render_batch(job, progress=False)
-    assert s.ok and s.skipped == 1 and s.rendered == 1
-    assert len(C.read_manifest(out)) == 2
+    assert s.ok and s.skipped == 2 and s.rendered == 0
+    assert [r["clip"] for r in C.read_manifest(out)] == [json.loads(t)["clip"] for t in text]
+    assert not list(out.rglob(".pending-*"))
 
 
 def test_a_failing_clip_is_reported_and_the_batch_goes_on(tmp_path):
@@ -175,7 +178,7 @@ def test_unwritable_output_gets_one_clear_line(tmp_path):
 def test_rerun_with_other_settings_is_refused(tmp_path):
     out = tmp_path / "synth"
     assert render_batch(RenderJob(out=out, classes="wave", per_class=1, frames=4, size=(64, 48)), progress=False).ok
-    with pytest.raises(ValueError, match="has frames=4, this run asks frames=6"):
+    with pytest.raises(ValueError, match="holds clips with frames=4; this run asks frames=6"):
         render_batch(RenderJob(out=out, classes="wave", per_class=1, frames=6, size=(64, 48)), progress=False)
 
 

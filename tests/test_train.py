@@ -23,6 +23,7 @@ from synthact.train.transforms import hflip
 
 from .conftest import BIN, run_cli
 
+
 def _cfg(data, out, **kw):
     synth, target = data
     base = dict(out=str(out), real="target:split1", real_root=str(target), synthetic_root=str(synth), synthetic=12,

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from .errors import BadConfig
+from .rootlock import root_lock
 from .train.loop import TrainConfig
 
 GRID_KEYS = {"synthetic": [0], "real_fraction": [1.0], "modality": ["rgb"], "splits": [1], "seeds": [0]}
@@ -48,24 +50,24 @@ def load_config(spec: str | Path) -> dict:
     try:
         cfg = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise BadConfig(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(cfg, dict):
-        raise ValueError(f"{path}: expected a mapping of settings")
+        raise BadConfig(f"{path}: expected a mapping of settings")
     for key in cfg:
         if key not in TOP_KEYS:
-            raise ValueError(f"{path}: unknown key '{key}' (known: {', '.join(sorted(TOP_KEYS))})")
+            raise BadConfig(f"{path}: unknown key '{key}' (known: {', '.join(sorted(TOP_KEYS))})")
     for key in cfg.get("train") or {}:
         if key not in TRAIN_KEYS:
-            raise ValueError(f"{path}: unknown key 'train.{key}' (known: {', '.join(sorted(TRAIN_KEYS))})")
+            raise BadConfig(f"{path}: unknown key 'train.{key}' (known: {', '.join(sorted(TRAIN_KEYS))})")
     for key in ("real", "real_root"):
         if key not in cfg:
-            raise ValueError(f"{path}: missing key '{key}'")
+            raise BadConfig(f"{path}: missing key '{key}'")
     for key, default in GRID_KEYS.items():
         value = cfg.get(key, default)
         cfg[key] = value if isinstance(value, list) else [value]
     bad = [m for m in cfg["modality"] if m not in MODALITIES]
     if bad:
-        raise ValueError(f"{path}: unknown modality {bad[0]!r} (known: {', '.join(MODALITIES)})")
+        raise BadConfig(f"{path}: unknown modality {bad[0]!r} (known: {', '.join(MODALITIES)})")
     cfg.setdefault("fusion_weights", [1.0, 1.5])
     cfg.setdefault("eval_protocol", "tsn")
     cfg.setdefault("train", {})
@@ -103,10 +105,16 @@ def run_cell(cfg: dict, cell: dict, root: Path, progress: bool) -> dict:
     return fit(_train_config(cfg, cell, out), resume=(out / "checkpoint.pt").exists(), progress=progress)
 
 
-def run_grid(spec: str | Path, out: Path, progress: bool = True, echo=print) -> dict:
+def run_grid(spec: str | Path, out: Path, progress: bool = True, echo=print, wait: bool = False) -> dict:
+    """Run every cell of the grid in ``spec`` into ``out`` (locked for the run), skipping cells
+    with metrics; returns counts and the paths of the table, CSV and plot."""
     cfg = load_config(spec)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    with root_lock(out, wait):
+        return _grid_locked(cfg, out, progress, echo)
+
+
+def _grid_locked(cfg: dict, out: Path, progress: bool, echo) -> dict:
     (out / "config.resolved.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     rows, failed, skipped = [], 0, 0
     todo = cells(cfg)

@@ -1,20 +1,46 @@
-"""Command line: a thin layer, each command parses options and calls one library function."""
+"""Command line: a thin layer, each command parses options and calls one library function.
+
+The error boundary lives here once: :class:`Guarded` turns every refusal the library raises
+(:mod:`synthact.errors`) and every OS error into one line on stderr and exit 2.
+"""
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
 import click
 
-from .contract import ContractError
+from .errors import BadConfig, SynthactError, one_line
 
 BAD_INPUT = 2   # exit code for input we refuse (one line on stderr)
 PARTIAL = 1     # exit code when some clips failed and the rest completed
 
 
-def _fail(exc: Exception) -> None:
-    click.echo(f"error: {exc}", err=True)
-    sys.exit(BAD_INPUT)
+class Guarded(click.Command):
+    """A command whose refusals are one line and exit 2, never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        _log_warnings()
+        try:
+            return super().invoke(ctx)
+        except (SynthactError, OSError) as exc:
+            click.echo(f"error: {one_line(exc)}", err=True)
+            ctx.exit(BAD_INPUT)
+
+
+def _log_warnings() -> None:
+    """Library warnings (a duplicate record dropped...) as ``warning: ...`` lines on stderr."""
+    log = logging.getLogger("synthact")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("warning: %(message)s"))
+        log.addHandler(handler)
+        log.propagate = False
+
+
+WAIT = click.option("--wait", is_flag=True, help="If another job is writing this folder, wait for it instead of "
+                                                  "refusing.")
 
 
 RENDER_EXAMPLES = """
@@ -27,7 +53,7 @@ Examples:
 """
 
 
-@click.command("render-clips", epilog=RENDER_EXAMPLES)
+@click.command("render-clips", cls=Guarded, epilog=RENDER_EXAMPLES)
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Rawframe root to write.")
 @click.option("--classes", default="ucf25", show_default=True, help="ucf25 | hmdb | all | comma list of classes.")
 @click.option("--per-class", type=click.IntRange(min=1), help="Clips per class.")
@@ -47,18 +73,17 @@ Examples:
               help="Motion-capture library (YAML: class -> BVH files); its classes use the captures.")
 @click.option("--bone-map", help="cgspeed | 3dsmax | daz | cc | FILE: how the captures' joints map to ours.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@WAIT
 def render_clips(out, classes, per_class, total, frames, size, fps, engine, workers, seed, body, gt_flow, video,
-                 motions, bone_map, quiet):
+                 motions, bone_map, quiet, wait):
     """Render texture-less, background-less synthetic human action clips with Blender (bpy)."""
     from .render.clips import RenderJob, parse_size, render_batch
-    try:
-        job = RenderJob(out=out, classes=classes, per_class=per_class, total=total, frames=frames,
-                        size=parse_size(size), fps=fps, engine=engine, workers=workers, seed=seed,
-                        gt_flow=gt_flow, video=video, motions=str(motions) if motions else None,
-                        bone_map=bone_map, body=body)
-        s = render_batch(job, progress=not quiet)
-    except (ValueError, OSError, ContractError) as exc:
-        _fail(exc)
+    job = RenderJob(out=out, classes=classes, per_class=per_class, total=total, frames=frames,
+                    size=parse_size(size), fps=fps, engine=engine, workers=workers, seed=seed,
+                    gt_flow=gt_flow, video=video, motions=str(motions) if motions else None,
+                    bone_map=bone_map, body=body, wait=wait)
+    s = render_batch(job, progress=not quiet)
+
     rate = s.frames / s.seconds if s.seconds else 0.0
     click.echo(f"{s.rendered} rendered, {s.skipped} already done, {len(s.failures)} failed "
                f"of {s.planned} clips; {s.frames} frames in {s.seconds:.1f}s ({rate:.1f} frames/s) -> {out}")
@@ -68,7 +93,7 @@ def render_clips(out, classes, per_class, total, frames, size, fps, engine, work
         sys.exit(PARTIAL)
 
 
-@click.command("extract-flow", epilog="""
+@click.command("extract-flow", cls=Guarded, epilog="""
 \b
 Examples:
   extract-flow --root synth --method tvl1 --workers 16
@@ -88,14 +113,13 @@ Examples:
 @click.option("--resume", is_flag=True, help="Finish a root whose flow was started before.")
 @click.option("--overwrite", is_flag=True, help="Recompute every clip's flow.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def extract_flow(root, method, workers, device, batch, decode_on_device, resume, overwrite, quiet):
+@WAIT
+def extract_flow(root, method, workers, device, batch, decode_on_device, resume, overwrite, quiet, wait):
     """Compute TSN-encoded optical flow (flow_x/flow_y JPEGs) for every clip of a rawframe root."""
     from .flow.extract import run_flow
-    try:
-        s = run_flow(root, method, workers, resume=resume, overwrite=overwrite, progress=not quiet,
-                     device=device, batch=batch, decode_on_device=decode_on_device)
-    except (ValueError, OSError, ContractError) as exc:
-        _fail(exc)
+    s = run_flow(root, method, workers, resume=resume, overwrite=overwrite, progress=not quiet,
+                 device=device, batch=batch, decode_on_device=decode_on_device, wait=wait)
+
     rate = s.pairs / s.seconds if s.seconds else 0.0
     click.echo(f"{s.done} clips done, {s.skipped} already done, {len(s.failures)} failed of {s.clips}; "
                f"{s.pairs} pairs in {s.seconds:.1f}s ({rate:.1f} pairs/s, {method}) -> {root}")
@@ -114,7 +138,7 @@ def _report_failures(root: Path, failures: list) -> None:
     sys.exit(PARTIAL)
 
 
-@click.command("prepare", epilog="""
+@click.command("prepare", cls=Guarded, epilog="""
 \b
 Examples:
   synthact prepare ucf101 --videos UCF-101 --splits ucfTrainTestlist --out ucf25 --classes ucf25 --flow tvl1 --workers 16
@@ -130,14 +154,12 @@ Examples:
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1))
 @click.option("--allow-missing", is_flag=True, help="Videos listed in a split but absent are reported, not an error.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def prepare_cmd(dataset, videos, splits, out, classes, flow, size, workers, allow_missing, quiet):
+@WAIT
+def prepare_cmd(dataset, videos, splits, out, classes, flow, size, workers, allow_missing, quiet, wait):
     """Decode HMDB-51 / UCF-101 videos into a rawframe root with flow and the three official splits."""
     from .flow.prepare import PrepareJob, prepare
     from .render.clips import parse_size
-    try:
-        s = prepare(PrepareJob(dataset, videos, splits, out, classes, flow, parse_size(size), workers), not quiet)
-    except (ValueError, OSError, ContractError) as exc:
-        _fail(exc)
+    s = prepare(PrepareJob(dataset, videos, splits, out, classes, flow, parse_size(size), workers, wait), not quiet)
     click.echo(f"{s.done} videos prepared, {s.skipped} already done, {len(s.failures)} failed, "
                f"{len(s.missing)} missing of {s.videos}; {s.frames} frames in {s.seconds:.1f}s -> {out}")
     if s.missing:
@@ -149,7 +171,7 @@ def prepare_cmd(dataset, videos, splits, out, classes, flow, size, workers, allo
     _report_failures(out, s.failures)
 
 
-@click.command("train-tsn", epilog="""
+@click.command("train-tsn", cls=Guarded, epilog="""
 \b
 Examples:
   train-tsn --real hmdb51:split1 --real-root hmdb51 --synthetic 8000 --synthetic-root synth --modality flow --out runs/flow8k
@@ -185,20 +207,17 @@ Examples:
 @click.option("--allow-mixed-flow", is_flag=True, help="Allow real and synthetic roots with different flow methods.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def train_tsn(quiet, resume, **opts):
+@WAIT
+def train_tsn(quiet, resume, wait, **opts):
     """Train and evaluate a Temporal Segment Network on real, synthetic or mixed clips."""
     from .train.loop import TrainConfig, fit
-    from .train.models import PretrainedUnavailable
     opts = {k: (str(v) if isinstance(v, Path) else v) for k, v in opts.items()}
-    try:
-        m = fit(TrainConfig(**opts), resume=resume, progress=not quiet)
-    except (ValueError, OSError, ContractError, PretrainedUnavailable) as exc:
-        _fail(exc)
+    m = fit(TrainConfig(**opts), resume=resume, progress=not quiet, wait=wait)
     click.echo(f"{opts['modality']} {opts['backbone']}: top-1 {m['top1']:.4f}, mean class {m['mean_class']:.4f} "
                f"({m['protocol']} protocol, {m['n']} clips) -> {opts['out']}/metrics.json")
 
 
-@click.command("evaluate")
+@click.command("evaluate", cls=Guarded)
 @click.option("--fuse", "runs", multiple=True, required=True, type=click.Path(path_type=Path),
               help="Run folders to fuse (give twice: RGB and flow).")
 @click.option("--weights", default="1,1.5", show_default=True, help="Score weights, one per run.")
@@ -209,13 +228,13 @@ def evaluate_cmd(runs, weights, protocol, out):
     from .train.evaluate import fuse_to
     try:
         w = [float(v) for v in weights.split(",")]
-        m = fuse_to(out, list(runs), w, protocol)
-    except (ValueError, OSError, ContractError) as exc:
-        _fail(exc)
+    except ValueError:
+        raise BadConfig(f"--weights {weights!r}: expected numbers separated by commas, e.g. 1,1.5") from None
+    m = fuse_to(out, list(runs), w, protocol)
     click.echo(f"fused {w}: top-1 {m['top1']:.4f}, mean class {m['mean_class']:.4f} ({m['n']} clips) -> {out}")
 
 
-@click.command("ablate", epilog="""
+@click.command("ablate", cls=Guarded, epilog="""
 \b
 Shipped configs (run where the datasets exist; see README):
   hmdb51_two_stream, ucf25_synthetic_only, ucf25_10pct
@@ -224,32 +243,28 @@ Example:
 @click.option("--config", "config", required=True, help="A YAML file or the name of a shipped config.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def ablate_cmd(config, out, quiet):
+@WAIT
+def ablate_cmd(config, out, quiet, wait):
     """Run a data-ablation grid of train-tsn cells; write results.csv, results.md and a plot."""
     from .ablate import run_grid
-    try:
-        r = run_grid(config, out, progress=not quiet, echo=click.echo)
-    except (ValueError, OSError, ContractError) as exc:
-        _fail(exc)
+    r = run_grid(config, out, progress=not quiet, echo=click.echo, wait=wait)
     click.echo(Path(r["md"]).read_text())
     click.echo(f"{r['cells']} cells ({r['skipped']} already done, {r['failed']} failed): {r['csv']}, {r['plot']}")
     if r["failed"]:
         sys.exit(PARTIAL)
 
 
-@click.command("merge", epilog="""
+@click.command("merge", cls=Guarded, epilog="""
 \b
 Example (each machine rendered its share with its own --seed):
   synthact merge --out synth machine1/synth machine2/synth machine3/synth""")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.argument("sources", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
-def merge_cmd(out, sources):
+@WAIT
+def merge_cmd(out, sources, wait):
     """Merge rawframe roots (clips, manifests, flow) into one; hard links where possible."""
     from .merge import merge_roots
-    try:
-        r = merge_roots(out, list(sources))
-    except (ValueError, OSError, ContractError) as exc:
-        _fail(exc)
+    r = merge_roots(out, list(sources), wait)
     click.echo(f"{r['merged']} clips merged, {r['skipped']} already there, {r['clips']} in all, "
                f"{r['classes']} classes -> {out}")
 
@@ -268,15 +283,13 @@ main.add_command(ablate_cmd)
 main.add_command(merge_cmd)
 
 
-@main.command()
+@main.command(cls=Guarded)
 @click.option("--out", default="demo_out", show_default=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1))
 def demo(out, workers):
     """The embedded default job: nothing downloaded, a few minutes on 2 cores."""
     from .demo import run_demo
-    try:
-        ok = run_demo(out, workers)
-    except (ValueError, OSError, ContractError) as exc:
-        _fail(exc)
+    ok = run_demo(out, workers)
+
     if not ok:
         sys.exit(PARTIAL)

@@ -10,15 +10,19 @@ Every stage reads and writes through this module, nothing else.
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import cv2
 import numpy as np
+
+from .errors import BadConfig, BadData, warn
 
 RAWFRAMES = "rawframes"
 MANIFEST = "manifest.jsonl"
@@ -28,14 +32,45 @@ FLOW_BOUND = 20.0
 JPEG_QUALITY = 95
 FLOW_INFO = "flow.json"          # how the flow of a root was made; one method per root
 FLOW_MANIFEST = "flow.jsonl"     # one line per clip whose flow is complete
+ROOT_SETTINGS = "root.json"      # the settings every clip of a root shares, recorded once
 FLOW_ENCODING = ("clip to +-bound, round(255*(v+bound)/(2*bound)), one grayscale JPEG per component "
                  f"(quality {JPEG_QUALITY}); flow_x/flow_y_k is frame k -> k+1, 1-based")
 _TMP_PREFIX = ".tmp-"
 _OLD_PREFIX = ".old-"
+_PENDING_PREFIX = ".pending-"    # a committed clip's record, until its manifest line is written
+
+ContractError = BadData  # the name the stages have always raised
+
+# Class and clip names become folder names and list entries: printable ASCII without separators,
+# quotes, shell or glob characters, or white space (lists are space-separated). Every real
+# UCF-101 and HMDB-51 name fits (HMDB's use ! # & ( ) + ; @ [ ] ~).
+_NAME = re.compile(r"[A-Za-z0-9_!#&()+;@\[\]~,=%-][A-Za-z0-9_.!#&()+;@\[\]~,=%-]{0,199}")
 
 
-class ContractError(ValueError):
-    """Input that breaks the data contract; the message names the file and the problem."""
+def check_name(name: Any, what: str, where: Any) -> str:
+    """A class or clip name safe to use as one folder name; ``where`` (file:line, option) is blamed."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise BadData(f"{where}: bad {what} name {name!r}: use letters, digits and _-.+!#&()@;[]~,=% "
+                      f"(no '/', '..', leading '.', spaces or quotes)")
+    return name
+
+
+def check_clip_id(clip_id: Any, where: Any) -> str:
+    """``<class>/<clip>``, each part a safe name: never absolute, never climbing out of its root."""
+    parts = clip_id.split("/") if isinstance(clip_id, str) else []
+    if len(parts) != 2:
+        raise BadData(f"{where}: bad clip {clip_id!r}: expected '<class>/<clip>'")
+    check_name(parts[0], "class", where)
+    check_name(parts[1], "clip", where)
+    return clip_id
+
+
+def inside(root: Path, path: Path, where: Any = None) -> Path:
+    """``path`` if it resolves (symlinks followed) inside ``root``; else a refusal naming both."""
+    real, base = Path(path).resolve(), Path(root).resolve()
+    if real != base and not real.is_relative_to(base):
+        raise BadData(f"{where or path}: resolves to {real}, outside {base}; refusing to read or write there")
+    return Path(path)
 
 
 @dataclass(frozen=True)
@@ -59,8 +94,10 @@ flow_names = OURS.flow_names
 
 
 def clip_dir(root: Path, clip_id: str) -> Path:
-    """``clip_id`` is ``<class>/<clip>``, the key used in manifests and annotation lists."""
-    return Path(root) / RAWFRAMES / clip_id
+    """``clip_id`` is ``<class>/<clip>``, the key used in manifests and annotation lists; the folder
+    is checked to lie inside the root (no ``..``, no class folder symlinked elsewhere)."""
+    check_clip_id(clip_id, Path(root) / RAWFRAMES)
+    return inside(root, Path(root) / RAWFRAMES / clip_id)
 
 
 # ---------------------------------------------------------------- flow encoding
@@ -88,10 +125,24 @@ def write_jpeg(path: Path, image: np.ndarray, quality: int = JPEG_QUALITY) -> No
     Path(path).write_bytes(encode_jpeg(image, quality))
 
 
+def check_jpeg(data: bytes, path: Path) -> bytes:
+    """The bytes of a stored frame, if they are a whole JPEG (libjpeg decodes a cut one, greys
+    out the rest and only warns)."""
+    if data[:2] == b"\xff\xd8" and not data.rstrip(b"\0").endswith(b"\xff\xd9"):
+        raise BadData(f"{path}: truncated JPEG (no end-of-image marker)")
+    return data
+
+
 def read_image(path: Path, gray: bool = False) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
+    """A stored frame, decoded strictly: a JPEG cut short (libjpeg would fill the rest with grey
+    and only warn) or one with bytes after its end is corrupt, not an image."""
+    try:
+        data = check_jpeg(Path(path).read_bytes(), path)
+    except OSError:
+        raise BadData(f"{path}: missing or unreadable image") from None
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
     if img is None:
-        raise ContractError(f"{path}: missing or unreadable image")
+        raise BadData(f"{path}: not a decodable image")
     return img
 
 
@@ -129,12 +180,22 @@ def count_frames(folder: Path) -> int:
 
 
 # ---------------------------------------------------------------- atomic clip folders
+def remove_tree(path: Path) -> None:
+    """Delete a folder this package made; a symlink is unlinked, never followed."""
+    path = Path(path)
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
+
+
 def staging_dir(root: Path, clip_id: str) -> Path:
     """A fresh hidden folder beside the final one; renamed into place when complete."""
     final = clip_dir(root, clip_id)
     tmp = final.parent / f"{_TMP_PREFIX}{final.name}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    if tmp.is_symlink() or (tmp.exists() and not tmp.is_dir()):
+        raise BadData(f"{tmp}: in the way of the clip's staging folder and not made by synthact")
+    remove_tree(tmp)
     tmp.mkdir(parents=True)
     return tmp
 
@@ -147,54 +208,138 @@ def commit_dir(tmp: Path, final: Path) -> None:
     a mixture.
     """
     final = Path(final)
+    if final.is_symlink():
+        raise BadData(f"{final}: a symlink where a clip folder belongs; refusing to replace it")
     if final.exists():
         old = final.parent / f"{_OLD_PREFIX}{final.name}"
-        if old.exists():
-            shutil.rmtree(old)
+        remove_tree(old)
         os.replace(final, old)
         os.replace(tmp, final)
-        shutil.rmtree(old)
+        remove_tree(old)
     else:
         os.replace(tmp, final)
 
 
+def pending_path(root: Path, clip_id: str) -> Path:
+    final = clip_dir(root, clip_id)
+    return final.parent / f"{_PENDING_PREFIX}{final.name}.json"
+
+
 @contextmanager
-def staged_clip(root: Path, clip_id: str) -> Iterator[Path]:
-    """Build a clip in a staging folder: committed whole on success, removed on any failure."""
+def staged_clip(root: Path, clip_id: str, replace: bool = False, record: dict | None = None) -> Iterator[Path]:
+    """Build a clip in a staging folder: committed whole on success, removed on any failure.
+
+    Without ``replace`` a folder already at the clip's place is someone else's: refused, never
+    overwritten. ``record`` (filled in by the body of the ``with``) is written beside the folder
+    before it is committed, so a kill between the commit and the manifest line loses nothing:
+    :func:`recover_pending` finishes the record.
+    """
+    final = clip_dir(root, clip_id)
+    if not replace and (final.exists() or final.is_symlink()):
+        raise BadData(f"{final}: already exists and no manifest line says this run made it; refusing "
+                      f"to overwrite it (move it away or use another root)")
     tmp = staging_dir(root, clip_id)
     try:
         yield tmp
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_tree(tmp)
         raise
-    commit_dir(tmp, clip_dir(root, clip_id))
+    if record is not None:
+        write_json(pending_path(root, clip_id), record)
+    commit_dir(tmp, final)
+
+
+def _own_folders(root: Path, prefix: str) -> Iterator[Path]:
+    """This package's hidden entries under real (not symlinked) class folders of the root."""
+    base = Path(root, RAWFRAMES)
+    if not base.is_dir() or base.is_symlink():
+        return
+    for cls in sorted(base.iterdir()):
+        if cls.is_dir() and not cls.is_symlink():
+            yield from sorted(p for p in cls.iterdir() if p.name.startswith(prefix) and not p.is_symlink()
+                              and (p.is_dir() or prefix == _PENDING_PREFIX))
 
 
 def recover_staging(root: Path) -> int:
-    """After a kill: restore folders left aside mid-swap, delete unfinished staging folders."""
+    """After a kill: restore folders left aside mid-swap, delete unfinished staging folders.
+
+    Only the lock holder calls this (see :mod:`synthact.rootlock`), so every staging folder it
+    finds is abandoned; only hidden folders with this package's prefixes are touched.
+    """
     n = 0
-    base = Path(root, RAWFRAMES)
-    for old in base.glob(f"*/{_OLD_PREFIX}*"):
+    for old in _own_folders(root, _OLD_PREFIX):
         final = old.parent / old.name[len(_OLD_PREFIX):]
         if final.exists():
-            shutil.rmtree(old, ignore_errors=True)
+            remove_tree(old)
         else:
             os.replace(old, final)
         n += 1
-    for tmp in base.glob(f"*/{_TMP_PREFIX}*"):
-        shutil.rmtree(tmp, ignore_errors=True)
+    for tmp in _own_folders(root, _TMP_PREFIX):
+        remove_tree(tmp)
         n += 1
     return n
 
 
+def recover_pending(root: Path, name: str = MANIFEST) -> int:
+    """Records of clips committed by a killed run but not yet in the manifest: append them (the
+    folder is complete), or drop the record when its folder never got committed."""
+    listed = {r["clip"] for r in read_manifest(root, name)}
+    n = 0
+    for path in _own_folders(root, _PENDING_PREFIX):
+        rec = read_json(path)
+        clip = rec.get("clip") if isinstance(rec, dict) else None
+        if clip and clip not in listed and clip_dir(root, clip).is_dir():
+            append_manifest(root, rec, name)
+            listed.add(clip)
+            n += 1
+        path.unlink()
+    return n
+
+
+def clear_pending(root: Path, clip_id: str) -> None:
+    pending_path(root, clip_id).unlink(missing_ok=True)
+
+
+def reconcile(root: Path) -> list[dict]:
+    """Make a root whose manifest this stage writes consistent after a kill; return the records of
+    its finished clips. Call it holding the root's lock.
+
+    Only what this package made is touched: staging folders, clips a killed run committed (their
+    waiting records are appended) and manifest lines whose folder was deleted by hand (dropped).
+    A clip folder that no record lists is someone else's: refused, never deleted.
+    """
+    root = Path(root)
+    recover_staging(root)
+    repair_manifest(root)
+    recover_pending(root)
+    lines = read_manifest(root)
+    present = [r for r in lines if clip_dir(root, r["clip"]).is_dir()]
+    if len(present) != len(lines):
+        write_lines(root / MANIFEST, [json.dumps(r, sort_keys=True) for r in present])
+    unknown = sorted(set(iter_clips(root)) - {r["clip"] for r in present})
+    if unknown:
+        raise BadData(f"{clip_dir(root, unknown[0])}: a clip folder that {root / MANIFEST} does not list "
+                      f"({len(unknown)} such); synthact never deletes or overwrites what it did not make: "
+                      f"move them away or use another root")
+    return present
+
+
 # ---------------------------------------------------------------- manifest
 def read_manifest(root: Path, name: str = MANIFEST) -> list[dict]:
-    """All complete lines; a torn last line (killed mid-write) is ignored."""
+    """All complete lines, one record per clip; a torn last line (killed mid-write) is ignored.
+
+    A clip recorded twice (two writers before roots were locked) keeps its last record, in the
+    place of its first, and a warning says so.
+    """
     path = Path(root) / name
     if not path.exists():
         return []
-    records = []
-    lines = path.read_text().splitlines()
+    records: dict[str, dict] = {}
+    parsed = 0
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadData(f"{path}: cannot read ({exc})") from None
     for i, line in enumerate(lines):
         if not line.strip():
             continue
@@ -203,11 +348,15 @@ def read_manifest(root: Path, name: str = MANIFEST) -> list[dict]:
         except json.JSONDecodeError:
             if i == len(lines) - 1:
                 break
-            raise ContractError(f"{path}:{i + 1}: not a JSON line")
-        if "clip" not in rec:
-            raise ContractError(f"{path}:{i + 1}: record has no 'clip' key")
-        records.append(rec)
-    return records
+            raise BadData(f"{path}:{i + 1}: not a JSON line") from None
+        if not isinstance(rec, dict) or "clip" not in rec:
+            raise BadData(f"{path}:{i + 1}: record has no 'clip' key")
+        check_clip_id(rec["clip"], f"{path}:{i + 1}")
+        records[rec["clip"]] = rec
+        parsed += 1
+    if len(records) < parsed:
+        warn(f"{path}: {parsed - len(records)} duplicate record(s) of the same clip; kept the last of each")
+    return list(records.values())
 
 
 def repair_manifest(root: Path, name: str = MANIFEST) -> list[dict]:
@@ -221,12 +370,79 @@ def repair_manifest(root: Path, name: str = MANIFEST) -> list[dict]:
     return records
 
 
+def write_json(path: Path, obj: Any, indent: int | None = 1) -> None:
+    """Atomically: a reader (or a kill) sees the old file or the new one, never a torn one."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(json.dumps(obj, indent=indent, allow_nan=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file written by :func:`write_json` (or by hand); a torn or invalid one is named."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise BadData(f"{path}: not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadData(f"{path}: not valid JSON ({str(exc).splitlines()[0]})") from None
+
+
+def finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def append_manifest(root: Path, record: dict, name: str = MANIFEST) -> None:
     """One line per finished clip, flushed to disk before the next clip is counted."""
     with open(Path(root) / name, "a") as f:
         f.write(json.dumps(record, sort_keys=True) + "\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+# ---------------------------------------------------------------- root settings
+# what every clip of a root shares, recorded once in root.json (older roots: read off a record)
+SYNTHETIC_SETTINGS = ("frames", "fps", "size", "engine", "gt_flow")
+REAL_SETTINGS = ("dataset", "size")
+
+
+def settings_of(record: dict) -> dict:
+    """The root settings a manifest record implies (a rendered clip, or a prepared real video)."""
+    if "dataset" in record:
+        return {"kind": "real", **{k: record.get(k) for k in REAL_SETTINGS}}
+    return {"kind": "synthetic", **{k: record.get(k) for k in SYNTHETIC_SETTINGS}}
+
+
+def recorded_settings(root: Path) -> dict | None:
+    """A root's settings: its ``root.json``, else those of its first manifest record, else None."""
+    path = Path(root) / ROOT_SETTINGS
+    if path.exists():
+        return read_json(path)
+    records = read_manifest(root)
+    return settings_of(records[0]) if records else None
+
+
+def settings_diff(have: dict, want: dict) -> list[str]:
+    want = json.loads(json.dumps(want))  # tuples compare as the lists JSON gives back
+    return [k for k in want if k in have and have[k] != want[k]]
+
+
+def claim_settings(root: Path, settings: dict) -> None:
+    """Refuse, before anything is written, a run whose settings differ from the root's; record
+    them when the root has none yet."""
+    have = recorded_settings(root)
+    path = Path(root) / ROOT_SETTINGS
+    if have is not None:
+        diff = settings_diff(have, settings)
+        if diff:
+            raise BadConfig(f"{path}: this root holds clips with " + ", ".join(f"{k}={have[k]}" for k in diff)
+                            + "; this run asks " + ", ".join(f"{k}={json.loads(json.dumps(settings[k]))}"
+                                                            for k in diff) + "; use another root")
+    if not path.exists():
+        write_json(path, {**(have or {}), **settings})
 
 
 # ---------------------------------------------------------------- classes and annotation lists
@@ -257,31 +473,50 @@ def read_classes(path: Path) -> list[str]:
     path = Path(path)
     if not path.exists():
         raise ContractError(f"{path}: class list not found")
-    return [c.strip() for c in path.read_text().splitlines() if c.strip()]
+    names = []
+    for i, raw in enumerate(path.read_text().splitlines(), start=1):
+        if raw.strip():
+            names.append(check_name(raw.strip(), "class", f"{path}:{i}"))
+    if len(set(names)) != len(names):
+        raise BadData(f"{path}: a class is listed twice")
+    return names
 
 
 def write_annotations(path: Path, entries: Iterable[Entry]) -> None:
-    write_lines(Path(path), (e.line() for e in entries))
+    """Each clip once (the first entry of a clip wins)."""
+    unique = {}
+    for e in entries:
+        unique.setdefault(e.clip, e)
+    write_lines(Path(path), (e.line() for e in unique.values()))
 
 
-def read_annotations(path: Path) -> list[Entry]:
+def read_annotations(path: Path, clip_ids: bool = True) -> list[Entry]:
+    """An annotation list; with ``clip_ids`` (a root's lists) every entry must be a safe
+    ``<class>/<clip>``; a run folder's own lists hold absolute frame folders instead."""
     path = Path(path)
     if not path.exists():
         raise ContractError(f"{path}: annotation list not found")
-    entries = []
+    entries: dict[str, Entry] = {}
     for i, raw in enumerate(path.read_text().splitlines(), start=1):
         parts = raw.split()
         if not parts:
             continue
-        if len(parts) != 3 or not parts[1].isdigit() or not parts[2].lstrip("-").isdigit():
+        if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
             raise ContractError(f"{path}:{i}: expected '<class>/<clip> <num_frames> <label>', got {raw!r}")
-        entries.append(Entry(parts[0], int(parts[1]), int(parts[2])))
-    return entries
+        clip = check_clip_id(parts[0], f"{path}:{i}") if clip_ids else parts[0]
+        entry = Entry(clip, int(parts[1]), int(parts[2]))
+        if entries.get(entry.clip, entry) != entry:
+            raise BadData(f"{path}:{i}: {entry.clip} is listed twice with different frames or labels")
+        entries[entry.clip] = entry
+    n = sum(1 for raw in path.read_text().splitlines() if raw.split())
+    if len(entries) < n:
+        warn(f"{path}: {n - len(entries)} duplicate line(s); each clip is used once")
+    return list(entries.values())
 
 
 def iter_clips(root: Path) -> Iterator[str]:
     """``<class>/<clip>`` of every committed clip folder under ``rawframes/``."""
     base = Path(root) / RAWFRAMES
     for d in sorted(base.glob("*/*")):
-        if d.is_dir() and not d.name.startswith((_TMP_PREFIX, _OLD_PREFIX)):
-            yield f"{d.parent.name}/{d.name}"
+        if d.is_dir() and not d.name.startswith(".") and not d.parent.name.startswith("."):
+            yield check_clip_id(f"{d.parent.name}/{d.name}", d)

@@ -7,13 +7,14 @@ a clip name present in two sources is an error, never a silent choice.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
 
 from . import contract as C
-from .render.clips import FIXED_SETTINGS, write_index, write_preview
+from .errors import BadConfig, BadData
+from .render.clips import write_index, write_preview
+from .rootlock import root_lock
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -23,50 +24,87 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def merge_roots(out: Path, sources: list[Path]) -> dict:
+def _source_settings(src: Path, records: list[dict]) -> dict:
+    """A source's settings, and every record's agreeing with them (older roots could mix)."""
+    have = C.recorded_settings(src) or {}
+    for rec in records:
+        diff = C.settings_diff(have, C.settings_of(rec))
+        if diff:
+            raise BadConfig(f"{src / C.MANIFEST}: clip {rec['clip']} has " + ", ".join(
+                f"{k}={C.settings_of(rec)[k]}" for k in diff) + f", the root {', '.join(f'{k}={have[k]}' for k in diff)}")
+    return have
+
+
+def merge_roots(out: Path, sources: list[Path], wait: bool = False) -> dict:
+    """Merge rawframe roots rendered apart into ``out`` (hard links where possible), refusing roots
+    whose settings or flow differ and clip names present twice; ``out`` is locked for the run."""
     out = Path(out)
     if not sources:
-        raise ValueError("give at least one source root")
-    flow_infos, records, flowed, owner = {}, [], set(), {}
+        raise BadConfig("give at least one source root")
+    flow_infos, records, flowed, owner, settings = {}, [], set(), {}, {}
     for src in map(Path, sources):
         if Path(src).resolve() == out.resolve():
-            raise ValueError(f"{src}: the output cannot also be a source")
+            raise BadConfig(f"{src}: the output cannot also be a source")
         if not (src / C.MANIFEST).exists():
-            raise ValueError(f"{src}: no {C.MANIFEST}: not a rawframe root")
+            raise BadConfig(f"{src}: no {C.MANIFEST}: not a rawframe root")
         info = src / C.FLOW_INFO
         if info.exists():
-            flow_infos[str(src)] = json.loads(info.read_text())
-        for rec in C.read_manifest(src):
+            flow_infos[str(src)] = C.read_json(info)
+        src_records = C.read_manifest(src)
+        for rec in src_records:
             if rec["clip"] in owner:
-                raise ValueError(f"clip {rec['clip']} is in both {owner[rec['clip']]} and {src}: render each "
-                                 f"machine's share with its own --seed")
+                raise BadConfig(f"clip {rec['clip']} is in both {owner[rec['clip']]} and {src}: render each "
+                                f"machine's share with its own --seed")
+            if not C.clip_dir(src, rec["clip"]).is_dir():
+                raise BadData(f"{C.clip_dir(src, rec['clip'])}: listed in {src / C.MANIFEST} but missing")
             owner[rec["clip"]] = src
             records.append(rec)
+        settings[src] = _source_settings(src, src_records)
         flowed |= {r["clip"] for r in C.read_manifest(src, C.FLOW_MANIFEST)}
-    first = records[0] if records else {}
-    for rec in records:
-        for key in FIXED_SETTINGS:
-            if rec.get(key) != first.get(key):
-                raise ValueError(f"{owner[rec['clip']]}: clip {rec['clip']} has {key}={rec.get(key)}, "
-                                 f"{owner[first['clip']]} has {key}={first.get(key)}: roots do not match")
+    first = next(iter(settings))
+    for src, have in settings.items():
+        diff = C.settings_diff(settings[first], have)
+        if diff:
+            raise BadConfig(f"{src}: " + ", ".join(f"{k}={have[k]}" for k in diff) + f", but {first} has "
+                            + ", ".join(f"{k}={settings[first][k]}" for k in diff) + ": roots do not match")
     methods = {(i.get("method"), i.get("bound")) for i in flow_infos.values()}
     if len(methods) > 1 or (flow_infos and len(flow_infos) != len(sources)):
-        raise ValueError("sources differ in their flow: " + ", ".join(f"{s}: {i.get('method')}" for s, i in
-                                                                       flow_infos.items()) + " (and the rest none)")
-    out.mkdir(parents=True, exist_ok=True)
-    C.recover_staging(out)
-    done = {r["clip"] for r in C.repair_manifest(out)}
+        raise BadConfig("sources differ in their flow: " + ", ".join(f"{s}: {i.get('method')}" for s, i in
+                                                                      flow_infos.items()) + " (and the rest none)")
+    with root_lock(out, wait):
+        return _merge_locked(out, records, owner, flowed, flow_infos, settings[first])
+
+
+def _merge_locked(out: Path, records: list[dict], owner: dict, flowed: set, flow_infos: dict,
+                  settings: dict) -> dict:
+    if settings:
+        C.claim_settings(out, settings)
+    done = {r["clip"] for r in C.reconcile(out)}
     if flow_infos:
-        C.write_lines(out / C.FLOW_INFO, [json.dumps(next(iter(flow_infos.values())), indent=1)])
+        new = next(iter(flow_infos.values()))
+        path = out / C.FLOW_INFO
+        if path.exists():
+            old = C.read_json(path)
+            if (old.get("method"), old.get("bound")) != (new.get("method"), new.get("bound")):
+                raise BadConfig(f"{path}: the output holds {old.get('method')} flow, the sources "
+                                f"{new.get('method')}: use another --out")
+        else:
+            C.write_json(path, new)
     merged = 0
+    out_flowed = {r["clip"] for r in C.read_manifest(out, C.FLOW_MANIFEST)}
     for rec in records:
         if rec["clip"] in done:
+            if rec["clip"] in flowed - out_flowed:  # committed and recorded, killed before its flow line
+                C.append_manifest(out, {"clip": rec["clip"], "merged_from": str(owner[rec["clip"]])}, C.FLOW_MANIFEST)
             continue
         src_dir = C.clip_dir(owner[rec["clip"]], rec["clip"])
-        with C.staged_clip(out, rec["clip"]) as tmp:
+        with C.staged_clip(out, rec["clip"], record=rec) as tmp:
             for f in src_dir.iterdir():
+                if f.is_symlink() or not f.is_file():
+                    raise BadData(f"{f}: not a plain file; a clip folder holds only frames and flow")
                 _link_or_copy(f, tmp / f.name)
         C.append_manifest(out, rec)
+        C.clear_pending(out, rec["clip"])
         if rec["clip"] in flowed:
             C.append_manifest(out, {"clip": rec["clip"], "merged_from": str(owner[rec["clip"]])}, C.FLOW_MANIFEST)
         merged += 1

@@ -6,6 +6,8 @@ from importlib import resources
 
 import yaml
 
+from ..errors import BadConfig
+
 
 @lru_cache(maxsize=None)
 def class_map() -> dict:
@@ -25,7 +27,7 @@ def resolve_classes(spec: str, extra=()) -> list[str]:
     names = [c.strip() for c in spec.split(",") if c.strip()]
     unknown = [c for c in names if c not in known]
     if unknown or not names:
-        raise ValueError(f"unknown class {', '.join(unknown) or repr(spec)}: choose from "
+        raise BadConfig(f"unknown class {', '.join(unknown) or repr(spec)}: choose from "
                          f"{', '.join(sorted(cm['subsets']))}, all, or {', '.join(sorted(known))}")
     return sorted(dict.fromkeys(names))
 

@@ -6,7 +6,6 @@ root never mixes methods. One OpenCV thread per worker process: parallelism is o
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from contextlib import contextmanager
@@ -18,7 +17,10 @@ import cv2
 
 from .. import contract as C
 from ..batch import run_batch
+from ..errors import BadConfig, MissingDependency
+from ..rootlock import root_lock
 from .methods import METHODS, check_method, make_flow
+
 
 def flow_info(method: str, bound: float = C.FLOW_BOUND) -> dict:
     return {"method": method, "params": METHODS[method]["params"], "opencv_call": METHODS[method]["opencv"],
@@ -30,17 +32,17 @@ def claim_root(root: Path, info: dict, resume: bool, overwrite: bool) -> None:
     """Write ``flow.json``, or check that the one there agrees; never mix methods in a root."""
     path = Path(root) / C.FLOW_INFO
     if path.exists() and not overwrite:
-        old = json.loads(path.read_text())
+        old = C.read_json(path)
         if old.get("method") != info["method"] or old.get("bound") != info["bound"]:
-            raise ValueError(f"{path}: this root holds {old.get('method')} flow (bound {old.get('bound')}); "
+            raise BadConfig(f"{path}: this root holds {old.get('method')} flow (bound {old.get('bound')}); "
                              f"refusing to mix in {info['method']} (use another root, or --overwrite)")
         if not resume:
-            raise ValueError(f"{path}: flow already extracted here; pass --resume to finish it or "
+            raise BadConfig(f"{path}: flow already extracted here; pass --resume to finish it or "
                              f"--overwrite to recompute")
         return
     if overwrite:
         (Path(root) / C.FLOW_MANIFEST).unlink(missing_ok=True)
-    C.write_lines(path, [json.dumps(info, indent=1)])
+    C.write_json(path, info)
 
 
 def clip_flow(frames_dir: Path, out_dir: Path, flow, bound: float = C.FLOW_BOUND) -> int:
@@ -70,7 +72,7 @@ def init_flow_worker(method: str) -> None:
 def restaged(root: Path, clip: str) -> Iterator[Path]:
     """A staging copy of a committed clip without its flow, swapped in whole on success."""
     final = C.clip_dir(root, clip)
-    with C.staged_clip(root, clip) as tmp:
+    with C.staged_clip(root, clip, replace=True) as tmp:
         for f in final.iterdir():
             if not f.name.startswith("flow_"):
                 os.link(f, tmp / f.name)  # same files, no copy: only flow is new
@@ -102,12 +104,39 @@ class FlowSummary:
 
 def run_flow(root: Path, method: str, workers: int, resume: bool = False, overwrite: bool = False,
              progress: bool = True, device: str | None = None, batch: int = 64,
-             decode_on_device: bool = False) -> FlowSummary:
-    """``workers`` processes for the OpenCV methods; ``device`` and ``batch`` pairs for tvl1-torch."""
+             decode_on_device: bool = False, wait: bool = False) -> FlowSummary:
+    """Flow for every clip of the rawframe root ``root`` that lacks it: ``workers`` processes for
+    the OpenCV methods; ``device`` and ``batch`` pairs for tvl1-torch. The root is locked for the
+    run; ``flow.json`` changes only once the method is known to run here."""
     root = Path(root)
     check_method(method)
     if not (root / C.RAWFRAMES).is_dir():
-        raise ValueError(f"{root}: no {C.RAWFRAMES}/ folder: not a rawframe root")
+        raise BadConfig(f"{root}: no {C.RAWFRAMES}/ folder: not a rawframe root")
+    if method == "tvl1-torch":
+        device = torch_device(device)
+    else:
+        make_flow(method)  # fails here, before the root is touched, where OpenCV lacks the method
+    with root_lock(root, wait):
+        return _flow_locked(root, method, workers, resume, overwrite, progress, device, batch, decode_on_device)
+
+
+def torch_device(device: str | None) -> str:
+    """tvl1-torch's device: ``cuda`` when torch sees one and none is named; a named one must exist."""
+    import torch
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise BadConfig(f"--device {device!r}: not a torch device (cpu, cuda, cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise MissingDependency(f"--device {device}: torch sees no CUDA device here (use --device cpu)")
+    if dev.type not in ("cpu", "cuda"):
+        raise BadConfig(f"--device {device}: tvl1-torch runs on cpu or cuda")
+    return device
+
+
+def _flow_locked(root: Path, method: str, workers: int, resume: bool, overwrite: bool, progress: bool,
+                 device: str | None, batch: int, decode_on_device: bool) -> FlowSummary:
     C.recover_staging(root)
     claim_root(root, flow_info(method), resume, overwrite)
     all_clips = list(C.iter_clips(root))
@@ -132,13 +161,9 @@ def run_flow(root: Path, method: str, workers: int, resume: bool = False, overwr
 
 def _run_torch(root: Path, todo: list[str], summary: FlowSummary, record, device: str | None, batch: int,
                progress: bool, decode_on_device: bool) -> FlowSummary:
-    import torch
     from tqdm import tqdm
 
     from .torch_extract import run_torch_flow
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda: torch sees no CUDA device here (use --device cpu)")
     start = time.perf_counter()
     bar = tqdm(total=len(todo), desc=f"flow tvl1-torch ({device})", unit="clip", disable=not progress)
     summary.pairs = run_torch_flow(root, todo, device, batch, record,

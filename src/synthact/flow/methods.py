@@ -13,6 +13,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from ..errors import BadConfig, MissingDependency
+
 METHODS: dict[str, dict] = {
     "tvl1": {"opencv": "cv2.optflow.DualTVL1OpticalFlow_create", "params": "OpenCV defaults: tau 0.25, "
              "lambda 0.15, theta 0.3, nscales 5, warps 5, epsilon 0.01, scaleStep 0.8, inner 30, outer 10, "
@@ -34,7 +36,7 @@ OPENCV_METHODS = ("tvl1", "tvl1-fast", "dis", "farneback")
 
 def check_method(name: str) -> None:
     if name not in METHODS:
-        raise ValueError(f"unknown flow method {name!r}: choose from {', '.join(METHODS)}")
+        raise BadConfig(f"unknown flow method {name!r}: choose from {', '.join(METHODS)}")
 
 
 def make_flow(name: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
@@ -47,7 +49,7 @@ def make_flow(name: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
         return lambda a, b: tvl1_torch(torch.from_numpy(a)[None], torch.from_numpy(b)[None])[0].numpy()
     if name in ("tvl1", "tvl1-fast"):
         if not hasattr(cv2, "optflow"):
-            raise RuntimeError("TV-L1 needs cv2.optflow from opencv-contrib-python-headless; another "
+            raise MissingDependency("TV-L1 needs cv2.optflow from opencv-contrib-python-headless; another "
                                "OpenCV wheel shadows it (pip list | grep opencv)")
         tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
         if name == "tvl1-fast":

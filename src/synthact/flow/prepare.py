@@ -15,6 +15,8 @@ import cv2
 
 from .. import contract as C
 from ..batch import run_batch
+from ..errors import BadConfig
+from ..rootlock import root_lock
 from . import extract
 from .methods import make_flow
 from .splits import Splits, load_splits, subset_classes
@@ -32,6 +34,7 @@ class PrepareJob:
     flow: str | None = None
     size: tuple[int, int] = (340, 256)
     workers: int = 1
+    wait: bool = False       # wait for another job writing the root instead of refusing
 
 
 @dataclass
@@ -81,15 +84,17 @@ def _init_worker(method: str | None) -> None:
     _FLOW = make_flow(method) if method else None
 
 
-def prepare_task(task: tuple[str, str, str, tuple[int, int]]) -> dict:
-    root, clip, video, size = task
+def prepare_task(task: tuple[str, str, str, tuple[int, int], str, bool]) -> dict:
+    root, clip, video, size, dataset, replace = task
     root = Path(root)
     start = time.perf_counter()
-    with C.staged_clip(root, clip) as tmp:
+    record: dict = {}
+    with C.staged_clip(root, clip, replace=replace, record=record) as tmp:
         info = decode_video(Path(video), tuple(size), tmp)
         pairs = extract.clip_flow(tmp, tmp, _FLOW) if _FLOW else 0
-    return {"clip": clip, "source": video, "size": list(size), **info, "flow_pairs": pairs,
-            "seconds": round(time.perf_counter() - start, 3)}
+        record.update({"clip": clip, "source": video, "size": list(size), **info, "flow_pairs": pairs,
+                       "seconds": round(time.perf_counter() - start, 3), "dataset": dataset})
+    return record
 
 
 def write_lists(root: Path, splits: Splits, frames: dict[str, int]) -> list[Path]:
@@ -107,17 +112,26 @@ def write_lists(root: Path, splits: Splits, frames: dict[str, int]) -> list[Path
 
 
 def prepare(job: PrepareJob, progress: bool = True) -> PrepareSummary:
+    """Decode the split files' videos of ``job.dataset`` into the rawframe root ``job.out`` (with
+    flow when ``job.flow``) and write its split lists; the root is locked for the run."""
     root = Path(job.out)
     splits = load_splits(job.dataset, job.splits)
     splits = splits.restrict(subset_classes(job.dataset, job.classes, splits.classes))
     if not Path(job.videos).is_dir():
-        raise ValueError(f"{job.videos}: videos folder not found")
-    root.mkdir(parents=True, exist_ok=True)
-    C.recover_staging(root)
+        raise BadConfig(f"{job.videos}: videos folder not found")
+    if job.flow:
+        make_flow(job.flow)  # fails here, before the root is touched, where OpenCV lacks the method
+    with root_lock(root, job.wait):
+        return _prepare_locked(job, root, splits, progress)
+
+
+def _prepare_locked(job: PrepareJob, root: Path, splits: Splits, progress: bool) -> PrepareSummary:
+    C.claim_settings(root, {"kind": "real", "dataset": job.dataset, "size": list(job.size)})
+    lines = C.reconcile(root)
     if job.flow:
         extract.claim_root(root, extract.flow_info(job.flow), resume=True, overwrite=False)
-    lines = C.repair_manifest(root)
-    done = {r["clip"]: r for r in lines if C.clip_dir(root, r["clip"]).is_dir()}
+    done = {r["clip"]: r for r in lines}
+    ours = set(done)
     if job.flow:  # a clip prepared earlier without flow is not done for this run
         with_flow = {r["clip"] for r in C.read_manifest(root, C.FLOW_MANIFEST)}
         done = {k: v for k, v in done.items() if k in with_flow}
@@ -125,16 +139,17 @@ def prepare(job: PrepareJob, progress: bool = True) -> PrepareSummary:
     summary = PrepareSummary(videos=len(videos), skipped=0)
     tasks = []
     for v in videos:
-        path = Path(job.videos) / v.relpath
+        path = C.inside(job.videos, Path(job.videos) / v.relpath, f"{splits.sources[v.clip]}: {v.relpath}")
         if v.clip in done:
             summary.skipped += 1
         elif not path.exists():
             summary.missing.append((v.clip, f"listed in {splits.sources[v.clip]} but missing: {path}"))
         else:
-            tasks.append((str(root), v.clip, str(path), tuple(job.size)))
+            tasks.append((str(root), v.clip, str(path), tuple(job.size), job.dataset, v.clip in ours))
 
     def record(out) -> int:
-        C.append_manifest(root, {**out.result, "dataset": job.dataset})
+        C.append_manifest(root, out.result)
+        C.clear_pending(root, out.result["clip"])
         if job.flow:
             C.append_manifest(root, {"clip": out.result["clip"], "pairs": out.result["flow_pairs"],
                                      "method": job.flow}, C.FLOW_MANIFEST)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..assets import class_map, resolve_classes
 from ..contract import ContractError
+from ..errors import BadConfig
 
 DATASETS = ("ucf101", "hmdb51")
 
@@ -48,7 +49,7 @@ class Splits:
     def restrict(self, classes: list[str]) -> "Splits":
         unknown = sorted(set(classes) - set(self.classes))
         if unknown:
-            raise ValueError(f"{self.dataset} has no class {', '.join(unknown)}")
+            raise BadConfig(f"{self.dataset} has no class {', '.join(unknown)}")
         keep = label_order(classes)
         pick = lambda vids: [v for v in vids if v.cls in keep]  # noqa: E731
         return Splits(self.dataset, keep, {s: pick(v) for s, v in self.train.items()},
@@ -120,7 +121,7 @@ def hmdb51(split_dir: Path) -> Splits:
 
 def load_splits(dataset: str, split_dir: Path) -> Splits:
     if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}: choose {' or '.join(DATASETS)}")
+        raise BadConfig(f"unknown dataset {dataset!r}: choose {' or '.join(DATASETS)}")
     return ucf101(split_dir) if dataset == "ucf101" else hmdb51(split_dir)
 
 
@@ -134,5 +135,5 @@ def subset_classes(dataset: str, spec: str | None, all_classes: list[str]) -> li
     names = [c.strip() for c in spec.split(",") if c.strip()]
     unknown = [c for c in names if c not in all_classes]
     if unknown or not names:
-        raise ValueError(f"{dataset} has no class {', '.join(unknown) or repr(spec)}")
+        raise BadConfig(f"{dataset} has no class {', '.join(unknown) or repr(spec)}")
     return label_order(names)

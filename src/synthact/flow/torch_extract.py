@@ -44,7 +44,8 @@ def read_clip(root: Path, clip: str, device: torch.device, decode_on_device: boo
         n = C.count_frames(folder)
         if n < 2:
             raise C.ContractError(f"{folder}: {n} frame(s), flow needs at least 2")
-        data = [torch.frombuffer(bytearray((folder / C.img_name(k)).read_bytes()), dtype=torch.uint8)
+        data = [torch.frombuffer(bytearray(C.check_jpeg((folder / C.img_name(k)).read_bytes(),
+                                                        folder / C.img_name(k))), dtype=torch.uint8)
                 for k in range(1, n + 1)]
         try:
             imgs = decode_jpeg(data, mode=ImageReadMode.GRAY, device=device if decode_on_device else "cpu")

@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
+from ..errors import BadConfig
+
 
 @dataclass(frozen=True)
 class TVL1Params:
@@ -189,7 +191,7 @@ def tvl1(i0: torch.Tensor, i1: torch.Tensor, params: TVL1Params = TVL1Params(), 
     """Flow from ``i0`` to ``i1`` ((B, H, W) grey levels 0..255, any float or uint8 dtype), (B, H, W, 2)
     float32 in pixels. ``fused``: use the Triton kernels (default: on CUDA)."""
     if i0.shape != i1.shape or i0.dim() != 3:
-        raise ValueError(f"tvl1: need two (B, H, W) batches of the same shape, got {tuple(i0.shape)} and {tuple(i1.shape)}")
+        raise BadConfig(f"tvl1: need two (B, H, W) batches of the same shape, got {tuple(i0.shape)} and {tuple(i1.shape)}")
     fused = i0.is_cuda if fused is None else fused
     if fused:
         from . import tvl1_triton as K

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..contract import ContractError
+from ..errors import BadConfig
 from .body import INDEX, NAMES, Skeleton
 from .mocap import _align, _unit
 from .motion import Posed
@@ -53,20 +54,23 @@ def parse_body_spec(spec: str) -> list[tuple[str, float]]:
         name, weight = part, 1.0
         m = re.fullmatch(r"(.+):([0-9.]+)", part)
         if m and not Path(part).exists():
-            name, weight = m.group(1), float(m.group(2))
+            try:
+                name, weight = m.group(1), float(m.group(2))
+            except ValueError:
+                raise BadConfig(f"--body {part!r}: the weight is not a number") from None
         if name not in BUILTIN:
             p = Path(name)
             if p.suffix.lower() not in RIGGED:
-                raise ValueError(f"--body {name!r}: not mannequin, makehuman or a rigged "
+                raise BadConfig(f"--body {name!r}: not mannequin, makehuman or a rigged "
                                  f"{'/'.join(RIGGED)} file")
             if not p.is_file():
-                raise ValueError(f"--body {name}: file not found")
+                raise BadConfig(f"--body {name}: file not found")
             name = str(p.resolve())
         if weight <= 0:
-            raise ValueError(f"--body {part!r}: the weight must be positive")
+            raise BadConfig(f"--body {part!r}: the weight must be positive")
         out.append((name, weight))
     if not out:
-        raise ValueError("--body: empty")
+        raise BadConfig("--body: empty")
     return out
 
 

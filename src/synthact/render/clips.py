@@ -7,9 +7,7 @@ what is missing.
 """
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -20,12 +18,13 @@ from pathlib import Path
 from .. import contract as C
 from ..assets import resolve_classes
 from ..batch import run_batch
+from ..errors import BadConfig
+from ..rootlock import root_lock
 from .bodies import body_model, makehuman_body, normalise, parse_body_spec, write_pc2
 from .mocap import load_library
 from .sampling import sample_record
 
-# settings that must agree between a rerun and the clips already in a root
-FIXED_SETTINGS = ("frames", "fps", "size", "engine", "gt_flow")
+FIXED_SETTINGS = C.SYNTHETIC_SETTINGS
 PREVIEW_CLIPS = 8
 
 
@@ -46,6 +45,7 @@ class RenderJob:
     motions: str | None = None      # motion-capture library (YAML); its classes use captures
     bone_map: str | None = None     # overrides the library's bone map
     body: str = "mannequin"         # mannequin | makehuman | rigged file, or a weighted mix
+    wait: bool = False              # wait for another job writing the root instead of refusing
 
 
 @dataclass
@@ -66,27 +66,31 @@ def parse_size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise ValueError(f"bad size {text!r}: expected WIDTHxHEIGHT, e.g. 340x256") from None
+        raise BadConfig(f"bad size {text!r}: expected WIDTHxHEIGHT, e.g. 340x256") from None
     if not (16 <= w <= 4096 and 16 <= h <= 4096):
-        raise ValueError(f"bad size {text!r}: width and height must be within 16..4096")
+        raise BadConfig(f"bad size {text!r}: width and height must be within 16..4096")
     return w, h
 
 
 def plan(job: RenderJob) -> list[dict]:
+    if job.bone_map and not job.motions:
+        raise BadConfig("--bone-map maps motion captures: give it with --motions")
     library = load_library(Path(job.motions)) if job.motions else None
     if library and job.bone_map:
         library["bone_map"] = job.bone_map
     classes = resolve_classes(job.classes, library["motions"] if library else ())
     if (job.per_class is None) == (job.total is None):
-        raise ValueError("give exactly one of --per-class N or --total N")
+        raise BadConfig("give exactly one of --per-class N or --total N")
     counts = ({c: job.per_class for c in classes} if job.per_class is not None else
               {c: job.total // len(classes) + (i < job.total % len(classes)) for i, c in enumerate(classes)})
     if job.frames < 2:
-        raise ValueError(f"--frames {job.frames}: a clip needs at least 2 frames")
+        raise BadConfig(f"--frames {job.frames}: a clip needs at least 2 frames")
     if job.engine not in ("workbench", "cycles"):
-        raise ValueError(f"unknown engine {job.engine!r}: choose workbench or cycles")
+        raise BadConfig(f"unknown engine {job.engine!r}: choose workbench or cycles")
     if job.gt_flow and job.engine != "cycles":
-        raise ValueError("--gt-flow needs --engine cycles (it reads Blender's Vector pass)")
+        raise BadConfig("--gt-flow needs --engine cycles (it reads Blender's Vector pass)")
+    for c in classes:
+        C.check_name(c, "class", job.motions or "--classes")
     bodies = parse_body_spec(job.body)
     return [sample_record(c, job.seed, i, job.frames, job.fps, job.size, job.engine, job.gt_flow, library, bodies)
             for c in classes for i in range(1, counts[c] + 1)]
@@ -102,15 +106,19 @@ def _check_writable(out: Path) -> None:
         raise OSError(f"{out}: output folder is not writable ({exc.strerror or exc})") from None
 
 
+def root_settings(job: RenderJob) -> dict:
+    """What every clip of a synthetic root shares (see :func:`contract.claim_settings`)."""
+    return {"kind": "synthetic", "frames": job.frames, "fps": job.fps, "size": list(job.size), "engine": job.engine,
+            "gt_flow": job.gt_flow, "bodies": sorted({body_model({"model": m}) for m, _ in parse_body_spec(job.body)})}
+
+
 def _reconcile(root: Path, records: list[dict]) -> set[str]:
-    """Make the root consistent after a kill; return the clips that are finished."""
-    C.recover_staging(root)
-    lines = C.repair_manifest(root)
-    done = {r["clip"] for r in lines if C.clip_dir(root, r["clip"]).is_dir()}
-    if len(done) != len(lines):  # a line whose folder was deleted by hand: drop it
-        C.write_lines(root / C.MANIFEST, [json.dumps(r, sort_keys=True) for r in lines if r["clip"] in done])
-    for clip in set(C.iter_clips(root)) - done:
-        shutil.rmtree(C.clip_dir(root, clip))  # committed, then killed before its line
+    """Make the root consistent after a kill; return the clips that are finished.
+
+    A clip folder nobody recorded is refused (see :func:`contract.reconcile`).
+    """
+    lines = C.reconcile(root)
+    done = {r["clip"] for r in lines}
     by_clip = {r["clip"]: r for r in lines}
     for rec in records:
         old = by_clip.get(rec["clip"])
@@ -118,7 +126,7 @@ def _reconcile(root: Path, records: list[dict]) -> set[str]:
             was, now = _settings(old), _settings(rec)
             for key in was:
                 if was[key] != now[key]:
-                    raise ValueError(f"{root / C.MANIFEST}: clip {rec['clip']} has {key}={was[key]}, "
+                    raise BadConfig(f"{root / C.MANIFEST}: clip {rec['clip']} has {key}={was[key]}, "
                                      f"this run asks {key}={now[key]}; use another --out")
     return done
 
@@ -200,18 +208,24 @@ def render_clip(task: tuple[dict, str, bool]) -> dict:
     root = Path(root)
     start = time.perf_counter()
     n = record["frames"]
-    with C.staged_clip(root, record["clip"]) as tmp:
+    done: dict = {}
+    with C.staged_clip(root, record["clip"], record=done) as tmp:
         anim = shoot(_STAGE, record, tmp)
         if record["gt_flow"]:
             exr_to_contract(tmp, n)
         got = C.count_frames(tmp)
         if got != n:
             raise RuntimeError(f"{tmp}: Blender wrote {got} frames, expected {n}")
+        if not C.finite(anim.camera.distance):
+            raise C.ContractError(f"clip {record['clip']}: the camera distance is {anim.camera.distance} "
+                                  f"(the motion holds non-finite values)")
         if video:
             write_video(tmp, n, record["fps"], tmp / "clip.mp4")
-    return {**record, "num_frames": n, "camera_distance": round(anim.camera.distance, 4),
-            "camera_follows": anim.camera.follows, **({"motion_used": anim.motion_used} if anim.motion_used else {}),
-            "render_seconds": round(time.perf_counter() - start, 3)}
+        done.update({**record, "num_frames": n, "camera_distance": round(anim.camera.distance, 4),
+                     "camera_follows": anim.camera.follows,
+                     **({"motion_used": anim.motion_used} if anim.motion_used else {}),
+                     "render_seconds": round(time.perf_counter() - start, 3)})
+    return done
 
 
 # ------------------------------------------------------------------ main side
@@ -240,20 +254,30 @@ def write_preview(root: Path) -> Path | None:
 
 
 def render_batch(job: RenderJob, progress: bool = True) -> RenderSummary:
+    """Render the clips ``job`` plans into ``job.out`` (a rawframe root), skipping those already
+    there; the root is locked for the whole run. Refusals raise :mod:`synthact.errors` types;
+    clips that fail are listed in the summary and leave nothing behind."""
     records = plan(job)
     root = Path(job.out)
     _check_writable(root)
+    with root_lock(root, job.wait):
+        return _render_locked(job, root, records, progress)
+
+
+def _render_locked(job: RenderJob, root: Path, records: list[dict], progress: bool) -> RenderSummary:
+    C.claim_settings(root, root_settings(job))
     done = _reconcile(root, records)
     if job.gt_flow:  # claim the root so that extract-flow never mixes estimated flow in
-        C.write_lines(root / C.FLOW_INFO, [json.dumps({
+        C.write_json(root / C.FLOW_INFO, {
             "method": "blender-vector", "bound": C.FLOW_BOUND, "encoding": C.FLOW_ENCODING,
             "params": "exact forward flow from Cycles' Vector pass, (-Z, +W) in image coordinates, "
-                      "zero outside the body (alpha < 0.5)"}, indent=1)])
+                      "zero outside the body (alpha < 0.5)"})
     todo = [r for r in records if r["clip"] not in done]
     summary = RenderSummary(planned=len(records), skipped=len(records) - len(todo), rendered=0)
 
     def record(out) -> int:
         C.append_manifest(root, out.result)
+        C.clear_pending(root, out.result["clip"])
         summary.rendered += 1
         return out.result["num_frames"]
 

@@ -16,6 +16,7 @@ import numpy as np
 import yaml
 
 from ..contract import ContractError
+from ..errors import BadConfig
 from .body import INDEX, NAMES, PARENT, Skeleton
 from .bvh import load_bvh
 from .motion import Posed, forward_kinematics, posed_vertices
@@ -76,11 +77,11 @@ def resolve_bone_map(names: list[str], spec: str | Path | None, where: str) -> d
     if spec is not None and str(spec) not in BONE_MAPS:
         path = Path(spec)
         if not path.exists():
-            raise ValueError(f"{spec}: unknown bone map (choose {', '.join(BONE_MAPS)} or a YAML file)")
+            raise BadConfig(f"{spec}: unknown bone map (choose {', '.join(BONE_MAPS)} or a YAML file)")
         mapping = yaml.safe_load(path.read_text()) or {}
         unknown = sorted(set(mapping) - set(KEYS))
         if unknown:
-            raise ValueError(f"{path}: unknown key point(s) {', '.join(unknown)} (known: {', '.join(KEYS)})")
+            raise BadConfig(f"{path}: unknown key point(s) {', '.join(unknown)} (known: {', '.join(KEYS)})")
         candidates = {str(path): mapping}
     else:
         candidates = {spec: BONE_MAPS[spec]} if spec else BONE_MAPS
@@ -213,7 +214,7 @@ def load_library(path: Path) -> dict:
     lib = yaml.safe_load(path.read_text()) or {}
     unknown = set(lib) - {"bone_map", "motions"}
     if unknown or not isinstance(lib.get("motions"), dict):
-        raise ValueError(f"{path}: expected keys bone_map (optional) and motions: {{class: [{{file, frames}}]}}")
+        raise BadConfig(f"{path}: expected keys bone_map (optional) and motions: {{class: [{{file, frames}}]}}")
     out = {}
     for cls, items in lib["motions"].items():
         entries = []

@@ -9,6 +9,7 @@ import zlib
 
 import numpy as np
 
+from ..errors import BadConfig
 from .actions import ACTIONS
 from .bodies import sample_body_model
 from .body import sample_proportions
@@ -44,7 +45,7 @@ def sample_record(cls: str, batch_seed: int, index: int, frames: int, fps: int,
     elif cls in ACTIONS:
         motion = {"source": "procedural"}
     else:
-        raise ValueError(f"unknown class {cls!r}")
+        raise BadConfig(f"unknown class {cls!r}")
     return {
         "clip": clip_name(cls, batch_seed, index),
         "class": cls,

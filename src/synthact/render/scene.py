@@ -13,6 +13,7 @@ import bpy
 import numpy as np
 
 from ..contract import ContractError
+from ..errors import BadConfig
 from .body import NAMES, PARENT, Skeleton, part_mesh, rest_rotations
 from .camera import CameraPath
 
@@ -22,7 +23,7 @@ ENGINES = {"workbench": "BLENDER_WORKBENCH", "cycles": "CYCLES"}
 class Stage:
     def __init__(self, engine: str, size: tuple[int, int], fps: int, gt_flow: bool, threads: int = 1):
         if gt_flow and engine != "cycles":
-            raise ValueError("--gt-flow needs the cycles engine (Blender's Vector pass)")
+            raise BadConfig("--gt-flow needs the cycles engine (Blender's Vector pass)")
         self.engine, self.gt_flow = engine, gt_flow
         bpy.ops.wm.read_factory_settings(use_empty=True)
         sc = self.scene = bpy.context.scene

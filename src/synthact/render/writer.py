@@ -8,6 +8,7 @@ import numpy as np
 import OpenEXR
 
 from ..contract import img_name, read_image, write_flow_pair, write_jpeg
+from ..errors import BadConfig
 
 MASK_ALPHA = 0.5
 
@@ -25,7 +26,7 @@ def read_exr(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     def get(suffix):  # noqa: E306
         names = [k for k in ch if k.endswith(suffix)]
         if len(names) != 1:
-            raise ValueError(f"{path}: expected one channel *{suffix}, found {names}")
+            raise BadConfig(f"{path}: expected one channel *{suffix}, found {names}")
         return ch[names[0]].pixels.astype(np.float32)
     rgb = np.stack([get(f"Combined.{c}") for c in "RGB"], axis=-1)
     vec = np.stack([get(f"Vector.{c}") for c in "XYZW"], axis=-1)

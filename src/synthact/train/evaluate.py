@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from .. import contract as C
+from ..errors import BadConfig
 from .dataset import TSNDataset
 
 PROTOCOLS = {"tsn": ("test", 25), "fast": ("val", None)}
@@ -88,10 +89,10 @@ def confusion_png(conf: np.ndarray, classes: list[str], path: Path, title: str) 
 def fuse(runs: list[Path], weights: list[float], protocol: str = "tsn") -> dict:
     """Weighted sum of the runs' saved softmax scores (TSN: RGB 1, flow 1.5) on the same val list."""
     if len(runs) != len(weights):
-        raise ValueError(f"{len(runs)} runs but {len(weights)} weights")
+        raise BadConfig(f"{len(runs)} runs but {len(weights)} weights")
     lists = [(Path(r) / "val_list.txt").read_text() for r in runs]
     if any(lst != lists[0] for lst in lists):
-        raise ValueError("runs were evaluated on different validation lists: cannot fuse")
+        raise BadConfig("runs were evaluated on different validation lists: cannot fuse")
     total = None
     for r, w in zip(runs, weights):
         path = Path(r) / f"scores_{protocol}.npy"

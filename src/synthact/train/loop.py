@@ -19,6 +19,8 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .. import contract as C
+from ..errors import BadConfig
+from ..rootlock import root_lock
 from .dataset import EpochSampler, TSNDataset
 from .evaluate import evaluate_run, predict
 from .mixing import Selection, check_flow, select
@@ -78,7 +80,7 @@ def _scheduler(opt, cfg: TrainConfig):
     if cfg.schedule == "step":
         steps = sorted({max(1, int(cfg.epochs * 0.5)), max(1, int(cfg.epochs * 0.75))})
         return torch.optim.lr_scheduler.MultiStepLR(opt, steps, 0.1)
-    raise ValueError(f"unknown schedule {cfg.schedule!r}: step or cosine")
+    raise BadConfig(f"unknown schedule {cfg.schedule!r}: step or cosine")
 
 
 def write_lists(run: Path, sel: Selection) -> None:
@@ -95,11 +97,18 @@ def load_checkpoint(path: Path, cfg: TrainConfig) -> dict:
     old = ck.get("config", {})
     diff = [f"{k}={old.get(k)!r} (this run {getattr(cfg, k)!r})" for k in ARCH_KEYS if old.get(k) != getattr(cfg, k)]
     if diff:
-        raise ValueError(f"{path}: checkpoint of another architecture: {', '.join(diff)}")
+        raise BadConfig(f"{path}: checkpoint of another architecture: {', '.join(diff)}")
     return ck
 
 
-def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
+def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True, wait: bool = False) -> dict:
+    """Select, train and evaluate one TSN run into the run folder ``cfg.out`` (locked for the
+    run); returns the final metrics (also in ``metrics.json``)."""
+    with root_lock(Path(cfg.out), wait):
+        return _fit_locked(cfg, resume, progress)
+
+
+def _fit_locked(cfg: TrainConfig, resume: bool, progress: bool) -> dict:
     run = Path(cfg.out)
     sel = select(cfg.real, Path(cfg.real_root), Path(cfg.synthetic_root) if cfg.synthetic_root else None,
                  cfg.synthetic, cfg.real_fraction, cfg.classes, cfg.synthetic_only, cfg.seed)
@@ -110,14 +119,14 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
     cfg.lr = cfg.lr or DEFAULT_LR[cfg.modality]
     run.mkdir(parents=True, exist_ok=True)
     if (run / CHECKPOINT).exists() and not resume:
-        raise ValueError(f"{run}: already holds a run; pass --resume to continue it or choose another --out")
+        raise BadConfig(f"{run}: already holds a run; pass --resume to continue it or choose another --out")
     write_lists(run, sel)
     (run / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
     if cfg.engine == "mmaction2":
         write_config(cfg, run, backbone_checkpoint(cfg, run))
         return train_mmaction(cfg, run, resume)
     if cfg.engine != "synthact":
-        raise ValueError(f"unknown engine {cfg.engine!r}: synthact or mmaction2")
+        raise BadConfig(f"unknown engine {cfg.engine!r}: synthact or mmaction2")
     if cfg.backbone in DEPTH:  # the same selection, ready for mmaction2 (weights: see the config)
         write_config(cfg, run, None)
     device = _device(cfg.device)

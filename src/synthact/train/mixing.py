@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import contract as C
 from ..assets import class_map
+from ..errors import BadConfig
 from ..flow.splits import subset_classes
 from .dataset import Sample
 
@@ -31,7 +32,7 @@ def parse_real(spec: str) -> tuple[str, int]:
     """``hmdb51:split1`` -> ("hmdb51", 1)."""
     name, _, split = spec.partition(":")
     if not name or not split.startswith("split") or split[5:] not in ("1", "2", "3"):
-        raise ValueError(f"bad --real {spec!r}: expected DATASET:split1|split2|split3, e.g. hmdb51:split1")
+        raise BadConfig(f"bad --real {spec!r}: expected DATASET:split1|split2|split3, e.g. hmdb51:split1")
     return name, int(split[5:])
 
 
@@ -67,7 +68,7 @@ def check_flow(roots: list[Path], allow_mixed: bool) -> str:
     TSN's premise is that synthetic and real flow look alike."""
     methods = {str(r): flow_method(r) for r in dict.fromkeys(map(Path, roots))}
     if len(set(methods.values())) > 1 and not allow_mixed:
-        raise ValueError("flow methods differ: " + ", ".join(f"{r} has {m}" for r, m in methods.items())
+        raise BadConfig("flow methods differ: " + ", ".join(f"{r} has {m}" for r, m in methods.items())
                          + " (recompute one with extract-flow --overwrite, or pass --allow-mixed-flow)")
     return ",".join(sorted(set(methods.values())))
 
@@ -88,7 +89,7 @@ def _per_class_pick(samples: list[Sample], quota: dict[int, int], rng: np.random
     for label, n in sorted(quota.items()):
         pool = by_class.get(label, [])
         if n > len(pool):
-            raise ValueError(f"{what}: class {label} has {len(pool)} clips, {n} requested")
+            raise BadConfig(f"{what}: class {label} has {len(pool)} clips, {n} requested")
         order = rng.permutation(len(pool))[:n]
         picked += [pool[i] for i in sorted(order)]
     return picked
@@ -104,7 +105,7 @@ def select(real: str, real_root: Path, synthetic_root: Path | None = None, synth
     train = _relabel(train_e, labels, keep, real_root, f"{dataset}_train_split_{split}")
     val = _relabel(val_e, labels, keep, real_root, f"{dataset}_val_split_{split}")
     if not 0.0 < real_fraction <= 1.0:
-        raise ValueError(f"--real-fraction {real_fraction}: must be in (0, 1]")
+        raise BadConfig(f"--real-fraction {real_fraction}: must be in (0, 1]")
     rng = np.random.default_rng([seed, 1])
     counts = np.bincount([s.label for s in train], minlength=len(keep))
     if real_fraction < 1.0:  # per class, at least one clip each
@@ -115,13 +116,13 @@ def select(real: str, real_root: Path, synthetic_root: Path | None = None, synth
     synth: list[Sample] = []
     if synthetic or synthetic_only:
         if synthetic_root is None:
-            raise ValueError("--synthetic needs --synthetic-root")
+            raise BadConfig("--synthetic needs --synthetic-root")
         synth = _synthetic(Path(synthetic_root), dataset, keep, synthetic, np.random.default_rng([seed, 2]))
         info["synthetic_classes"] = len({s.label for s in synth})
     info["synthetic"] = len(synth)
     picked = synth if synthetic_only else train + synth
     if not picked:
-        raise ValueError("the selection has no training clips")
+        raise BadConfig("the selection has no training clips")
     return Selection(keep, picked, val, info)
 
 
@@ -134,7 +135,7 @@ def _synthetic(root: Path, dataset: str, labels: list[str], n: int, rng: np.rand
             for e in entries if target.get(e.label)]
     covered = sorted({s.label for s in pool})
     if not covered:
-        raise ValueError(f"{root}: none of its classes maps onto the {dataset} label space")
+        raise BadConfig(f"{root}: none of its classes maps onto the {dataset} label space")
     if n <= 0:  # synthetic-only without a count: all that map
         return pool
     quota = {c: n // len(covered) + (i < n % len(covered)) for i, c in enumerate(covered)}

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from .. import contract as C
+from ..errors import BadConfig
 from .models import DROPOUT, NEW_LENGTH, TSN
 
 CONFIG = "mmaction2_config.py"
@@ -38,13 +39,13 @@ def write_config(cfg, run: Path, pretrained: str | None) -> Path:
     """The run's selection as an mmaction2 config and lists; ``pretrained``: a torchvision-format
     backbone file (see :func:`backbone_checkpoint`) or None."""
     if cfg.backbone not in DEPTH:
-        raise ValueError(f"--engine mmaction2 trains resnet18 or resnet50, not {cfg.backbone}")
+        raise BadConfig(f"--engine mmaction2 trains resnet18 or resnet50, not {cfg.backbone}")
     run = Path(run).resolve()
     # mmaction2 counts flow frames in flow lists: N frames have N-1 pairs
     minus = 1 if cfg.modality == "flow" else 0
     for ours, theirs in zip(("train_list.txt", "val_list.txt"), LISTS):
         C.write_annotations(run / theirs, [C.Entry(e.clip, e.num_frames - minus, e.label)
-                                           for e in C.read_annotations(run / ours)])
+                                           for e in C.read_annotations(run / ours, clip_ids=False)])
     flow = cfg.modality == "flow"
     length = NEW_LENGTH[cfg.modality]
     short = cfg.size * 256 // 224
@@ -148,11 +149,12 @@ def latest_checkpoint(work_dir: Path) -> Path | None:
 def train_mmaction(cfg, run: Path, resume: bool) -> dict:
     """Train and test the run's selection with mmaction2's TSN; metrics in our format."""
     try:
-        from . import mmaction_plugins  # the shim must come before mmaction.models
         from mmengine.config import Config
         from mmengine.runner import Runner
+
+        from . import mmaction_plugins  # the shim must come before mmaction.models
     except ImportError as exc:
-        raise ValueError(f"--engine mmaction2 needs the optional extra: make mmaction ({exc})") from None
+        raise BadConfig(f"--engine mmaction2 needs the optional extra: make mmaction ({exc})") from None
     config = Config.fromfile(str(Path(run) / CONFIG))
     mmaction_plugins.trust(config.work_dir)
     if resume:
@@ -162,7 +164,7 @@ def train_mmaction(cfg, run: Path, resume: bool) -> dict:
     runner.train()
     res = runner.test()
     metrics = {"top1": float(res["acc/top1"]), "mean_class": float(res["acc/mean1"]), "engine": "mmaction2",
-               "protocol": cfg.eval_protocol, "n": len(C.read_annotations(Path(run) / "val_list.txt")),
+               "protocol": cfg.eval_protocol, "n": len(C.read_annotations(Path(run) / "val_list.txt", clip_ids=False)),
                "mmaction2": {k: float(v) for k, v in res.items()}}
     (Path(run) / "metrics.json").write_text(json.dumps(metrics, indent=1))
     return metrics

@@ -13,6 +13,8 @@ import torch
 import torchvision
 from torch import nn
 
+from ..errors import BadConfig, MissingDependency
+
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 # EfficientNet-Lite's own input convention: (x*255 - 127) / 128
 LITE_MEAN, LITE_STD = (127 / 255,) * 3, (128 / 255,) * 3
@@ -21,7 +23,7 @@ DROPOUT = {"rgb": 0.8, "flow": 0.7}
 NEW_LENGTH = {"rgb": 1, "flow": 5}
 
 
-class PretrainedUnavailable(RuntimeError):
+class PretrainedUnavailable(MissingDependency):
     pass
 
 
@@ -64,7 +66,7 @@ def _first_conv(model: nn.Module) -> tuple[nn.Module, str, nn.Conv2d]:
         for name, child in parent.named_children():
             if isinstance(child, nn.Conv2d) and child.in_channels == 3:
                 return parent, name, child
-    raise ValueError("backbone has no 3-channel input convolution")
+    raise BadConfig("backbone has no 3-channel input convolution")
 
 
 class TSN(nn.Module):
@@ -73,9 +75,9 @@ class TSN(nn.Module):
                  partial_bn: bool | None = None):
         super().__init__()
         if backbone not in BACKBONES:
-            raise ValueError(f"unknown backbone {backbone!r}: choose from {', '.join(BACKBONES)}")
+            raise BadConfig(f"unknown backbone {backbone!r}: choose from {', '.join(BACKBONES)}")
         if modality not in NEW_LENGTH:
-            raise ValueError(f"unknown modality {modality!r}: rgb or flow")
+            raise BadConfig(f"unknown modality {modality!r}: rgb or flow")
         self.modality, self.num_segments = modality, num_segments
         self.new_length = NEW_LENGTH[modality]
         imagenet = pretrained == "imagenet"
@@ -140,6 +142,6 @@ def load_backbone_file(base: nn.Module, path: Path, backbone: str) -> None:
     shape = [k for k in state if k in own and state[k].shape != own[k].shape]
     unexpected = [k for k in state if k not in own]
     if missing or shape or unexpected:
-        raise ValueError(f"{path}: not {backbone} weights ({len(missing)} missing, {len(unexpected)} unexpected, "
+        raise BadConfig(f"{path}: not {backbone} weights ({len(missing)} missing, {len(unexpected)} unexpected, "
                          f"{len(shape)} wrong-shape tensors; e.g. {(missing + unexpected + shape)[:3]})")
     base.load_state_dict(state)
