@@ -23,9 +23,9 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
-from .errors import RootBusy
+from .errors import RootBusy, warn
 
 LOCK = ".synthact.lock"
 
@@ -42,7 +42,7 @@ def _holder(fd: int) -> str:
 
 
 @contextmanager
-def root_lock(folder: Path, wait: bool = False, echo: Callable[[str], None] | None = None) -> Iterator[Path]:
+def root_lock(folder: Path, wait: bool = False) -> Iterator[Path]:
     """Hold ``folder``'s lock (the folder is created); refuse with :class:`RootBusy` naming the
     holder, or with ``wait`` block until it is free."""
     folder = Path(folder)
@@ -56,8 +56,7 @@ def root_lock(folder: Path, wait: bool = False, echo: Callable[[str], None] | No
             holder = _holder(fd)
             if not wait:
                 raise RootBusy(f"{folder}: in use by {holder}; wait for it (--wait) or use another folder") from None
-            if echo:
-                echo(f"{folder}: waiting for {holder}")
+            warn(f"{folder}: waiting for {holder}")
             fcntl.flock(fd, fcntl.LOCK_EX)
         me = {"host": socket.gethostname(), "pid": os.getpid(), "command": " ".join(sys.argv)[:500],
               "started": time.strftime("%Y-%m-%d %H:%M:%S %z")}
