@@ -18,6 +18,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 from tqdm import tqdm
 
+from .errors import SynthactError, one_line
+
 
 @dataclass
 class Outcome:
@@ -33,6 +35,8 @@ class Outcome:
 def _call(fn: Callable, task: Any) -> tuple[Any, str | None]:
     try:
         return fn(task), None
+    except SynthactError as exc:  # a refusal already says what and where
+        return None, one_line(exc)
     except Exception as exc:  # one failed clip must not stop the batch
         last = traceback.format_exception_only(type(exc), exc)[-1].strip()
         return None, last

@@ -82,8 +82,8 @@ def restaged(root: Path, clip: str) -> Iterator[Path]:
 def flow_task(task: tuple[str, str]) -> dict:
     root, clip = task
     start = time.perf_counter()
-    with restaged(Path(root), clip) as tmp:
-        pairs = clip_flow(tmp, tmp, _FLOW)
+    with restaged(Path(root), clip) as tmp:  # frames read where the user knows them (same files)
+        pairs = clip_flow(C.clip_dir(root, clip), tmp, _FLOW)
     return {"clip": clip, "pairs": pairs, "seconds": round(time.perf_counter() - start, 3)}
 
 
