@@ -9,12 +9,13 @@ is classInd - 1 (``Hammering`` before ``HammerThrow``), for HMDB-51 mmaction2's 
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..assets import class_map, resolve_classes
-from ..contract import ContractError
-from ..errors import BadConfig
+from ..contract import check_name
+from ..errors import BadConfig, BadData
 
 DATASETS = ("ucf101", "hmdb51")
 
@@ -46,12 +47,12 @@ class Splits:
                     seen.setdefault(v.clip, v)
         return [seen[k] for k in sorted(seen)]
 
-    def restrict(self, classes: list[str]) -> "Splits":
+    def restrict(self, classes: list[str]) -> Splits:
         unknown = sorted(set(classes) - set(self.classes))
         if unknown:
             raise BadConfig(f"{self.dataset} has no class {', '.join(unknown)}")
         keep = label_order(classes)
-        pick = lambda vids: [v for v in vids if v.cls in keep]  # noqa: E731
+        pick = lambda vids: [v for v in vids if v.cls in keep]
         return Splits(self.dataset, keep, {s: pick(v) for s, v in self.train.items()},
                       {s: pick(v) for s, v in self.test.items()}, self.sources)
 
@@ -60,61 +61,100 @@ def label_order(names) -> list[str]:
     return sorted(set(names), key=lambda c: (c.lower(), c))
 
 
-def _lines(path: Path) -> list[str]:
-    if not path.exists():
-        raise ContractError(f"{path}: split file not found")
-    return [ln.strip() for ln in path.read_text().replace("\r", "").split("\n") if ln.strip()]
+def _lines(path: Path) -> list[tuple[int, str]]:
+    """(line number, stripped text) of each non-blank line, CRLF or LF."""
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise BadData(f"{path}: split file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadData(f"{path}: cannot read split file ({exc})") from None
+    return [(i, ln.strip()) for i, ln in enumerate(text.replace("\r", "").split("\n"), start=1) if ln.strip()]
+
+
+def _number(text: str) -> int | None:
+    return int(text) if re.fullmatch(r"[0-9]{1,9}", text) else None
+
+
+def _video(cls: str, fname: str, where: str) -> Video:
+    """A listed video; its class and stem become folder names under the root and path parts under
+    the videos folder, so both must be safe names (no '..', no '/', not absolute)."""
+    check_name(cls, "class", where)
+    return Video(cls, check_name(fname[:-4], "video", where), f"{cls}/{fname}")
 
 
 def ucf101(split_dir: Path) -> Splits:
     d = Path(split_dir)
-    ind = {}
-    for ln in _lines(d / "classInd.txt"):
-        idx, name = ln.split()
-        ind[int(idx)] = name
-    classes = [ind[i] for i in sorted(ind)]
-    if classes != label_order(classes) or sorted(ind) != list(range(1, len(ind) + 1)):
-        raise ContractError(f"{d / 'classInd.txt'}: expected 1-based, alphabetical classes")
-    s = Splits("ucf101", classes)
+    s = Splits("ucf101", _class_index(d / "classInd.txt"))
     for k in (1, 2, 3):
-        for kind, store in (("train", s.train), ("test", s.test)):
-            name = f"{kind}list0{k}.txt"
-            vids = []
-            for i, ln in enumerate(_lines(d / name), start=1):
-                rel = ln.split()[0]
-                cls, _, fname = rel.partition("/")
-                if cls not in ind.values() or not fname.endswith(".avi"):
-                    raise ContractError(f"{d / name}:{i}: unexpected line {ln!r}")
-                if kind == "train" and int(ln.split()[1]) != classes.index(cls) + 1:
-                    raise ContractError(f"{d / name}:{i}: label {ln.split()[1]} disagrees with classInd")
-                v = Video(cls, fname[:-4], rel)
-                s.sources.setdefault(v.clip, name)
-                vids.append(v)
-            store[k] = vids
+        s.train[k] = _ucf_list(d / f"trainlist0{k}.txt", s)
+        s.test[k] = _ucf_list(d / f"testlist0{k}.txt", s, {v.clip for v in s.train[k]})
     return s
+
+
+def _class_index(path: Path) -> list[str]:
+    """``classInd.txt``: ``<id> <Class>``, ids 1, 2, ... in alphabetical order of the classes."""
+    ind: dict[int, str] = {}
+    for i, ln in _lines(path):
+        parts = ln.split()
+        idx = _number(parts[0]) if len(parts) == 2 else None
+        if idx is None:
+            raise BadData(f"{path}:{i}: expected '<id> <Class>', got {ln!r:.80}")
+        name = check_name(parts[1], "class", f"{path}:{i}")
+        if idx in ind or name in ind.values():
+            raise BadData(f"{path}:{i}: class id or name listed twice: {ln!r:.80}")
+        ind[idx] = name
+    classes = [ind[i] for i in sorted(ind)]
+    if not classes or classes != label_order(classes) or sorted(ind) != list(range(1, len(ind) + 1)):
+        raise BadData(f"{path}: expected 1-based, alphabetical classes")
+    return classes
+
+
+def _ucf_list(path: Path, s: Splits, train: set[str] | None = None) -> list[Video]:
+    """A train list (``Class/v_..avi <label>``) or, given ``train`` (the clips of the same split's
+    train list, which it must not repeat), a test list (``Class/v_..avi``, a label optional)."""
+    testing = train is not None
+    vids = []
+    for i, ln in _lines(path):
+        where = f"{path}:{i}"
+        parts = ln.split()
+        cls, _, fname = parts[0].partition("/")
+        if len(parts) > 2 or (len(parts) == 1 and not testing) or not fname.endswith(".avi"):
+            raise BadData(f"{where}: expected 'Class/v_name.avi{'' if testing else ' <label>'}', got {ln!r:.80}")
+        v = _video(cls, fname, where)
+        if cls not in s.classes:
+            raise BadData(f"{where}: class {cls} is not in classInd.txt")
+        if len(parts) == 2 and _number(parts[1]) != s.classes.index(cls) + 1:
+            raise BadData(f"{where}: label {parts[1]:.20} disagrees with classInd "
+                          f"({cls} is {s.classes.index(cls) + 1})")
+        if testing and v.clip in train:
+            raise BadData(f"{where}: {v.relpath} is also in this split's train list")
+        s.sources.setdefault(v.clip, path.name)
+        vids.append(v)
+    return vids
 
 
 def hmdb51(split_dir: Path) -> Splits:
     d = Path(split_dir)
     files = sorted(d.glob("*_test_split[123].txt"))
     if not files:
-        raise ContractError(f"{d}: no <class>_test_split{{1,2,3}}.txt files")
-    classes = label_order(f.name.rsplit("_test_split", 1)[0] for f in files)
+        raise BadData(f"{d}: no <class>_test_split{{1,2,3}}.txt files")
+    classes = label_order(check_name(f.name.rsplit("_test_split", 1)[0], "class", f) for f in files)
     s = Splits("hmdb51", classes, {1: [], 2: [], 3: []}, {1: [], 2: [], 3: []})
     for cls in classes:
         for k in (1, 2, 3):
             path = d / f"{cls}_test_split{k}.txt"
-            for i, ln in enumerate(_lines(path), start=1):
+            tags: dict[str, str] = {}
+            for i, ln in _lines(path):
                 parts = ln.split()
-                if len(parts) != 2 or parts[1] not in "012" or not parts[0].endswith(".avi"):
-                    raise ContractError(f"{path}:{i}: expected '<video>.avi <0|1|2>', got {ln!r}")
-                v = Video(cls, parts[0][:-4], f"{cls}/{parts[0]}")
-                if parts[1] == "1":
-                    s.train[k].append(v)
-                elif parts[1] == "2":
-                    s.test[k].append(v)
-                else:
+                if len(parts) != 2 or parts[1] not in ("0", "1", "2") or not parts[0].endswith(".avi"):
+                    raise BadData(f"{path}:{i}: expected '<video>.avi <0|1|2>', got {ln!r:.80}")
+                v = _video(cls, parts[0], f"{path}:{i}")
+                if tags.setdefault(v.stem, parts[1]) != parts[1]:  # both train and test: a leak
+                    raise BadData(f"{path}:{i}: {parts[0]} listed again with tag {parts[1]} (was {tags[v.stem]})")
+                if parts[1] == "0":
                     continue
+                (s.train if parts[1] == "1" else s.test)[k].append(v)
                 s.sources.setdefault(v.clip, path.name)
     return s
 

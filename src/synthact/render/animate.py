@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import BadData
 from .actions import ACTIONS, evaluate
 from .bodies import SkinnedBody, pose_body
 from .body import INDEX, Skeleton, build_skeleton, rest_rotations
@@ -40,12 +41,14 @@ def animate(record: dict, body: SkinnedBody | None = None) -> Animation:
     if motion["source"] == "bvh":
         keys, used = sample_positions(motion["file"], motion["frames"], n, fps, motion["start"], act["speed"],
                                       act["mirror"], motion["bone_map"])
-        posed = retarget(skel, keys)
+        posed = retarget(skel, keys, motion["file"])
     else:
         action = ACTIONS[record["class"]]
         posed = pose_clip(skel, evaluate(action, np.arange(n) / fps, act), n, action.ground)
     quats, root_loc = pose_bone_keys(posed, rest_rotations(skel))
     verts = posed_vertices(skel, posed)
+    if not np.isfinite(verts).all():  # caught here, before Blender renders black frames from it
+        raise BadData(f"{motion.get('file', record['clip'])}: the motion gives non-finite body positions")
     skinned = None
     if body is not None:
         skinned = Skinned(body, pose_body(body, skel, posed, verts[:, :, 2].min(axis=1)))

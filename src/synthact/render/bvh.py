@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..contract import ContractError
+from ..errors import BadData
 from .motion import rot
 
 _AXIS = {"X": 0, "Y": 1, "Z": 2}
@@ -58,34 +58,41 @@ class Bvh:
 
 
 def parse_bvh(path: Path) -> Bvh:
+    """A BVH file, checked at the door: a well-formed hierarchy with finite offsets, then exactly
+    ``Frames:`` rows of finite numbers, one per channel, and a plausible ``Frame Time``. Anything
+    else is refused naming file:line; a NaN let through renders black frames and poisons framing."""
     path = Path(path)
     try:
-        text = path.read_text()
+        lines = path.read_text().splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise ContractError(f"{path}: cannot read BVH ({exc})") from None
-    lines = text.splitlines()
-    names, parents, offsets, channels = [], [], [], []
-    stack: list[int] = []
-    i = 0
+        raise BadData(f"{path}: cannot read BVH ({exc})") from None
 
-    def fail(msg: str):
-        raise ContractError(f"{path}:{i + 1}: {msg}")
+    def fail(i: int, msg: str):
+        raise BadData(f"{path}:{i + 1}: {msg}")
 
     if not lines or lines[0].strip() != "HIERARCHY":
-        i = 0
-        fail("not a BVH file (no HIERARCHY)")
-    i = 1
-    pending = None
-    while i < len(lines):
+        fail(0, "not a BVH file (no HIERARCHY)")
+    names, parents, offsets, channels, i = _hierarchy(lines, fail)
+    motion, frame_time = _motion(lines, i, sum(len(c) for c in channels), fail)
+    return Bvh(str(path), names, parents, np.array(offsets), channels, motion, frame_time)
+
+
+def _hierarchy(lines: list[str], fail) -> tuple:
+    """Joints, parents, offsets, channels and the index of the MOTION line."""
+    names, parents, offsets, channels = [], [], [], []
+    stack: list[int] = []
+    pending = None  # a joint declared whose '{' is still to come
+    for i in range(1, len(lines)):
         tok = lines[i].split()
-        if not tok:
-            i += 1
-            continue
-        key = tok[0]
+        key = tok[0] if tok else ""
         if key in ("ROOT", "JOINT", "End"):
-            name = f"{names[stack[-1]]}_end" if key == "End" else (tok[1] if len(tok) > 1 else fail("joint without a name"))
-            if key != "ROOT" and not stack:
-                fail(f"{key} outside ROOT")
+            if (key != "ROOT" and not stack) or pending is not None:
+                fail(i, f"{key} outside a joint's braces")
+            if key != "End" and len(tok) < 2:
+                fail(i, "joint without a name")
+            name = f"{names[stack[-1]]}_end" if key == "End" else tok[1]
+            if name in names:
+                fail(i, f"joint {name!r} declared twice")
             names.append(name)
             parents.append(stack[-1] if stack else -1)
             offsets.append(None)
@@ -93,58 +100,93 @@ def parse_bvh(path: Path) -> Bvh:
             pending = len(names) - 1
         elif key == "{":
             if pending is None:
-                fail("unexpected '{'")
+                fail(i, "unexpected '{'")
             stack.append(pending)
             pending = None
         elif key == "}":
-            if not stack:
-                fail("unbalanced '}'")
+            if not stack or pending is not None:
+                fail(i, "unbalanced '}'")
             stack.pop()
+        elif key in ("OFFSET", "CHANNELS") and (not stack or pending is not None):
+            fail(i, f"{key} outside a joint's braces")
         elif key == "OFFSET":
-            try:
-                offsets[stack[-1]] = [float(v) for v in tok[1:4]]
-            except (ValueError, IndexError):
-                fail("bad OFFSET")
+            values = _numbers(tok[1:])
+            if values is None or len(values) != 3 or not np.isfinite(values).all():
+                fail(i, f"bad OFFSET {' '.join(tok[1:])!r}: expected 3 finite numbers")
+            offsets[stack[-1]] = values
         elif key == "CHANNELS":
-            try:
-                n = int(tok[1])
-            except (ValueError, IndexError):
-                fail("bad CHANNELS")
-            chans = tok[2:2 + n]
-            if len(chans) != n or any(c[0] not in _AXIS or not c.endswith(("position", "rotation")) for c in chans):
-                fail(f"bad CHANNELS {' '.join(tok[2:])}")
+            chans = tok[2:]
+            if (len(tok) < 2 or _count(tok[1]) != len(chans)
+                    or any(c[0] not in _AXIS or c[1:] not in ("position", "rotation") for c in chans)):
+                fail(i, f"bad CHANNELS {' '.join(tok[1:])!r}")
             channels[stack[-1]] = chans
         elif key == "MOTION":
-            break
-        else:
-            fail(f"unexpected {key!r}")
-        i += 1
-    if stack or i >= len(lines) or not names or any(o is None for o in offsets):
-        fail("truncated hierarchy")
+            if stack or pending is not None or not names or any(o is None for o in offsets):
+                fail(i, "MOTION before the hierarchy is complete (unclosed braces or a joint without OFFSET)")
+            return names, parents, offsets, channels, i
+        elif key:
+            fail(i, f"unexpected {key!r}")
+    fail(len(lines) - 1, "truncated hierarchy (no MOTION section)")
+
+
+def _count(text: str) -> int | None:
+    """A non-negative whole number; None for anything else (or too long for int() to take)."""
+    return int(text) if text.isdecimal() and len(text) < 10 else None
+
+
+def _numbers(tokens: list[str]) -> list[float] | None:
     try:
-        frames = int(lines[i + 1].split(":")[1])
-        frame_time = float(lines[i + 2].split(":")[1])
-    except (ValueError, IndexError):
-        i += 1
-        fail("bad 'Frames:' or 'Frame Time:' line")
-    width = sum(len(c) for c in channels)
-    rows = [ln.split() for ln in lines[i + 3:] if ln.strip()]
-    if len(rows) < frames:
-        i = len(lines) - 1
-        fail(f"truncated motion: {len(rows)} of {frames} frames")
-    try:
-        motion = np.array(rows[:frames], dtype=float)
+        return [float(v) for v in tokens]
     except ValueError:
-        i += 3
-        fail("motion rows are not all numbers, or differ in length")
-    if motion.ndim != 2 or motion.shape[1] != width or frame_time <= 0 or frames < 2:
-        i += 3
-        fail(f"motion rows have {motion.shape[-1] if motion.ndim == 2 else '?'} values, the hierarchy {width}")
-    return Bvh(str(path), names, parents, np.array(offsets), channels, motion, frame_time)
+        return None
+
+
+# seconds per frame: 1 MHz to one frame a minute; outside is a typo, and 1/frame_time must stay finite
+FRAME_TIME = (1e-6, 60.0)
+
+
+def _motion(lines: list[str], i: int, width: int, fail) -> tuple[np.ndarray, float]:
+    """The ``Frames:`` / ``Frame Time:`` header after MOTION (line ``i``) and exactly that many rows."""
+    header = []
+    for k, key in ((i + 1, "Frames"), (i + 2, "Frame Time")):
+        name, _, value = lines[k].partition(":") if k < len(lines) else ("", "", "")
+        if name.strip() != key:
+            fail(min(k, len(lines) - 1), f"expected '{key}: ...'")
+        header.append(value.strip())
+    frames = _count(header[0])
+    if frames is None or frames < 2:
+        fail(i + 1, f"Frames: {header[0]!r}: expected a count of at least 2")
+    frame_time = (_numbers([header[1]]) or [float("nan")])[0]
+    if not FRAME_TIME[0] <= frame_time <= FRAME_TIME[1]:  # NaN fails too
+        fail(i + 2, f"Frame Time: {header[1]!r}: expected seconds per frame within {FRAME_TIME[0]}..{FRAME_TIME[1]}")
+    rows = [(k, ln.split()) for k, ln in enumerate(lines[i + 3:], start=i + 3) if ln.strip()]
+    if len(rows) != frames:
+        fail(rows[frames][0] if len(rows) > frames else len(lines) - 1,
+             f"{len(rows)} motion rows, but 'Frames:' says {frames}")
+    for k, row in rows:
+        if len(row) != width:
+            fail(k, f"{len(row)} values, the hierarchy has {width} channels")
+    try:
+        motion = np.array([row for _, row in rows], dtype=float)
+    except ValueError:  # find the culprit (the slow way) to name its line
+        for k, row in rows:
+            bad = next((v for v in row if _numbers([v]) is None), None)
+            if bad is not None:
+                fail(k, f"not a number: {bad!r}")
+        motion = np.array([_numbers(row) for _, row in rows])  # where numpy is stricter than float()
+    finite = np.isfinite(motion)
+    if not finite.all():
+        r, c = np.argwhere(~finite)[0]
+        fail(rows[r][0], f"frame {r + 1}, channel {c + 1}: {rows[r][1][c]!r} is not a finite number")
+    return motion, frame_time
 
 
 @lru_cache(maxsize=16)
 def load_bvh(path: str, mtime_ns: int) -> tuple[Bvh, np.ndarray]:
     """Parsed file and its positions, cached per worker (a 2 MB capture parses in ~0.2 s)."""
     b = parse_bvh(Path(path))
-    return b, b.positions()
+    with np.errstate(over="ignore", invalid="ignore"):
+        P = b.positions()
+    if not np.isfinite(P).all():  # finite but huge values overflow when joints are chained
+        raise BadData(f"{path}: joint positions overflow; the capture's values are implausibly large")
+    return b, P

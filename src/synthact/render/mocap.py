@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ..contract import ContractError
-from ..errors import BadConfig
+from ..contract import ContractError, check_name
+from ..errors import BadConfig, BadData, one_line
 from .body import INDEX, NAMES, PARENT, Skeleton
 from .bvh import load_bvh
 from .motion import Posed, forward_kinematics, posed_vertices
@@ -72,19 +72,60 @@ for _s in ("l", "r"):
                      f"foot.{_s}": (f"ankle.{_s}", f"toe.{_s}")})
 
 
+def read_yaml(path: Path, what: str):
+    """A YAML file (``what``: a motion library, a bone map). A syntax error is named by file and
+    line (yaml itself would blame "<unicode string>"), and so is a value yaml cannot build (a date
+    such as 2024-13-45)."""
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise BadConfig(f"{path}: {what} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadConfig(f"{path}: cannot read {what} ({exc})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.reader.ReaderError as exc:  # a control character: yaml gives its offset, not its line
+        line = text.count("\n", 0, exc.position) + 1
+        char = chr(exc.character) if isinstance(exc.character, int) else exc.character
+        raise BadConfig(f"{path}:{line}: not valid YAML (character {char!r} is not allowed)") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}" if mark else ""
+        raise BadConfig(f"{path}{line}: not valid YAML ({exc.problem or exc.context})") from None
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        raise BadConfig(f"{path}: not valid YAML ({one_line(exc)})") from None
+
+
+def load_bone_map(path: Path) -> dict[str, str | list[str]]:
+    """A bone-map file: key point -> the capture's joint name, or a list of candidate names."""
+    mapping = read_yaml(path, "bone map")
+    if not isinstance(mapping, dict) or not mapping:
+        raise BadConfig(f"{path}: expected a mapping key point -> joint name (key points: {', '.join(KEYS)})")
+    unknown = sorted(str(k) for k in mapping if k not in KEYS)
+    if unknown:
+        raise BadConfig(f"{path}: unknown key point(s) {', '.join(unknown)} (known: {', '.join(KEYS)})")
+    for key, value in mapping.items():
+        names = [value] if isinstance(value, str) else value
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
+            raise BadConfig(f"{path}: {key}: expected a joint name or a list of them, got {value!r:.60}")
+    return mapping
+
+
+def bone_maps(spec: str | Path | None) -> dict[str, dict]:
+    """The bone maps ``spec`` offers: every family when None, the one named, or a file's; an
+    unknown name or a bad file is refused here, so a run can check ``--bone-map`` up front."""
+    if not spec:
+        return BONE_MAPS
+    if str(spec) in BONE_MAPS:
+        return {str(spec): BONE_MAPS[str(spec)]}
+    if not Path(spec).is_file():
+        raise BadConfig(f"{spec}: unknown bone map (choose {', '.join(BONE_MAPS)} or a YAML file)")
+    return {str(spec): load_bone_map(Path(spec))}
+
+
 def resolve_bone_map(names: list[str], spec: str | Path | None, where: str) -> dict[str, int]:
     """Key point -> joint index, from a named family (auto-detected when None) or a YAML file."""
-    if spec is not None and str(spec) not in BONE_MAPS:
-        path = Path(spec)
-        if not path.exists():
-            raise BadConfig(f"{spec}: unknown bone map (choose {', '.join(BONE_MAPS)} or a YAML file)")
-        mapping = yaml.safe_load(path.read_text()) or {}
-        unknown = sorted(set(mapping) - set(KEYS))
-        if unknown:
-            raise BadConfig(f"{path}: unknown key point(s) {', '.join(unknown)} (known: {', '.join(KEYS)})")
-        candidates = {str(path): mapping}
-    else:
-        candidates = {spec: BONE_MAPS[spec]} if spec else BONE_MAPS
+    candidates = bone_maps(spec)
     best, missing = None, None
     for family, mapping in candidates.items():
         options = {k: [mapping[k]] if isinstance(mapping.get(k), str) else list(mapping.get(k) or []) for k in KEYS}
@@ -165,12 +206,13 @@ def _swap_side(name: str) -> str:
     return _SIDE.sub(lambda m: _PAIRS[m.group(0)], name, count=1)
 
 
-def retarget(skel: Skeleton, k: dict[str, np.ndarray]) -> Posed:
-    """Pose our skeleton so each bone points along its captured segment (see the module doc)."""
+def retarget(skel: Skeleton, k: dict[str, np.ndarray], where: str = "bone map") -> Posed:
+    """Pose our skeleton so each bone points along its captured segment (see the module doc);
+    ``where`` (the capture) is named when its key points cannot pose a bone."""
     n = len(k["hips"])
     for bone, (a, z) in SEGMENTS.items():
         if np.median(np.linalg.norm(k[z] - k[a], axis=-1)) < 1e-6:
-            raise ContractError(f"bone map: {a} and {z} are the same point in this capture, so {bone} has no "
+            raise ContractError(f"{where}: {a} and {z} are the same point in this capture, so {bone} has no "
                                 f"direction; map one of them to another joint (--bone-map FILE)")
     rest_dir = _unit(skel.tails - skel.heads)
     G = np.empty((n, len(NAMES), 3, 3))
@@ -192,7 +234,7 @@ def retarget(skel: Skeleton, k: dict[str, np.ndarray]) -> Posed:
     for b in range(1, len(NAMES)):
         L[:, b] = np.swapaxes(G[:, PARENT[b]], -1, -2) @ G[:, b]
     # captured travel, scaled from the capture's legs to ours, starting at the origin
-    leg = lambda a, b_, c: np.linalg.norm(k[a] - k[b_], axis=-1).mean() + np.linalg.norm(k[b_] - k[c], axis=-1).mean()  # noqa: E731
+    leg = lambda a, b_, c: np.linalg.norm(k[a] - k[b_], axis=-1).mean() + np.linalg.norm(k[b_] - k[c], axis=-1).mean()
     ours = np.linalg.norm(skel.heads[INDEX["shin.l"]] - skel.heads[INDEX["thigh.l"]]) + \
         np.linalg.norm(skel.tails[INDEX["shin.l"]] - skel.heads[INDEX["shin.l"]])
     scale = ours / leg("hip.l", "knee.l", "ankle.l")
@@ -207,25 +249,63 @@ def retarget(skel: Skeleton, k: dict[str, np.ndarray]) -> Posed:
 
 def load_library(path: Path) -> dict:
     """``motions.yaml``: ``{bone_map: NAME|FILE?, motions: {class: [{file, frames?}, ...]}}``,
-    files relative to the YAML file; every file must exist."""
+    files relative to the YAML file. Everything is checked here, at plan time, so that a bad
+    library or capture refuses the run before anything renders: class names are safe folder names,
+    every class lists captures, every capture parses (see :func:`bvh.parse_bvh`), frame ranges fit."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: motion library not found")
-    lib = yaml.safe_load(path.read_text()) or {}
-    unknown = set(lib) - {"bone_map", "motions"}
-    if unknown or not isinstance(lib.get("motions"), dict):
+    lib = read_yaml(path, "motion library")
+    if (not isinstance(lib, dict) or set(lib) - {"bone_map", "motions"} or not isinstance(lib.get("motions"), dict)
+            or not lib["motions"]):
         raise BadConfig(f"{path}: expected keys bone_map (optional) and motions: {{class: [{{file, frames}}]}}")
-    out = {}
-    for cls, items in lib["motions"].items():
-        entries = []
-        for item in items if isinstance(items, list) else [items]:
-            item = {"file": item} if isinstance(item, str) else dict(item)
-            f = (path.parent / item["file"]).resolve()
-            if not f.exists():
-                raise FileNotFoundError(f"{path}: {cls}: motion file {item['file']} not found")
-            entries.append({"file": str(f), "frames": item.get("frames")})
-        out[cls] = entries
+    motions = {check_name(cls, "class", path): [_capture(path, cls, item) for item in _items(path, cls, items)]
+               for cls, items in lib["motions"].items()}
     bone_map = lib.get("bone_map")
-    if bone_map and bone_map not in BONE_MAPS:
-        bone_map = str((path.parent / bone_map).resolve())
-    return {"bone_map": bone_map, "motions": out}
+    if bone_map is not None:
+        if not isinstance(bone_map, str) or not bone_map:
+            raise BadConfig(f"{path}: bone_map: expected {', '.join(BONE_MAPS)} or a file name, got {bone_map!r:.60}")
+        if bone_map not in BONE_MAPS:
+            bone_map = _beside(path, bone_map, "bone_map")
+            bone_maps(bone_map)
+    return {"bone_map": bone_map, "motions": motions}
+
+
+def _items(path: Path, cls: str, items) -> list:
+    """A class's captures: one entry or a list; an empty one would silently fall back to procedural."""
+    items = items if isinstance(items, list) else [items]
+    if not items or any(item is None for item in items):
+        raise BadConfig(f"{path}: class {cls}: lists no motion file (give BVH files or remove the class)")
+    return items
+
+
+def _beside(path: Path, name: str, what: str) -> str:
+    """A file named in the library, relative to it; it must exist."""
+    try:
+        f = (path.parent / name).resolve()
+        found = f.is_file()
+    except (OSError, ValueError) as exc:  # a name the OS cannot take (a NUL byte, too long)
+        raise BadConfig(f"{path}: {what}: bad file name {name!r:.60} ({exc})") from None
+    if not found:
+        raise BadConfig(f"{path}: {what}: file {name!r} not found ({f})")
+    return str(f)
+
+
+def _capture(path: Path, cls: str, item) -> dict:
+    """One library entry, checked: the file parses as a capture and its frame range fits in it."""
+    item = {"file": item} if isinstance(item, str) else item
+    if not isinstance(item, dict) or set(item) - {"file", "frames"} or not isinstance(item.get("file"), str):
+        raise BadConfig(f"{path}: class {cls}: expected a file name or {{file: NAME, frames: [FIRST, LAST]}}, "
+                        f"got {item!r:.60}")
+    f = _beside(path, item["file"], f"class {cls}")
+    frames = item.get("frames")
+    if frames is not None and not (isinstance(frames, list) and len(frames) == 2
+                                   and all(type(v) is int for v in frames) and 0 <= frames[0] < frames[1]):
+        raise BadConfig(f"{path}: class {cls}: {item['file']!r}: frames {frames!r:.60}: expected [FIRST, LAST], "
+                        f"whole numbers, 0 <= FIRST < LAST")
+    try:
+        bvh, _ = load_bvh(f, Path(f).stat().st_mtime_ns)
+    except BadData as exc:
+        raise BadData(f"{exc} (a capture of class {cls} in {path})") from None
+    if frames is not None and frames[0] >= len(bvh.motion) - 1:
+        raise BadConfig(f"{path}: class {cls}: {item['file']!r}: frames {frames} start past its "
+                        f"{len(bvh.motion)} frames")
+    return {"file": f, "frames": frames}
