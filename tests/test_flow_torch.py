@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from synthact import contract as C
+from synthact.errors import MissingDependency
 from synthact.flow.extract import run_flow
 from synthact.flow.tvl1_torch import TVL1Params, linear_matrix, pyramid_sizes, tvl1
 from synthact.render.clips import RenderJob, render_batch
@@ -136,7 +137,7 @@ def test_tvl1_torch_reports_a_missing_cuda_device(tmp_path):
         pytest.skip("this machine has CUDA: the message is for machines without it")
     root = tmp_path / "r"
     assert render_batch(RenderJob(out=root, classes="wave", per_class=1, frames=3, size=(64, 48)), progress=False).ok
-    with pytest.raises(ValueError, match="--device cuda: torch sees no CUDA device"):
+    with pytest.raises(MissingDependency, match="--device cuda: torch sees no CUDA device"):
         run_flow(root, "tvl1-torch", 1, progress=False, device="cuda")
 
 

@@ -201,3 +201,10 @@ def test_a_hidden_file_with_a_staging_name_is_not_deleted(prepared, tmp_path):
     assert r.returncode == 0, r.stderr
     assert user.read_text().startswith("a user's file")
     assert (link_target / "keep.txt").read_text() == "keep"
+
+
+def test_a_bone_map_without_motions_is_refused(tmp_path):
+    r = run_cli("render-clips", "--out", str(tmp_path / "o"), "--classes", "wave", "--per-class", "1",
+                "--bone-map", "daz", *SMALL)
+    refusal(r, "--bone-map", "--motions")
+    assert not (tmp_path / "o").exists()

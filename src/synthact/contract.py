@@ -65,6 +65,16 @@ def check_clip_id(clip_id: Any, where: Any) -> str:
     return clip_id
 
 
+def check_relpath(path: Any, where: Any) -> str:
+    """A frame folder of an annotation list: relative, each part a safe name (mmaction2's lists
+    allow ``<clip>`` or deeper than ``<class>/<clip>``)."""
+    parts = path.split("/") if isinstance(path, str) else []
+    if not parts or not all(_NAME.fullmatch(p) for p in parts):
+        raise BadData(f"{where}: bad clip {path!r}: expected a relative folder like '<class>/<clip>' "
+                      f"(no '..', no leading '/' or '.', no spaces or quotes)")
+    return path
+
+
 def inside(root: Path, path: Path, where: Any = None) -> Path:
     """``path`` if it resolves (symlinks followed) inside ``root``; else a refusal naming both."""
     real, base = Path(path).resolve(), Path(root).resolve()
@@ -491,8 +501,8 @@ def write_annotations(path: Path, entries: Iterable[Entry]) -> None:
 
 
 def read_annotations(path: Path, clip_ids: bool = True) -> list[Entry]:
-    """An annotation list; with ``clip_ids`` (a root's lists) every entry must be a safe
-    ``<class>/<clip>``; a run folder's own lists hold absolute frame folders instead."""
+    """An annotation list; with ``clip_ids`` (a root's lists) every entry must be a safe relative
+    folder (see :func:`check_relpath`); a run folder's own lists hold absolute frame folders."""
     path = Path(path)
     if not path.exists():
         raise ContractError(f"{path}: annotation list not found")
@@ -503,7 +513,7 @@ def read_annotations(path: Path, clip_ids: bool = True) -> list[Entry]:
             continue
         if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
             raise ContractError(f"{path}:{i}: expected '<class>/<clip> <num_frames> <label>', got {raw!r}")
-        clip = check_clip_id(parts[0], f"{path}:{i}") if clip_ids else parts[0]
+        clip = check_relpath(parts[0], f"{path}:{i}") if clip_ids else parts[0]
         entry = Entry(clip, int(parts[1]), int(parts[2]))
         if entries.get(entry.clip, entry) != entry:
             raise BadData(f"{path}:{i}: {entry.clip} is listed twice with different frames or labels")

@@ -65,7 +65,7 @@ def merge_roots(out: Path, sources: list[Path], wait: bool = False) -> dict:
     for src, have in settings.items():
         diff = C.settings_diff(settings[first], have)
         if diff:
-            raise BadConfig(f"{src}: " + ", ".join(f"{k}={have[k]}" for k in diff) + f", but {first} has "
+            raise BadConfig(f"{src} has " + ", ".join(f"{k}={have[k]}" for k in diff) + f", but {first} has "
                             + ", ".join(f"{k}={settings[first][k]}" for k in diff) + ": roots do not match")
     methods = {(i.get("method"), i.get("bound")) for i in flow_infos.values()}
     if len(methods) > 1 or (flow_infos and len(flow_infos) != len(sources)):

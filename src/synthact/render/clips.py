@@ -21,7 +21,7 @@ from ..batch import run_batch
 from ..errors import BadConfig
 from ..rootlock import root_lock
 from .bodies import body_model, makehuman_body, normalise, parse_body_spec, write_pc2
-from .mocap import load_library
+from .mocap import bone_maps, load_library
 from .sampling import sample_record
 
 FIXED_SETTINGS = C.SYNTHETIC_SETTINGS
@@ -75,6 +75,8 @@ def parse_size(text: str) -> tuple[int, int]:
 def plan(job: RenderJob) -> list[dict]:
     if job.bone_map and not job.motions:
         raise BadConfig("--bone-map maps motion captures: give it with --motions")
+    if job.bone_map:
+        bone_maps(job.bone_map)  # a bad map file is refused here, not by every clip
     library = load_library(Path(job.motions)) if job.motions else None
     if library and job.bone_map:
         library["bone_map"] = job.bone_map
