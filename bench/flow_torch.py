@@ -134,8 +134,10 @@ def main() -> None:
     ours_syn = torch_flow(syn, device, 64)
     same, near = jpeg_agreement(ours_real, ref_real, device)
     print("| measure | value |\n|---|---|")
-    print(f"| EPE tvl1-torch vs OpenCV tvl1, real pairs (px) | {np.mean([epe(x, y) for x, y in zip(ours_real, ref_real)]):.4f} |")
-    print(f"| EPE tvl1-torch vs OpenCV tvl1, rendered pairs (px) | {np.mean([epe(x, y) for x, y in zip(ours_syn, ref_syn)]):.4f} |")
+    real = np.mean([epe(x, y) for x, y in zip(ours_real, ref_real)])
+    rendered = np.mean([epe(x, y) for x, y in zip(ours_syn, ref_syn)])
+    print(f"| EPE tvl1-torch vs OpenCV tvl1, real pairs (px) | {real:.4f} |")
+    print(f"| EPE tvl1-torch vs OpenCV tvl1, rendered pairs (px) | {rendered:.4f} |")
     print(f"| EPE vs Blender ground truth on body pixels, OpenCV tvl1 (px) | "
           f"{np.mean([epe(f, g, m) for f, g, m in zip(ref_syn, gt, mask)]):.4f} |")
     print(f"| EPE vs Blender ground truth on body pixels, tvl1-torch (px) | "
@@ -144,7 +146,8 @@ def main() -> None:
     print(f"| OpenCV tvl1, 1 CPU core (pairs/s) | {cv_rate:.2f} |", flush=True)
     for b in a.batches:
         rate = speed(real, device, b, a.repeat)
-        print(f"| tvl1-torch on {a.device}, batch {b} (pairs/s) | {rate:.1f} ({rate / cv_rate:.2f}x one core) |", flush=True)
+        print(f"| tvl1-torch on {a.device}, batch {b} (pairs/s) | {rate:.1f} ({rate / cv_rate:.2f}x one core) |",
+              flush=True)
     if a.profile:
         t = torch.from_numpy(real[np.arange(max(a.batches)) % len(real)]).to(device)
         with torch.profiler.profile() as prof:

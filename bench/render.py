@@ -105,11 +105,13 @@ def main() -> None:
         if body == "makehuman" or Path(body).exists():
             bo = _in_child(steady, "workbench", False, a.clips, a.frames, False, None, body)
             print(f"| workbench, {label}, 1 process | {bo[0]:.1f} | {bo[1]:.1f} |")
-            print(f"| ratio {body if body == 'makehuman' else 'glTF'} / procedural mannequin | {bo[0] / ours[0]:.2f}x | "
+            name = body if body == "makehuman" else "glTF"
+            print(f"| ratio {name} / procedural mannequin | {bo[0] / ours[0]:.2f}x | "
                   f"{bo[1] / ours[1]:.2f}x |")
     for gt in (False, True):
         cy = _in_child(steady, "cycles", gt, max(2, a.clips // 2), a.frames, False)
-        print(f"| cycles 1 sample{' + gt-flow (EXR, conversion)' if gt else ''}, 1 process | {cy[0]:.1f} | {cy[1]:.1f} |")
+        label = "cycles 1 sample" + (" + gt-flow (EXR, conversion)" if gt else "")
+        print(f"| {label}, 1 process | {cy[0]:.1f} | {cy[1]:.1f} |")
     one = job(1, a.clips, a.frames)
     many = job(a.workers, a.clips * a.workers, a.frames)
     print(f"| render-clips job, workbench, 1 worker (start-up included) | {one:.1f} | |")

@@ -28,7 +28,8 @@ def engines(tmp: Path, a, root: Path, with_mmaction2: bool = True) -> tuple[floa
     from synthact.train.loop import TrainConfig, fit
     counts = write_split_lists(root, "bench", val_every=5)
     common = dict(real="bench:split1", real_root=str(root), modality=a.modality, backbone=a.backbone, size=a.size,
-                  epochs=a.epochs, batch_size=min(a.batch, counts["train"]), workers=a.workers, eval_protocol="fast", device=a.device)
+                  epochs=a.epochs, batch_size=min(a.batch, counts["train"]), workers=a.workers, eval_protocol="fast",
+                  device=a.device)
     ours = fit(TrainConfig(out=str(tmp / "ours"), **common), progress=False)
     n = ours["selection"]["real_train"] * 3
     ours_rate = n * a.epochs / sum(h["seconds"] for h in ours["history"])

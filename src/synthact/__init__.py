@@ -1,0 +1,1 @@
+"""synthact: synthetic action clips (render), TSN optical flow (flow) and training (train)."""

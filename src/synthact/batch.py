@@ -23,12 +23,14 @@ from .errors import SynthactError, one_line
 
 @dataclass
 class Outcome:
+    """What became of one task: its result, or the one-line error it failed with."""
     task: Any
     result: Any = None
     error: str | None = None
 
     @property
     def ok(self) -> bool:
+        """True when the task finished."""
         return self.error is None
 
 
@@ -91,6 +93,7 @@ def run_tasks(
 
 @dataclass
 class BatchResult:
+    """A whole batch: the failures, wall time and the work counted by ``on_ok``."""
     failures: list        # (task name, error)
     seconds: float
     work: int             # frames, pairs... whatever on_ok counted

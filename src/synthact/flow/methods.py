@@ -35,6 +35,7 @@ OPENCV_METHODS = ("tvl1", "tvl1-fast", "dis", "farneback")
 
 
 def check_method(name: str) -> None:
+    """Refuse a flow method name this package does not know."""
     if name not in METHODS:
         raise BadConfig(f"unknown flow method {name!r}: choose from {', '.join(METHODS)}")
 

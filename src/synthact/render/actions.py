@@ -18,6 +18,8 @@ from .motion import ROOT_CHANNELS, mirror
 
 @dataclass(frozen=True)
 class Action:
+    """A procedural action: key poses at fractions of its period, looped when cyclic."""
+
     keys: tuple                 # ((fraction, pose dict), ...)
     period: float               # seconds per cycle, or duration of a one-shot movement
     cyclic: bool = True
@@ -52,6 +54,7 @@ def swap(p: dict) -> dict:
 
 
 def gait(a: dict, b: dict) -> tuple:
+    """Keys of a symmetric cycle: pose a, pose b, then both mirrored left for right."""
     return ((0.0, a), (0.25, b), (0.5, swap(a)), (0.75, swap(b)))
 
 

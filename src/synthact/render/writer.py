@@ -54,6 +54,7 @@ def exr_to_contract(folder: Path, n: int) -> None:
 
 
 def write_video(folder: Path, n: int, fps: int, path: Path) -> None:
+    """Frames 1..n of ``folder`` as an mp4 at ``fps`` (for looking, never read back)."""
     first = read_image(folder / img_name(1))
     h, w = first.shape[:2]
     vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
