@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -33,6 +33,10 @@ JPEG_QUALITY = 95
 FLOW_INFO = "flow.json"          # how the flow of a root was made; one method per root
 FLOW_MANIFEST = "flow.jsonl"     # one line per clip whose flow is complete
 ROOT_SETTINGS = "root.json"      # the settings every clip of a root shares, recorded once
+SYNTHETIC_LIST = "synthetic_rawframes.txt"  # a rendered root's annotation list, under annotations/
+MISSING = "missing.txt"          # videos a split lists but the disk lacks (prepare)
+FAILURES = "failures.txt"        # items of the last run that failed, one line each
+PREVIEW = "preview.png"          # a contact sheet of a few clips, for looking
 FLOW_ENCODING = ("clip to +-bound, round(255*(v+bound)/(2*bound)), one grayscale JPEG per component "
                  f"(quality {JPEG_QUALITY}); flow_x/flow_y_k is frame k -> k+1, 1-based")
 _TMP_PREFIX = ".tmp-"
@@ -103,6 +107,23 @@ OURS = Layout()
 MMACTION2_FLOW = Layout(flow="{}_{:05d}.jpg")  # mmaction2's test data and denseflow's default
 img_name = OURS.img_name
 flow_names = OURS.flow_names
+
+
+def label_map_path(root: Path, dataset: str) -> Path:
+    """``<dataset>_label_map.txt``: a prepared root's class names in label order."""
+    return Path(root) / f"{dataset}_label_map.txt"
+
+
+def split_list_path(root: Path, dataset: str, kind: str, split: int) -> Path:
+    """``annotations/<dataset>_{train,val}_split_<k>_rawframes.txt``, mmaction2's names."""
+    if kind not in ("train", "val"):
+        raise ValueError(f"split list kind {kind!r}: train or val")
+    return Path(root) / ANNOTATIONS / f"{dataset}_{kind}_split_{split}_rawframes.txt"
+
+
+def synthetic_list_path(root: Path) -> Path:
+    """A rendered root's annotation list of all its clips."""
+    return Path(root) / ANNOTATIONS / SYNTHETIC_LIST
 
 
 def clip_dir(root: Path, clip_id: str) -> Path:
@@ -419,6 +440,39 @@ def append_manifest(root: Path, record: dict, name: str = MANIFEST) -> None:
         f.write(json.dumps(record, sort_keys=True) + "\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+# ---------------------------------------------------------------- flow.json
+@dataclass(frozen=True)
+class FlowInfo:
+    """How the flow of a root was made (``flow.json``); one method per root, never mixed."""
+
+    method: str
+    params: dict | str = ""
+    opencv_call: str | None = None
+    bound: float = FLOW_BOUND
+    encoding: str = FLOW_ENCODING
+    opencv: str | None = None
+    computed_on: str | None = None
+
+    def same_flow(self, other: "FlowInfo") -> bool:
+        """Flow of one method and bound: the only thing a root may hold."""
+        return (self.method, self.bound) == (other.method, other.bound)
+
+    def write(self, root: Path) -> None:
+        """``flow.json`` of ``root``, atomically."""
+        write_json(Path(root) / FLOW_INFO, {k: v for k, v in asdict(self).items() if v is not None})
+
+    @classmethod
+    def read(cls, root: Path) -> "FlowInfo | None":
+        """The root's ``flow.json``, or None where it has no flow; a malformed one is named."""
+        path = Path(root) / FLOW_INFO
+        if not path.exists():
+            return None
+        data = read_json(path)
+        if not isinstance(data, dict) or not isinstance(data.get("method"), str) or not finite(data.get("bound")):
+            raise BadData(f"{path}: expected a flow record with 'method' and 'bound'")
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
 # ---------------------------------------------------------------- root settings

@@ -30,8 +30,9 @@ def _source_settings(src: Path, records: list[dict]) -> dict:
     for rec in records:
         diff = C.settings_diff(have, C.settings_of(rec))
         if diff:
-            raise BadConfig(f"{src / C.MANIFEST}: clip {rec['clip']} has " + ", ".join(
-                f"{k}={C.settings_of(rec)[k]}" for k in diff) + f", the root {', '.join(f'{k}={have[k]}' for k in diff)}")
+            theirs = ", ".join(f"{k}={C.settings_of(rec)[k]}" for k in diff)
+            raise BadConfig(f"{src / C.MANIFEST}: clip {rec['clip']} has {theirs}, the root "
+                            + ", ".join(f"{k}={have[k]}" for k in diff))
     return have
 
 
@@ -47,9 +48,9 @@ def merge_roots(out: Path, sources: list[Path], wait: bool = False) -> dict:
             raise BadConfig(f"{src}: the output cannot also be a source")
         if not (src / C.MANIFEST).exists():
             raise BadConfig(f"{src}: no {C.MANIFEST}: not a rawframe root")
-        info = src / C.FLOW_INFO
-        if info.exists():
-            flow_infos[str(src)] = C.read_json(info)
+        info = C.FlowInfo.read(src)
+        if info is not None:
+            flow_infos[str(src)] = info
         src_records = C.read_manifest(src)
         for rec in src_records:
             if rec["clip"] in owner:
@@ -67,9 +68,9 @@ def merge_roots(out: Path, sources: list[Path], wait: bool = False) -> dict:
         if diff:
             raise BadConfig(f"{src} has " + ", ".join(f"{k}={have[k]}" for k in diff) + f", but {first} has "
                             + ", ".join(f"{k}={settings[first][k]}" for k in diff) + ": roots do not match")
-    methods = {(i.get("method"), i.get("bound")) for i in flow_infos.values()}
+    methods = {(i.method, i.bound) for i in flow_infos.values()}
     if len(methods) > 1 or (flow_infos and len(flow_infos) != len(sources)):
-        raise BadConfig("sources differ in their flow: " + ", ".join(f"{s}: {i.get('method')}" for s, i in
+        raise BadConfig("sources differ in their flow: " + ", ".join(f"{s}: {i.method}" for s, i in
                                                                       flow_infos.items()) + " (and the rest none)")
     with root_lock(out, wait):
         return _merge_locked(out, records, owner, flowed, flow_infos, settings[first])
@@ -82,14 +83,12 @@ def _merge_locked(out: Path, records: list[dict], owner: dict, flowed: set, flow
     done = {r["clip"] for r in C.reconcile(out)}
     if flow_infos:
         new = next(iter(flow_infos.values()))
-        path = out / C.FLOW_INFO
-        if path.exists():
-            old = C.read_json(path)
-            if (old.get("method"), old.get("bound")) != (new.get("method"), new.get("bound")):
-                raise BadConfig(f"{path}: the output holds {old.get('method')} flow, the sources "
-                                f"{new.get('method')}: use another --out")
-        else:
-            C.write_json(path, new)
+        old = C.FlowInfo.read(out)
+        if old is None:
+            new.write(out)
+        elif not old.same_flow(new):
+            raise BadConfig(f"{out / C.FLOW_INFO}: the output holds {old.method} flow, the sources "
+                            f"{new.method}: use another --out")
     merged = 0
     out_flowed = {r["clip"] for r in C.read_manifest(out, C.FLOW_MANIFEST)}
     for rec in records:

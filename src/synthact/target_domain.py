@@ -16,13 +16,13 @@ def write_split_lists(root: Path, name: str = "target", val_every: int = 3) -> d
     lists: every ``val_every``-th clip of each class (by clip name) goes to validation."""
     root = Path(root)
     classes = C.read_classes(root / C.CLASSES)
-    entries = C.read_annotations(root / C.ANNOTATIONS / "synthetic_rawframes.txt")
+    entries = C.read_annotations(C.synthetic_list_path(root))
     train, val = [], []
     per_class: dict[int, int] = {}
     for e in sorted(entries, key=lambda e: e.clip):
         i = per_class[e.label] = per_class.get(e.label, 0) + 1
         (val if i % val_every == 0 else train).append(e)
-    C.write_lines(root / f"{name}_label_map.txt", classes)
-    C.write_annotations(root / C.ANNOTATIONS / f"{name}_train_split_1_rawframes.txt", train)
-    C.write_annotations(root / C.ANNOTATIONS / f"{name}_val_split_1_rawframes.txt", val)
+    C.write_lines(C.label_map_path(root, name), classes)
+    C.write_annotations(C.split_list_path(root, name, "train", 1), train)
+    C.write_annotations(C.split_list_path(root, name, "val", 1), val)
     return {"train": len(train), "val": len(val), "classes": len(classes)}

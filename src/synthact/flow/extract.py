@@ -22,27 +22,27 @@ from ..rootlock import root_lock
 from .methods import METHODS, check_method, make_flow
 
 
-def flow_info(method: str, bound: float = C.FLOW_BOUND) -> dict:
-    return {"method": method, "params": METHODS[method]["params"], "opencv_call": METHODS[method]["opencv"],
-            "bound": bound, "encoding": C.FLOW_ENCODING, "opencv": cv2.__version__, "computed_on": "grayscale frames "
-            "at the stored frame size"}
+def flow_info(method: str, bound: float = C.FLOW_BOUND) -> C.FlowInfo:
+    """The ``flow.json`` record of an OpenCV-defined method computed here."""
+    return C.FlowInfo(method, METHODS[method]["params"], METHODS[method]["opencv"], bound, C.FLOW_ENCODING,
+                      cv2.__version__, "grayscale frames at the stored frame size")
 
 
-def claim_root(root: Path, info: dict, resume: bool, overwrite: bool) -> None:
+def claim_root(root: Path, info: C.FlowInfo, resume: bool, overwrite: bool) -> None:
     """Write ``flow.json``, or check that the one there agrees; never mix methods in a root."""
     path = Path(root) / C.FLOW_INFO
-    if path.exists() and not overwrite:
-        old = C.read_json(path)
-        if old.get("method") != info["method"] or old.get("bound") != info["bound"]:
-            raise BadConfig(f"{path}: this root holds {old.get('method')} flow (bound {old.get('bound')}); "
-                             f"refusing to mix in {info['method']} (use another root, or --overwrite)")
+    old = C.FlowInfo.read(root)
+    if old is not None and not overwrite:
+        if not old.same_flow(info):
+            raise BadConfig(f"{path}: this root holds {old.method} flow (bound {old.bound}); "
+                            f"refusing to mix in {info.method} (use another root, or --overwrite)")
         if not resume:
             raise BadConfig(f"{path}: flow already extracted here; pass --resume to finish it or "
-                             f"--overwrite to recompute")
+                            f"--overwrite to recompute")
         return
     if overwrite:
         (Path(root) / C.FLOW_MANIFEST).unlink(missing_ok=True)
-    C.write_json(path, info)
+    info.write(root)
 
 
 def clip_flow(frames_dir: Path, out_dir: Path, flow, bound: float = C.FLOW_BOUND) -> int:

@@ -100,11 +100,11 @@ def prepare_task(task: tuple[str, str, str, tuple[int, int], str, bool]) -> dict
 def write_lists(root: Path, splits: Splits, frames: dict[str, int]) -> list[Path]:
     """``<dataset>_{train,val}_split_{k}_rawframes.txt`` over prepared videos, and the label map."""
     label = {c: i for i, c in enumerate(splits.classes)}
-    paths = [Path(root) / f"{splits.dataset}_label_map.txt"]
+    paths = [C.label_map_path(root, splits.dataset)]
     C.write_lines(paths[0], splits.classes)
     for k in (1, 2, 3):
         for kind, part in (("train", splits.train), ("val", splits.test)):
-            path = Path(root) / C.ANNOTATIONS / f"{splits.dataset}_{kind}_split_{k}_rawframes.txt"
+            path = C.split_list_path(root, splits.dataset, kind, k)
             C.write_annotations(path, [C.Entry(v.clip, frames[v.clip], label[v.cls])
                                        for v in part[k] if v.clip in frames])
             paths.append(path)
@@ -163,5 +163,5 @@ def _prepare_locked(job: PrepareJob, root: Path, splits: Splits, progress: bool)
     summary.failures, summary.seconds, summary.frames = res.failures, res.seconds, res.work
     summary.lists = write_lists(root, splits, {c: r["num_frames"] for c, r in done.items()})
     if summary.missing:
-        C.write_lines(root / "missing.txt", [f"{c}: {why}" for c, why in summary.missing])
+        C.write_lines(root / C.MISSING, [f"{c}: {why}" for c, why in summary.missing])
     return summary
