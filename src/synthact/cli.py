@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from .contract import FAILURES, MISSING, write_lines
 from .errors import BadConfig, SynthactError, one_line
 
 BAD_INPUT = 2   # exit code for input we refuse (one line on stderr)
@@ -133,10 +134,10 @@ def _report_failures(root: Path, failures: list) -> None:
     if not failures:
         return
     lines = [f"{name}: {err}" for name, err in failures]
-    (Path(root) / "failures.txt").write_text("".join(f"{ln}\n" for ln in lines))
+    write_lines(Path(root) / FAILURES, lines)
     for ln in lines:
         click.echo(f"  failed {ln}", err=True)
-    click.echo(f"{len(failures)} failures listed in {Path(root) / 'failures.txt'}", err=True)
+    click.echo(f"{len(failures)} failures listed in {Path(root) / FAILURES}", err=True)
     sys.exit(PARTIAL)
 
 
@@ -166,7 +167,7 @@ def prepare_cmd(dataset, videos, splits, out, classes, flow, size, workers, allo
     click.echo(f"{s.done} videos prepared, {s.skipped} already done, {len(s.failures)} failed, "
                f"{len(s.missing)} missing of {s.videos}; {s.frames} frames in {s.seconds:.1f}s -> {out}")
     if s.missing:
-        click.echo(f"{len(s.missing)} videos listed in the splits are not on disk: {Path(out) / 'missing.txt'}",
+        click.echo(f"{len(s.missing)} videos listed in the splits are not on disk: {Path(out) / MISSING}",
                    err=True)
     click.echo("lists: " + ", ".join(str(p) for p in s.lists))
     if s.missing and not allow_missing and not s.failures:
