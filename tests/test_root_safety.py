@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from synthact import contract as C
@@ -208,3 +209,48 @@ def test_a_bone_map_without_motions_is_refused(tmp_path):
                 "--bone-map", "daz", *SMALL)
     refusal(r, "--bone-map", "--motions")
     assert not (tmp_path / "o").exists()
+
+
+def _mutate_jpeg(data: bytes, rng) -> tuple[str, bytes]:
+    """A corrupt copy of a JPEG: cut short, emptied, replaced by noise, or given a foreign header."""
+    kind = ["truncate", "empty", "noise", "header"][int(rng.integers(4))]
+    if kind == "truncate":
+        return kind, data[: int(rng.integers(2, len(data) - 2))]
+    if kind == "empty":
+        return kind, b""
+    if kind == "noise":
+        return kind, rng.integers(0, 256, len(data), dtype=np.uint8).tobytes()
+    return kind, b"GIF89a" + data[6:]
+
+
+def test_fuzzed_frames_fail_their_clips_and_are_never_recorded(prepared, tmp_path):
+    root, _ = _copy(prepared, tmp_path)
+    (root / C.FLOW_MANIFEST).unlink()
+    (root / C.FLOW_INFO).unlink()
+    rng = np.random.default_rng(11)
+    clips = sorted(r["clip"] for r in C.read_manifest(root))
+    bad = {}
+    for clip in clips[:3]:
+        frame = C.clip_dir(root, clip) / C.img_name(int(rng.integers(1, 5)))
+        kind, data = _mutate_jpeg(frame.read_bytes(), rng)
+        assert data != frame.read_bytes()
+        frame.write_bytes(data)
+        bad[clip] = (frame, kind)
+        with pytest.raises(C.ContractError, match=str(frame)):
+            C.read_image(frame)
+    r = run_cli("extract-flow", "--root", str(root), "--method", "dis", "--quiet")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    for clip, (frame, kind) in bad.items():
+        assert f"failed {clip}: {frame}" in r.stderr, (kind, r.stderr)
+    done = {x["clip"] for x in C.read_manifest(root, C.FLOW_MANIFEST)}
+    assert done == set(clips) - set(bad)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_every_kind_of_mutated_frame_is_refused_naming_it(prepared, tmp_path, seed):
+    frame = tmp_path / "img_00001.jpg"
+    src = C.clip_dir(prepared, C.read_manifest(prepared)[0]["clip"]) / C.img_name(1)
+    kind, data = _mutate_jpeg(src.read_bytes(), np.random.default_rng(seed))
+    frame.write_bytes(data)
+    with pytest.raises(C.ContractError, match=str(frame)):
+        C.read_image(frame, gray=bool(seed % 2))

@@ -163,6 +163,8 @@ def write_jpeg(path: Path, image: np.ndarray, quality: int = JPEG_QUALITY) -> No
 def check_jpeg(data: bytes, path: Path) -> bytes:
     """The bytes of a stored frame, if they are a whole JPEG (libjpeg decodes a cut one, greys
     out the rest and only warns)."""
+    if not data:
+        raise BadData(f"{path}: empty file, not an image")
     if data[:2] == b"\xff\xd8" and not data.rstrip(b"\0").endswith(b"\xff\xd9"):
         raise BadData(f"{path}: truncated JPEG (no end-of-image marker)")
     return data
