@@ -11,7 +11,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import cv2
 
@@ -79,7 +79,15 @@ def restaged(root: Path, clip: str) -> Iterator[Path]:
         yield tmp
 
 
-def flow_task(task: tuple[str, str]) -> dict:
+class FlowTask(NamedTuple):
+    """One clip's flow, as a worker receives it."""
+
+    root: str   # the rawframe root
+    clip: str   # ``<class>/<clip>``
+
+
+def flow_task(task: FlowTask) -> dict:
+    """Flow of ``task.clip`` swapped into its folder; returns its flow manifest line (clip, pairs, seconds)."""
     root, clip = task
     start = time.perf_counter()
     with restaged(Path(root), clip) as tmp:  # frames read where the user knows them (same files)
@@ -151,7 +159,7 @@ def _flow_locked(root: Path, method: str, workers: int, resume: bool, overwrite:
 
     if method == "tvl1-torch":
         return _run_torch(root, todo, summary, record, device, batch, progress, decode_on_device)
-    res = run_batch(flow_task, [(str(root), c) for c in todo], workers, name=lambda t: t[1],
+    res = run_batch(flow_task, [FlowTask(str(root), c) for c in todo], workers, name=lambda t: t.clip,
                     on_ok=lambda out: record(out.result),
                     initializer=init_flow_worker, initargs=(method,), desc=f"flow {method}", rate="pairs/s",
                     progress=progress)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 
@@ -84,7 +85,20 @@ def _init_worker(method: str | None) -> None:
     _FLOW = make_flow(method) if method else None
 
 
-def prepare_task(task: tuple[str, str, str, tuple[int, int], str, bool]) -> dict:
+class PrepareTask(NamedTuple):
+    """One video to prepare, as a worker receives it."""
+
+    root: str               # the rawframe root written
+    clip: str               # ``<class>/<clip>``
+    video: str              # the video file
+    size: tuple[int, int]   # frame width, height
+    dataset: str            # hmdb51 | ucf101, recorded in the manifest line
+    replace: bool           # the clip's folder is this run's own (a rerun adding flow): replace it
+
+
+def prepare_task(task: PrepareTask) -> dict:
+    """Decode ``task.video`` (and its flow, when the worker has a method) into the clip's folder,
+    swapped in whole; returns its manifest line."""
     root, clip, video, size, dataset, replace = task
     root = Path(root)
     start = time.perf_counter()
@@ -145,7 +159,7 @@ def _prepare_locked(job: PrepareJob, root: Path, splits: Splits, progress: bool)
         elif not path.exists():
             summary.missing.append((v.clip, f"listed in {splits.sources[v.clip]} but missing: {path}"))
         else:
-            tasks.append((str(root), v.clip, str(path), tuple(job.size), job.dataset, v.clip in ours))
+            tasks.append(PrepareTask(str(root), v.clip, str(path), tuple(job.size), job.dataset, v.clip in ours))
 
     def record(out) -> int:
         C.append_manifest(root, out.result)
@@ -157,7 +171,7 @@ def _prepare_locked(job: PrepareJob, root: Path, splits: Splits, progress: bool)
         summary.done += 1
         return out.result["num_frames"]
 
-    res = run_batch(prepare_task, tasks, job.workers, name=lambda t: t[1], on_ok=record, initializer=_init_worker,
+    res = run_batch(prepare_task, tasks, job.workers, name=lambda t: t.clip, on_ok=record, initializer=_init_worker,
                     initargs=(job.flow,), desc=f"prepare {job.dataset}", unit="video", rate="frames/s",
                     progress=progress)
     summary.failures, summary.seconds, summary.frames = res.failures, res.seconds, res.work
