@@ -12,7 +12,7 @@ On CUDA the inner iteration is one fused Triton kernel (``tvl1_triton``); on CPU
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -34,9 +34,6 @@ class TVL1Params:
     scale_step: float = 0.8
     median: int = 5
 
-    def as_record(self) -> dict:
-        return asdict(self)
-
 
 # ------------------------------------------------------------------ OpenCV's resampling
 def _round_half_even_size(n: int, scale: float) -> int:
@@ -45,6 +42,7 @@ def _round_half_even_size(n: int, scale: float) -> int:
 
 
 def pyramid_sizes(h: int, w: int, p: TVL1Params) -> list[tuple[int, int]]:
+    """OpenCV's pyramid level sizes for an (h, w) image, finest first."""
     sizes = [(h, w)]
     for _ in range(1, p.nscales):
         nh, nw = _round_half_even_size(sizes[-1][0], p.scale_step), _round_half_even_size(sizes[-1][1], p.scale_step)
@@ -81,6 +79,7 @@ def resize_linear(img: torch.Tensor, size: tuple[int, int], src_per_dst: tuple[f
 
 
 def centered_gradient(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x and y central differences of (B, H, W) images, as OpenCV's TV-L1 takes them."""
     # OpenCV's border rows/columns use one-sided halves, which is a replicated border.
     pad = F.pad(img[:, None], (1, 1, 1, 1), mode="replicate")[:, 0]
     dx = 0.5 * (pad[:, 1:-1, 2:] - pad[:, 1:-1, :-2])
@@ -187,11 +186,13 @@ def warp_constants(i0: torch.Tensor, img: torch.Tensor, state: torch.Tensor) -> 
     return torch.stack([ix, iy, i1w - ix * u1 - iy * u2 - i0])
 
 
-def tvl1(i0: torch.Tensor, i1: torch.Tensor, params: TVL1Params = TVL1Params(), fused: bool | None = None) -> torch.Tensor:
+def tvl1(i0: torch.Tensor, i1: torch.Tensor, params: TVL1Params = TVL1Params(),
+         fused: bool | None = None) -> torch.Tensor:
     """Flow from ``i0`` to ``i1`` ((B, H, W) grey levels 0..255, any float or uint8 dtype), (B, H, W, 2)
     float32 in pixels. ``fused``: use the Triton kernels (default: on CUDA)."""
     if i0.shape != i1.shape or i0.dim() != 3:
-        raise BadConfig(f"tvl1: need two (B, H, W) batches of the same shape, got {tuple(i0.shape)} and {tuple(i1.shape)}")
+        raise BadConfig(f"tvl1: need two (B, H, W) batches of the same shape, got {tuple(i0.shape)} and "
+                        f"{tuple(i1.shape)}")
     fused = i0.is_cuda if fused is None else fused
     if fused:
         from . import tvl1_triton as K
@@ -219,7 +220,8 @@ def tvl1(i0: torch.Tensor, i1: torch.Tensor, params: TVL1Params = TVL1Params(), 
         if s > 0:
             hn, wn = sizes[s - 1]
             # dsize given: OpenCV samples at the size ratio, then the flow is scaled by 1/scale_step
-            u = resize_linear(u.reshape(2 * b, h, w), (hn, wn), (h / hn, w / wn)).view(2, b, hn, wn) * (1 / p.scale_step)
+            u = resize_linear(u.reshape(2 * b, h, w), (hn, wn), (h / hn, w / wn)).view(2, b, hn, wn)
+            u = u * (1 / p.scale_step)
     return u.permute(1, 2, 3, 0).contiguous()
 
 

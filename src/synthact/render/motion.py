@@ -14,9 +14,6 @@ import numpy as np
 from .body import INDEX, NAMES, PARENT, Skeleton, part_mesh
 
 SIDES = ("l", "r")
-LIMB_CHANNELS = ("sh_flex", "sh_abd", "sh_twist", "elbow", "wrist",
-                 "hip_flex", "hip_abd", "hip_twist", "knee", "ankle")
-TRUNK_CHANNELS = ("spine_flex", "spine_side", "spine_twist", "neck_flex", "neck_side", "neck_twist")
 ROOT_CHANNELS = ("root_x", "root_y", "lift", "yaw", "pitch", "roll")
 # channels whose sign flips under a left/right mirror (reflection x -> -x)
 MIRROR_NEGATE = ("spine_side", "spine_twist", "neck_side", "neck_twist", "root_x", "yaw", "roll")
@@ -73,6 +70,8 @@ def local_rotations(ch: dict, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class Posed:
+    """A skeleton posed over N frames: local and world rotations, joint positions, root travel."""
+
     local: np.ndarray    # (N, B, 3, 3) local rotations (character frame)
     world: np.ndarray    # (N, B, 3, 3) world rotations
     heads: np.ndarray    # (N, B, 3) world joint positions
@@ -80,6 +79,7 @@ class Posed:
 
 
 def forward_kinematics(skel: Skeleton, L: np.ndarray, offset: np.ndarray) -> Posed:
+    """World rotations and joint positions from (N, B, 3, 3) local rotations and root offsets."""
     n, nb = L.shape[:2]
     G = np.empty_like(L)
     P = np.empty((n, nb, 3))
