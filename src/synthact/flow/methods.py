@@ -15,15 +15,16 @@ import numpy as np
 
 from ..errors import BadConfig, MissingDependency
 
+# what DualTVL1OpticalFlow_create() uses when given nothing (recorded in flow.json, never passed)
+OPENCV_TVL1_DEFAULTS = {"tau": 0.25, "lambda": 0.15, "theta": 0.3, "nscales": 5, "warps": 5, "epsilon": 0.01,
+                        "scaleStep": 0.8, "innerIterations": 30, "outerIterations": 10, "medianFiltering": 5}
 METHODS: dict[str, dict] = {
-    "tvl1": {"opencv": "cv2.optflow.DualTVL1OpticalFlow_create", "params": "OpenCV defaults: tau 0.25, "
-             "lambda 0.15, theta 0.3, nscales 5, warps 5, epsilon 0.01, scaleStep 0.8, inner 30, outer 10, "
-             "median 5"},
+    "tvl1": {"opencv": "cv2.optflow.DualTVL1OpticalFlow_create", "params": OPENCV_TVL1_DEFAULTS},
     "tvl1-fast": {"opencv": "cv2.optflow.DualTVL1OpticalFlow_create",
                   "params": {"nscales": 4, "scaleStep": 0.5, "warps": 2, "outerIterations": 2, "innerIterations": 10}},
     "tvl1-torch": {"opencv": "synthact.flow.tvl1_torch: cv2.optflow.DualTVL1OpticalFlow in PyTorch",
-                   "params": "OpenCV defaults, as tvl1"},
-    "dis": {"opencv": "cv2.DISOpticalFlow_create", "params": "DISOPTICAL_FLOW_PRESET_MEDIUM"},
+                   "params": OPENCV_TVL1_DEFAULTS},
+    "dis": {"opencv": "cv2.DISOpticalFlow_create", "params": {"preset": "DISOPTICAL_FLOW_PRESET_MEDIUM"}},
     "farneback": {"opencv": "cv2.calcOpticalFlowFarneback",
                   "params": {"pyr_scale": 0.5, "levels": 3, "winsize": 15, "iterations": 3, "poly_n": 5,
                              "poly_sigma": 1.2, "flags": 0}},

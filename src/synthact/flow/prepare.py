@@ -27,6 +27,8 @@ TRUNCATION_SLACK = 2  # HMDB containers declare one frame more than they decode
 
 @dataclass
 class PrepareJob:
+    """What ``synthact prepare`` decodes: a dataset's videos and splits into the root ``out``."""
+
     dataset: str
     videos: Path
     splits: Path
@@ -40,6 +42,8 @@ class PrepareJob:
 
 @dataclass
 class PrepareSummary:
+    """Counts of a prepare run, its failures, missing videos and the lists it wrote."""
+
     videos: int
     skipped: int
     done: int = 0
@@ -111,7 +115,7 @@ def prepare_task(task: PrepareTask) -> dict:
     return record
 
 
-def write_lists(root: Path, splits: Splits, frames: dict[str, int]) -> list[Path]:
+def write_dataset_lists(root: Path, splits: Splits, frames: dict[str, int]) -> list[Path]:
     """``<dataset>_{train,val}_split_{k}_rawframes.txt`` over prepared videos, and the label map."""
     label = {c: i for i, c in enumerate(splits.classes)}
     paths = [C.label_map_path(root, splits.dataset)]
@@ -175,7 +179,7 @@ def _prepare_locked(job: PrepareJob, root: Path, splits: Splits, progress: bool)
                     initargs=(job.flow,), desc=f"prepare {job.dataset}", unit="video", rate="frames/s",
                     progress=progress)
     summary.failures, summary.seconds, summary.frames = res.failures, res.seconds, res.work
-    summary.lists = write_lists(root, splits, {c: r["num_frames"] for c, r in done.items()})
+    summary.lists = write_dataset_lists(root, splits, {c: r["num_frames"] for c, r in done.items()})
     if summary.missing:
         C.write_lines(root / C.MISSING, [f"{c}: {why}" for c, why in summary.missing])
     return summary

@@ -195,8 +195,8 @@ def tvl1(i0: torch.Tensor, i1: torch.Tensor, params: TVL1Params = TVL1Params(),
                         f"{tuple(i1.shape)}")
     fused = i0.is_cuda if fused is None else fused
     if fused:
-        from . import tvl1_triton as K
-        make_constants, run_warp = K.warp_constants, K.run_warp
+        from . import tvl1_triton
+        make_constants, run_warp = tvl1_triton.warp_constants, tvl1_triton.run_warp
     else:
         make_constants, run_warp = warp_constants, _run_warp_torch
     p = params
