@@ -1,1 +1,45 @@
-"""synthact: synthetic action clips (render), TSN optical flow (flow) and training (train)."""
+"""synthact: synthetic action clips, TSN optical flow and training, callable without the CLI.
+
+The stages, in pipeline order, each reading and writing the one data contract (:mod:`synthact.contract`)::
+
+    render_batch(RenderJob(out, classes, per_class, ...)) -> RenderSummary   synthetic clips into a root
+    prepare(PrepareJob(dataset, videos, splits, out, ...)) -> PrepareSummary real videos into a root
+    merge_roots(out, sources) -> dict                                         roots rendered apart, joined
+    run_flow(root, method, workers) -> FlowSummary                            flow for every clip of a root
+    select(real, real_root, synthetic_root, synthetic, ...) -> Selection      which clips a run uses
+    fit(TrainConfig(out, real, real_root, ...)) -> dict                       train and evaluate one TSN
+    fuse_to(out, runs, weights) -> dict                                       two-stream fusion of runs
+    run_grid(config, out) -> dict                                             an ablation grid, table, plot
+
+Refusals raise the types of :mod:`synthact.errors`. Names load their module on first use, so
+``import synthact`` stays cheap (no bpy, torch or OpenCV until a stage needs them).
+"""
+from __future__ import annotations
+
+import importlib
+
+_API = {
+    "RenderJob": "synthact.render.clips", "RenderSummary": "synthact.render.clips",
+    "render_batch": "synthact.render.clips",
+    "PrepareJob": "synthact.flow.prepare", "PrepareSummary": "synthact.flow.prepare",
+    "prepare": "synthact.flow.prepare",
+    "merge_roots": "synthact.merge",
+    "FlowSummary": "synthact.flow.extract", "run_flow": "synthact.flow.extract",
+    "Selection": "synthact.train.mixing", "select": "synthact.train.mixing",
+    "TrainConfig": "synthact.train.loop", "fit": "synthact.train.loop",
+    "fuse_to": "synthact.train.evaluate",
+    "run_grid": "synthact.ablate",
+}
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str):
+    """Load a public name's module on first access."""
+    if name not in _API:
+        raise AttributeError(f"module 'synthact' has no attribute {name!r}")
+    return getattr(importlib.import_module(_API[name]), name)
+
+
+def __dir__() -> list[str]:
+    """The public API, for completion in notebooks."""
+    return __all__

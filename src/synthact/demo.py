@@ -15,6 +15,7 @@ import click
 import yaml
 
 from .ablate import run_grid
+from .contract import PREVIEW
 from .flow.extract import run_flow
 from .render.clips import RenderJob, render_batch
 from .target_domain import write_split_lists
@@ -65,7 +66,7 @@ def run_demo(out: Path, workers: int = 2, scale: float = 1.0, progress: bool = T
     click.echo(Path(r["md"]).read_text())
     click.echo(f"results: {r['csv']}")
     click.echo(f"plot:    {r['plot']}")
-    click.echo(f"preview: {synth / 'preview.png'} (synthetic), {target / 'preview.png'} (target domain)")
+    click.echo(f"preview: {synth / PREVIEW} (synthetic), {target / PREVIEW} (target domain)")
     fixtures = os.environ.get("SYNTHACT_FIXTURES")
     if fixtures and Path(fixtures, "real").is_dir():
         click.echo("")
