@@ -325,6 +325,9 @@ def recover_pending(root: Path, name: str = MANIFEST) -> int:
     listed = {r["clip"] for r in read_manifest(root, name)}
     n = 0
     for path in _own_folders(root, _PENDING_PREFIX):
+        if not path.name.endswith(".json"):  # a record torn by a kill mid-write: its clip was not committed
+            path.unlink()
+            continue
         rec = read_json(path)
         clip = rec.get("clip") if isinstance(rec, dict) else None
         if clip and clip not in listed and clip_dir(root, clip).is_dir():
@@ -494,7 +497,10 @@ def recorded_settings(root: Path) -> dict | None:
     """A root's settings: its ``root.json``, else those of its first manifest record, else None."""
     path = Path(root) / ROOT_SETTINGS
     if path.exists():
-        return read_json(path)
+        settings = read_json(path)
+        if not isinstance(settings, dict) or not isinstance(settings.get("kind"), str):
+            raise BadData(f"{path}: expected the root's settings (a mapping with 'kind')")
+        return settings
     records = read_manifest(root)
     return settings_of(records[0]) if records else None
 
