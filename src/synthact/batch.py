@@ -16,9 +16,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
-from tqdm import tqdm
-
 from .errors import SynthactError, one_line
+from .progress import Progress
 
 
 @dataclass
@@ -102,19 +101,21 @@ class BatchResult:
 def run_batch(fn: Callable, tasks: list, workers: int, *, name: Callable[[Any], str], on_ok: Callable[[Outcome], int],
               initializer: Callable | None = None, initargs: tuple = (), desc: str = "", unit: str = "clip",
               rate: str = "frames/s", progress: bool = True) -> BatchResult:
-    """:func:`run_tasks` with a progress bar (tasks/s, ETA and a work rate) and a failure list.
+    """:func:`run_tasks` with progress (a bar on a terminal, plain lines in a log: tasks/s, ETA and a
+    work rate) and a failure list.
 
     ``on_ok`` records a finished task (a manifest line, say) and returns how much work it was.
     """
-    bar = tqdm(total=len(tasks), unit=unit, desc=desc, disable=not progress)
+    bar = Progress(len(tasks), desc, unit, rate, enabled=progress)
     failures, work, start = [], 0, time.perf_counter()
     for out in run_tasks(fn, tasks, max(1, min(workers, len(tasks) or 1)), initializer, initargs):
+        done = 0
         if out.ok:
-            work += on_ok(out)
+            done = on_ok(out)
+            work += done
         else:
             failures.append((name(out.task), out.error))
             bar.write(f"failed {name(out.task)}: {out.error}")
-        bar.update(1)
-        bar.set_postfix({rate: f"{work / max(1e-9, time.perf_counter() - start):.1f}"})
+        bar.update(1, done)
     bar.close()
     return BatchResult(failures, time.perf_counter() - start, work)

@@ -18,6 +18,7 @@ import cv2
 from .. import contract as C
 from ..batch import run_batch
 from ..errors import BadConfig, MissingDependency
+from ..progress import Progress
 from ..rootlock import root_lock
 from .methods import METHODS, check_method, make_flow
 
@@ -63,6 +64,7 @@ _FLOW = None
 
 
 def init_flow_worker(method: str) -> None:
+    """Worker start: one OpenCV thread (parallelism is over clips) and the method built once."""
     global _FLOW
     cv2.setNumThreads(1)
     _FLOW = make_flow(method)
@@ -98,6 +100,8 @@ def flow_task(task: FlowTask) -> dict:
 # ------------------------------------------------------------------ main side
 @dataclass
 class FlowSummary:
+    """Counts of an extract-flow run and its failed clips."""
+
     clips: int
     skipped: int
     done: int = 0
@@ -107,6 +111,7 @@ class FlowSummary:
 
     @property
     def ok(self) -> bool:
+        """True when no clip failed."""
         return not self.failures
 
 
@@ -169,11 +174,9 @@ def _flow_locked(root: Path, method: str, workers: int, resume: bool, overwrite:
 
 def _run_torch(root: Path, todo: list[str], summary: FlowSummary, record, device: str | None, batch: int,
                progress: bool, decode_on_device: bool) -> FlowSummary:
-    from tqdm import tqdm
-
     from .torch_extract import run_torch_flow
     start = time.perf_counter()
-    bar = tqdm(total=len(todo), desc=f"flow tvl1-torch ({device})", unit="clip", disable=not progress)
+    bar = Progress(len(todo), f"flow tvl1-torch ({device})", "clip", "pairs/s", enabled=progress)
     summary.pairs = run_torch_flow(root, todo, device, batch, record,
                                    lambda clip, err: summary.failures.append((clip, err)), progress=bar,
                                    decode_on_device=decode_on_device)

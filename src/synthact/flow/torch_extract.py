@@ -33,12 +33,15 @@ WRITERS = max(4, (os.cpu_count() or 4) - 2)  # JPEG encoding is the CPU's share 
 
 @dataclass
 class Clip:
+    """A clip's grey frames on the device, or the one-line reason they could not be read."""
+
     clip: str
     frames: torch.Tensor | None = None  # (n, H, W) uint8 on the device
     error: str | None = None
 
 
 def read_clip(root: Path, clip: str, device: torch.device, decode_on_device: bool = False) -> Clip:
+    """Decode a clip's frames (strictly: a cut-short JPEG fails the clip) as grey levels on ``device``."""
     folder = C.clip_dir(root, clip)
     try:
         n = C.count_frames(folder)
@@ -135,9 +138,12 @@ def run_torch_flow(root: Path, clips: list[str], device: str, batch: int, on_don
 
 def _finish(item, on_done, on_fail, progress) -> None:
     clip, fut = item
+    pairs = 0
     try:
-        on_done(fut.result())
+        result = fut.result()
+        on_done(result)
+        pairs = result["pairs"]
     except Exception as e:  # noqa: BLE001 - a clip that could not be written fails alone
         on_fail(clip, f"{clip}: {e}")
     if progress is not None:
-        progress.update(1)
+        progress.update(1, pairs)

@@ -1,0 +1,49 @@
+"""Progress suits where it is read: plain, throttled lines in a log, a bar on a terminal."""
+from __future__ import annotations
+
+import io
+
+from synthact.progress import Progress
+
+from .conftest import run_cli
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_log_gets_a_line_per_tenth_and_no_redraws():
+    log = io.StringIO()
+    p = Progress(100, "render", "clip", "frames/s", stream=log, every=3600)
+    for _ in range(100):
+        p.update(1, 8)
+    p.close()
+    lines = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue()
+    assert len(lines) == 10, lines           # 10 %, 20 %, ... 90 %, and the final line
+    assert lines[0].startswith("render: 10/100 clips (10%)") and "frames/s" in lines[0] and "ETA" in lines[0]
+    assert lines[-1].startswith("render: 100/100 clips (100%)")
+
+
+def test_a_terminal_gets_a_bar_and_quiet_gets_nothing():
+    tty = Terminal()
+    p = Progress(5, "flow", stream=tty)
+    for _ in range(5):
+        p.update()
+    p.close()
+    assert "\r" in tty.getvalue() and "5/5" in tty.getvalue()
+    quiet = io.StringIO()
+    p = Progress(5, "flow", stream=quiet, enabled=False)
+    p.update(5)
+    p.write("failed x: y")
+    p.close()
+    assert quiet.getvalue() == "failed x: y\n"
+
+
+def test_render_piped_to_a_log_writes_plain_lines(tmp_path):
+    r = run_cli("render-clips", "--out", str(tmp_path / "o"), "--classes", "wave", "--per-class", "2", "--frames", "2",
+                "--size", "64x48")
+    assert r.returncode == 0, r.stderr
+    assert "\r" not in r.stderr
+    assert "render: 2/2 clips (100%)" in r.stderr
