@@ -276,7 +276,28 @@ def merge_cmd(out, sources, wait):
                f"{r['classes']} classes -> {out}")
 
 
+def _print_version(ctx: click.Context, _param, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        from .provenance import describe
+        click.echo(describe())
+        ctx.exit(0)
+
+
+@click.command("info", cls=Guarded)
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
+def info_cmd(folder, as_json):
+    """What a rawframe root or a train-tsn run folder holds, and which stages have work left."""
+    import json
+
+    from .info import as_text, describe
+    info = describe(folder)
+    click.echo(json.dumps(info, indent=1) if as_json else as_text(info))
+
+
 @click.group()
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Show the versions of synthact and the libraries it records, and exit.")
 def main():
     """synthact: synthetic action clips, TSN optical flow and training."""
 
@@ -288,6 +309,7 @@ main.add_command(train_tsn)
 main.add_command(evaluate_cmd)
 main.add_command(ablate_cmd)
 main.add_command(merge_cmd)
+main.add_command(info_cmd)
 
 
 @main.command(cls=Guarded)

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from .errors import BadConfig, BadData, warn
+from .provenance import differences, versions
 
 RAWFRAMES = "rawframes"
 MANIFEST = "manifest.jsonl"
@@ -459,6 +460,7 @@ class FlowInfo:
     encoding: str = FLOW_ENCODING
     opencv: str | None = None
     computed_on: str | None = None
+    versions: dict | None = None     # of synthact and its libraries, when the flow was first made
 
     def same_flow(self, other: "FlowInfo") -> bool:
         """Flow of one method and bound: the only thing a root may hold."""
@@ -508,7 +510,7 @@ def recorded_settings(root: Path) -> dict | None:
 def settings_diff(have: dict, want: dict) -> list[str]:
     """The keys of ``want`` that ``have`` records with another value."""
     want = json.loads(json.dumps(want))  # tuples compare as the lists JSON gives back
-    return [k for k in want if k in have and have[k] != want[k]]
+    return [k for k in want if k in have and have[k] != want[k] and k != "versions"]
 
 
 def claim_settings(root: Path, settings: dict) -> None:
@@ -522,8 +524,12 @@ def claim_settings(root: Path, settings: dict) -> None:
             raise BadConfig(f"{path}: this root holds clips with " + ", ".join(f"{k}={have[k]}" for k in diff)
                             + "; this run asks " + ", ".join(f"{k}={json.loads(json.dumps(settings[k]))}"
                                                             for k in diff) + "; use another root")
+        changed = differences(have.get("versions"))
+        if changed:
+            warn(f"{path}: this root was made with other versions ({', '.join(changed)}); its clips may differ "
+                 f"slightly from the ones this run adds")
     if not path.exists():
-        write_json(path, {**(have or {}), **settings})
+        write_json(path, {"versions": versions(), **(have or {}), **settings})  # a merge keeps its sources' versions
 
 
 # ---------------------------------------------------------------- classes and annotation lists

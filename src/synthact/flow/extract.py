@@ -17,8 +17,9 @@ import cv2
 
 from .. import contract as C
 from ..batch import run_batch
-from ..errors import BadConfig, MissingDependency
+from ..errors import BadConfig, MissingDependency, warn
 from ..progress import Progress
+from ..provenance import differences, versions
 from ..rootlock import root_lock
 from .methods import METHODS, check_method, make_flow
 
@@ -26,7 +27,7 @@ from .methods import METHODS, check_method, make_flow
 def flow_info(method: str, bound: float = C.FLOW_BOUND) -> C.FlowInfo:
     """The ``flow.json`` record of an OpenCV-defined method computed here."""
     return C.FlowInfo(method, METHODS[method]["params"], METHODS[method]["opencv"], bound, C.FLOW_ENCODING,
-                      cv2.__version__, "grayscale frames at the stored frame size")
+                      cv2.__version__, "grayscale frames at the stored frame size", versions())
 
 
 def claim_root(root: Path, info: C.FlowInfo, resume: bool, overwrite: bool) -> None:
@@ -40,6 +41,9 @@ def claim_root(root: Path, info: C.FlowInfo, resume: bool, overwrite: bool) -> N
         if not resume:
             raise BadConfig(f"{path}: flow already extracted here; pass --resume to finish it or "
                             f"--overwrite to recompute")
+        changed = differences(old.versions)
+        if changed:
+            warn(f"{path}: this flow was started with other versions ({', '.join(changed)})")
         return
     if overwrite:
         (Path(root) / C.FLOW_MANIFEST).unlink(missing_ok=True)

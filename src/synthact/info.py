@@ -1,0 +1,109 @@
+"""``synthact info``: what a rawframe root or a run folder holds, without reading manifests by hand.
+
+Reads only; never takes the lock, so it can look at a root another job is writing.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+from . import contract as C
+from .errors import BadConfig
+
+
+def disk_bytes(folder: Path) -> int:
+    """Bytes of the files under ``folder``, links not followed (hard links counted once)."""
+    seen, total = set(), 0
+    for dirpath, _, files in os.walk(folder):
+        for name in files:
+            st = os.lstat(os.path.join(dirpath, name))
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
+    return total
+
+
+def _leftovers(root: Path) -> int:
+    base = Path(root) / C.RAWFRAMES
+    return sum(1 for p in base.glob("*/.*") if p.name.startswith((".tmp-", ".old-", ".pending-"))) \
+        if base.is_dir() else 0
+
+
+def root_info(root: Path) -> dict:
+    """Settings, clips per class, flow completeness, failures, size and the work left of a root."""
+    root = Path(root)
+    records = C.read_manifest(root)
+    listed = {r["clip"] for r in records}
+    flow = C.FlowInfo.read(root)
+    flowed = {r["clip"] for r in C.read_manifest(root, C.FLOW_MANIFEST)} & listed if flow else set()
+    failures_path = root / C.FAILURES
+    failures = failures_path.read_text().splitlines() if failures_path.exists() else []
+    unlisted = sorted(set(C.iter_clips(root)) - listed)
+    todo = []
+    if records and flow is None:
+        todo.append("extract-flow: no flow yet")
+    elif flow is not None and len(flowed) < len(listed):
+        todo.append(f"extract-flow --resume: {len(listed) - len(flowed)} clips without flow")
+    if failures:
+        todo.append(f"rerun the last command: {len(failures)} items failed (see {failures_path.name})")
+    if _leftovers(root):
+        todo.append(f"the next run recovers {_leftovers(root)} staging entries a killed run left")
+    if unlisted:
+        todo.append(f"{len(unlisted)} clip folders no manifest line lists (e.g. {unlisted[0]}): not ours")
+    return {"kind": "root", "root": str(root), "settings": C.recorded_settings(root), "clips": len(records),
+            "clips_per_class": dict(sorted(Counter(c.split("/")[0] for c in listed).items())),
+            "frames": sum(int(r.get("num_frames", 0)) for r in records),
+            "flow": {"method": flow.method, "complete": len(flowed), "of": len(listed)} if flow else None,
+            "failures": failures, "disk_bytes": disk_bytes(root), "todo": todo}
+
+
+def run_info(run: Path) -> dict:
+    """Selection, settings, epochs done and metrics of a train-tsn run folder."""
+    run = Path(run)
+    config = C.read_json(run / "config.json")
+    log = run / "log.csv"
+    history = list(csv.DictReader(log.open())) if log.exists() else []
+    metrics = C.read_json(run / "metrics.json") if (run / "metrics.json").exists() else None
+    best = max(history, key=lambda r: float(r["val_top1"])) if history else None
+    return {"kind": "run", "run": str(run),
+            "settings": {k: v for k, v in config.items() if k not in ("info",)},
+            "selection": config.get("info", {}), "epochs_done": len(history), "epochs": config.get("epochs"),
+            "best_val_top1": float(best["val_top1"]) if best else None,
+            "best_epoch": int(best["epoch"]) if best else None,
+            "final": {k: metrics[k] for k in ("top1", "mean_class", "protocol", "n") if k in metrics}
+            if metrics else None,
+            "todo": [] if metrics else [f"train-tsn --resume: {len(history)} of {config.get('epochs')} epochs done"]}
+
+
+def describe(folder: Path) -> dict:
+    """:func:`root_info` for a rawframe root, :func:`run_info` for a run folder."""
+    folder = Path(folder)
+    if (folder / "config.json").exists():
+        return run_info(folder)
+    if (folder / C.MANIFEST).exists() or (folder / C.RAWFRAMES).is_dir():
+        return root_info(folder)
+    raise BadConfig(f"{folder}: neither a rawframe root (no {C.MANIFEST} or {C.RAWFRAMES}/) nor a run folder "
+                    f"(no config.json)")
+
+
+def as_text(info: dict) -> str:
+    """The report a person reads."""
+    lines = [f"{info['kind']}: {info.get('root') or info.get('run')}"]
+    lines.append("settings: " + json.dumps(info["settings"], sort_keys=True))
+    if info["kind"] == "root":
+        size = info["disk_bytes"] / 2 ** 20
+        lines.append(f"clips: {info['clips']} ({info['frames']} frames, {size:.1f} MiB on disk)")
+        lines += [f"  {c}: {n}" for c, n in info["clips_per_class"].items()]
+        f = info["flow"]
+        lines.append(f"flow: {f['method']}, {f['complete']} of {f['of']} clips complete" if f else "flow: none")
+        lines.append(f"failures recorded: {len(info['failures'])}")
+    else:
+        lines.append(f"selection: {json.dumps(info['selection'], sort_keys=True)}")
+        lines.append(f"epochs: {info['epochs_done']} of {info['epochs']} done; best val top-1 "
+                     f"{info['best_val_top1']} (epoch {info['best_epoch']})")
+        lines.append(f"final: {json.dumps(info['final'], sort_keys=True)}")
+    lines.append("to do: " + ("; ".join(info["todo"]) if info["todo"] else "nothing"))
+    return "\n".join(lines)
