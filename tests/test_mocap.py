@@ -1,4 +1,5 @@
-"""Motion capture on the mannequin: parsing, retargeting, mirroring, bone maps, bad files, renders."""
+"""Motion capture on the mannequin: parsing, retargeting, mirroring, bone maps, bad files, renders
+(skeletons mapped by structure: tests/test_skeletons.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -75,25 +76,44 @@ def _renamed(mocap, tmp_path, old, new):
     return path
 
 
-def test_unknown_skeleton_names_the_unmapped_bones_and_a_map_file_fixes_it(mocap, tmp_path):
+def test_a_named_map_overrides_the_structure_and_names_what_it_lacks(mocap, tmp_path):
     path = _renamed(mocap, tmp_path, "LeftForeArm", "LeftLowerArm")
     names = parse_bvh(path).names
     with pytest.raises(C.ContractError, match=r"closest bone map 'cgspeed' lacks elbow.l \(LeftForeArm\)"):
-        resolve_bone_map(names, None, str(path))
+        resolve_bone_map(names, "cgspeed", str(path))
+    keys, _ = sample_positions(str(path), None, 4, 25, 0.0, 1.0, False, None)   # by structure: found
     from synthact.render.mocap import BONE_MAPS
     mapping = dict(BONE_MAPS["cgspeed"], **{"elbow.l": "LeftLowerArm"})
     (tmp_path / "map.yaml").write_text(yaml.safe_dump(mapping))
     index = resolve_bone_map(names, tmp_path / "map.yaml", str(path))
     assert names[index["elbow.l"]] == "LeftLowerArm"
+    mapped, _ = sample_positions(str(path), None, 4, 25, 0.0, 1.0, False, str(tmp_path / "map.yaml"))
+    for k in keys:
+        np.testing.assert_array_equal(mapped[k], keys[k])
+
+
+def _snake(path):
+    """A chain of 12 joints: no legs, no arms."""
+    lines = ["HIERARCHY", "ROOT J0", "{", "OFFSET 0 0 0", "CHANNELS 6 Xposition Yposition Zposition "
+             "Zrotation Xrotation Yrotation"]
+    for j in range(1, 12):
+        lines += [f"JOINT J{j}", "{", "OFFSET 0 0 5", "CHANNELS 3 Zrotation Xrotation Yrotation"]
+    lines += ["End Site", "{", "OFFSET 0 0 5", "}"] + ["}"] * 12
+    lines += ["MOTION", "Frames: 4", "Frame Time: 0.033333"]
+    lines += [" ".join(["0"] * 6 + [f"{10 * np.sin(f + j)} 0 0" for j in range(1, 12)]) for f in range(4)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 @pytest.mark.parametrize("body", ["mannequin", "makehuman", "bodies/human-male.glb"])
 def test_every_fixture_capture_renders_on_each_body_and_unmapped_skeletons_fail_alone(mocap, tmp_path, body,
                                                                                       fixtures):
     # (a corrupt capture refuses the whole run at plan time: tests/test_input_safety.py)
-    _renamed(mocap, tmp_path, "LeftLeg", "LeftShin")
+    _renamed(mocap, tmp_path, "LeftLeg", "LeftShin")             # mapped by structure all the same
+    _snake(tmp_path / "snake.bvh")
     lib = {"motions": {f"m{name}": [str(mocap / f"{name}.bvh")] for name in BVHS}}
     lib["motions"]["renamed"] = ["renamed.bvh"]
+    lib["motions"]["snake"] = ["snake.bvh"]
     (tmp_path / "motions.yaml").write_text(yaml.safe_dump(lib))
     out = tmp_path / "out"
     body = str(fixtures / body) if body.endswith(".glb") else body
@@ -101,9 +121,9 @@ def test_every_fixture_capture_renders_on_each_body_and_unmapped_skeletons_fail_
                                size=(64, 48), workers=2, motions=str(tmp_path / "motions.yaml"), body=body),
                      progress=False)
     failed = dict(s.failures)
-    assert set(failed) == {"renamed/renamed_s0_00001"}
-    assert "knee.l (LeftLeg)" in failed["renamed/renamed_s0_00001"]
-    assert s.rendered == len(BVHS) + 1                          # every capture, and the procedural wave
+    assert set(failed) == {"snake/snake_s0_00001"}
+    assert "snake.bvh: not mapped as a human skeleton: 1 limb end(s)" in failed["snake/snake_s0_00001"]
+    assert s.rendered == len(BVHS) + 2                          # every capture, and the procedural wave
     for rec in C.read_manifest(out):
         frames = np.stack([C.read_image(C.clip_dir(out, rec["clip"]) / C.img_name(k)) for k in range(1, 5)])
         assert (frames.max(axis=-1) > 20).mean(axis=(1, 2)).min() > 0.01, rec["clip"]

@@ -1,12 +1,14 @@
 """BVH motion capture: parse the file, pose its skeleton (numpy only).
 
 Rotation channels are intrinsic in the order listed (``Zrotation Yrotation Xrotation`` means
-R = Rz @ Ry @ Rx). Positions are returned in our character frame (+Z up): BVH's Y-up
-(x, y, z) becomes (x, -z, y), a proper rotation, so left stays left.
+R = Rz @ Ry @ Rx), in any order; position channels are taken on any joint (added to its offset).
+:meth:`Bvh.world` gives positions in the file's own axes and units; which way is up, forward and
+how long a unit is are found from the skeleton itself (:mod:`.skeleton`). :meth:`Bvh.positions`
+keeps the classic reading (Y-up, (x, y, z) becomes our (x, -z, y), a proper rotation).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -28,13 +30,18 @@ class Bvh:
     channels: list[list[str]]   # per joint; end sites have none
     motion: np.ndarray          # (F, C) channel values
     frame_time: float
+    ends: list[bool] = field(default_factory=list)  # which entries are End Sites
 
     @property
     def fps(self) -> float:
         return 1.0 / self.frame_time
 
     def positions(self) -> np.ndarray:
-        """(F, J, 3) world positions of every joint and end site, our axes, BVH units."""
+        """(F, J, 3) world positions of every joint and end site, read as Y-up, our axes, BVH units."""
+        return self.world() @ TO_OURS.T
+
+    def world(self) -> np.ndarray:
+        """(F, J, 3) world positions of every joint and end site, the file's axes and units."""
         f = len(self.motion)
         G = np.empty((f, len(self.names), 3, 3))
         P = np.empty((f, len(self.names), 3))
@@ -53,8 +60,11 @@ class Bvh:
                 G[:, j], P[:, j] = R, self.offsets[j] + t
             else:
                 G[:, j] = G[:, p] @ R
-                P[:, j] = P[:, p] + np.einsum("fij,j->fi", G[:, p], self.offsets[j])
-        return P @ TO_OURS.T
+                if any(c.endswith("position") for c in chans):  # a joint that also slides
+                    P[:, j] = P[:, p] + np.einsum("fij,fj->fi", G[:, p], self.offsets[j] + t)
+                else:
+                    P[:, j] = P[:, p] + np.einsum("fij,j->fi", G[:, p], self.offsets[j])
+        return P
 
 
 def parse_bvh(path: Path) -> Bvh:
@@ -74,7 +84,9 @@ def parse_bvh(path: Path) -> Bvh:
         fail(0, "not a BVH file (no HIERARCHY)")
     names, parents, offsets, channels, i = _hierarchy(lines, fail)
     motion, frame_time = _motion(lines, i, sum(len(c) for c in channels), fail)
-    return Bvh(str(path), names, parents, np.array(offsets), channels, motion, frame_time)
+    ends = [n.endswith("_end") and n[:-4] in names and parents[j] == names.index(n[:-4]) and not c
+            for j, (n, c) in enumerate(zip(names, channels))]
+    return Bvh(str(path), names, parents, np.array(offsets), channels, motion, frame_time, ends)
 
 
 def _hierarchy(lines: list[str], fail) -> tuple:
@@ -183,10 +195,48 @@ def _motion(lines: list[str], i: int, width: int, fail) -> tuple[np.ndarray, flo
 
 @lru_cache(maxsize=16)
 def load_bvh(path: str, mtime_ns: int) -> tuple[Bvh, np.ndarray]:
-    """Parsed file and its positions, cached per worker (a 2 MB capture parses in ~0.2 s)."""
+    """Parsed file and its positions (:meth:`Bvh.world`: file axes and units), cached per worker
+    (a 2 MB capture parses in ~0.2 s)."""
     b = parse_bvh(Path(path))
     with np.errstate(over="ignore", invalid="ignore"):
-        P = b.positions()
+        P = b.world()
     if not np.isfinite(P).all():  # finite but huge values overflow when joints are chained
         raise BadData(f"{path}: joint positions overflow; the capture's values are implausibly large")
     return b, P
+
+
+def euler(R: np.ndarray, order: str) -> np.ndarray:
+    """(..., 3) angles in degrees of intrinsic rotations in ``order`` (e.g. "ZXY": R = Rz Rx Ry)
+    making up (..., 3, 3) rotations ``R``: the inverse of how :meth:`Bvh.world` reads channels."""
+    i, j, k = (_AXIS[a] for a in order)
+    s = 1.0 if (j - i) % 3 == 1 else -1.0   # XYZ, YZX, ZXY are cyclic
+    b = np.arcsin(np.clip(s * R[..., i, k], -1.0, 1.0))
+    a = np.arctan2(-s * R[..., j, k], R[..., k, k])
+    c = np.arctan2(-s * R[..., i, j], R[..., i, i])
+    return np.degrees(np.stack([a, b, c], axis=-1))
+
+
+def write_bvh(path: Path, names: list[str], parents: list[int], offsets: np.ndarray, channels: list[list[str]],
+              motion: np.ndarray, frame_time: float, ends: list[bool] | None = None) -> None:
+    """A BVH file (joints in ``names`` order, parents first; ``ends`` marks End Sites)."""
+    ends = ends or [False] * len(names)
+    kids: dict[int, list[int]] = {}
+    for j, p in enumerate(parents):
+        kids.setdefault(p, []).append(j)
+    out = ["HIERARCHY"]
+
+    def emit(j: int, depth: int) -> None:
+        pad = "\t" * depth
+        head = "End Site" if ends[j] else ("ROOT " if parents[j] < 0 else "JOINT ") + names[j]
+        out.extend([pad + head, pad + "{", pad + "\tOFFSET " + " ".join(f"{v:.6f}" for v in offsets[j])])
+        if not ends[j]:
+            out.append(pad + f"\tCHANNELS {len(channels[j])} " + " ".join(channels[j]))
+        for c in kids.get(j, []):
+            emit(c, depth + 1)
+        out.append(pad + "}")
+
+    for r in kids[-1]:
+        emit(r, 0)
+    out += ["MOTION", f"Frames: {len(motion)}", f"Frame Time: {frame_time:.8f}"]
+    out += [" ".join(f"{v:.6f}" for v in row) for row in np.atleast_2d(motion)]
+    Path(path).write_text("\n".join(out) + "\n")

@@ -9,7 +9,7 @@ which keeps jumps in the air.
 """
 from __future__ import annotations
 
-import re
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +20,11 @@ from ..errors import BadConfig, BadData, one_line
 from .body import INDEX, NAMES, PARENT, Skeleton
 from .bvh import load_bvh
 from .motion import Posed, forward_kinematics, posed_vertices
+from .skeleton import KEYS, OTHER_SIDE, KeyMap, analyse
 
-# our key points -> the capture's joints; "<joint>_end" is a joint's end site; a list gives
-# candidates, the first one the capture has is used (captures of one family differ in the fingers)
-KEYS = ("hips", "hip.l", "hip.r", "spine_low", "spine_mid", "neck", "head", "head_top",
-        "shoulder.l", "elbow.l", "wrist.l", "hand_tip.l", "shoulder.r", "elbow.r", "wrist.r", "hand_tip.r",
-        "knee.l", "ankle.l", "toe.l", "knee.r", "ankle.r", "toe.r")
+# a named bone map: our key points -> the capture's joints, overriding the search by structure
+# (skeleton.py); "<joint>_end" is a joint's end site; a list gives candidates, the first one the
+# capture has is used (captures of one family differ in the fingers)
 BONE_MAPS: dict[str, dict[str, str | list[str]]] = {
     # CMU, cgspeed's MotionBuilder-friendly conversion (and MakeHuman's cmu_mb rig)
     # (Spine1, Neck and the shoulders share a point, as do Head and its end site, and LeftHand,
@@ -166,20 +165,26 @@ def _align(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return R
 
 
+@lru_cache(maxsize=16)
+def key_map(path: str, mtime_ns: int, spec: str | None) -> KeyMap:
+    """Key points, axes, unit and first frame of a capture, once per capture and worker: by the
+    skeleton's structure, or by the bone map ``spec`` names (cgspeed, 3dsmax, daz, cc or a file)."""
+    bvh, P = load_bvh(path, mtime_ns)
+    named = resolve_bone_map(bvh.names, spec, path) if spec else None
+    return analyse(bvh.names, bvh.parents, bvh.offsets, P, path, named, str(spec) if spec else "structure", bvh.ends)
+
+
 def sample_positions(path: str, frames: list | None, n: int, fps: int, start: float, speed: float,
                      mirror: bool, bone_map: str | None) -> tuple[dict[str, np.ndarray], dict]:
-    """Key point positions (N, 3) for one clip cut from a capture, resampled and maybe mirrored."""
+    """Key point positions (N, 3) for one clip cut from a capture, resampled and maybe mirrored;
+    a bind pose before the motion is skipped unless ``frames`` are given."""
     p = Path(path)
     if not p.exists():
         raise ContractError(f"{p}: motion file not found")
-    bvh, P = load_bvh(str(p), p.stat().st_mtime_ns)
-    names = list(bvh.names)
-    if mirror:  # left joints take the right ones' motion, reflected
-        swap = {n_: i for i, n_ in enumerate(names)}
-        other = [swap.get(_swap_side(n_), i) for i, n_ in enumerate(names)]
-        P = P[:, other] * np.array([-1.0, 1.0, 1.0])
-    index = resolve_bone_map(names, bone_map, str(p))
-    lo, hi = (frames or [0, len(P) - 1])
+    mtime = p.stat().st_mtime_ns
+    bvh, P = load_bvh(str(p), mtime)
+    km = key_map(str(p), mtime, bone_map)
+    lo, hi = (frames or [km.first, len(P) - 1])
     hi = min(hi, len(P) - 1)
     if not 0 <= lo < hi:
         raise ContractError(f"{p}: frame range {frames} is outside its {len(P)} frames")
@@ -191,19 +196,12 @@ def sample_positions(path: str, frames: list | None, n: int, fps: int, start: fl
     idx = lo + (t0 + np.arange(n) / fps * speed) * bvh.fps
     i0 = np.clip(np.floor(idx).astype(int), lo, hi - 1)
     w = (idx - i0)[:, None, None]
-    pos = P[i0] * (1 - w) + P[i0 + 1] * w
+    keys = km.points(P[i0] * (1 - w) + P[i0 + 1] * w)
+    if mirror:  # left takes the right's motion, reflected
+        keys = {k: keys[OTHER_SIDE[k]] * np.array([-1.0, 1.0, 1.0]) for k in KEYS}
     info = {"capture_fps": round(bvh.fps, 3), "start_frame": int(i0[0]), "end_frame": int(i0[-1] + 1),
             "speed_used": round(speed, 4)}
-    return {k: pos[:, j] for k, j in index.items()}, info
-
-
-_PAIRS = {"Left": "Right", "Right": "Left", "L": "R", "R": "L", "l": "r", "r": "l"}
-# LeftArm, LHipJoint, lThigh, CC_Base_L_Thigh -- but not LowerBack
-_SIDE = re.compile(r"^(Left|Right)|^(L|R|l|r)(?=[A-Z_])|(?<=_)(L|R)(?=_)")
-
-
-def _swap_side(name: str) -> str:
-    return _SIDE.sub(lambda m: _PAIRS[m.group(0)], name, count=1)
+    return keys, info
 
 
 def retarget(skel: Skeleton, k: dict[str, np.ndarray], where: str = "bone map") -> Posed:
