@@ -41,10 +41,10 @@ def steady(engine: str, gt_flow: bool, clips: int, frames: int, per_frame: bool,
         rec = sample_record("walk" if capture else "jumping_jack", 7, i, frames, 25, (340, 256), engine, gt_flow,
                             library, [(body, 1.0)])
         t0, c0 = time.perf_counter(), time.process_time()
-        tmp = C.staging_dir(root, rec["clip"])
+        tmp = C.staging_dir(root, rec.clip)
         if per_frame:
             anim = animate(rec)
-            stage.render(anim.skeleton, anim.quats, anim.root_loc, anim.camera, 0.7, rec["light"], tmp / "unused")
+            stage.render(anim.skeleton, anim.quats, anim.root_loc, anim.camera, 0.7, rec.light, tmp / "unused")
             sc = bpy.context.scene
             for k in range(1, frames + 1):  # the baseline: one render call per frame
                 sc.frame_set(k)

@@ -1,6 +1,8 @@
 """The numpy side of rendering: body, actions, kinematics, camera framing, records (no bpy)."""
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 import pytest
 
@@ -86,7 +88,7 @@ def test_each_action_moves_stays_grounded_and_in_frame(cls):
     assert np.isfinite(verts).all()
     if ACTIONS[cls].ground == "contact":
         # the lowest vertex rests on the floor, or above it by the action's lift (jumps)
-        lift = evaluate(ACTIONS[cls], np.arange(32) / 25, rec["action"])["lift"]
+        lift = evaluate(ACTIONS[cls], np.arange(32) / 25, asdict(rec.action))["lift"]
         assert np.all(lift >= 0.0)
         np.testing.assert_allclose(verts[:, :, 2].min(axis=1), lift, atol=1e-6)
     # the body moves: joints travel a visible distance over the clip
@@ -94,22 +96,21 @@ def test_each_action_moves_stays_grounded_and_in_frame(cls):
     assert spread > 0.05, f"{cls} barely moves"
     # every vertex projects inside the frame, within the sampled fill
     cam = anim.camera
-    w, h = rec["size"]
+    w, h = rec.size
     from synthact.render.camera import _basis
-    back, right, up, fwd = _basis(rec["camera"]["azimuth"] + rec["camera"]["pan"] * np.linspace(0, 1, 32),
-                                  rec["camera"]["elevation"])
+    back, right, up, fwd = _basis(rec.camera.azimuth + rec.camera.pan * np.linspace(0, 1, 32), rec.camera.elevation)
     rel = verts - cam.position[:, None]
     depth = np.einsum("nvi,ni->nv", rel, fwd)
     assert depth.min() > 0.1
     x = np.einsum("nvi,ni->nv", rel, right) / depth * (cam.lens / SENSOR_WIDTH * 2)[:, None]
     y = np.einsum("nvi,ni->nv", rel, up) / depth * (cam.lens / SENSOR_WIDTH * 2)[:, None] * w / h
-    assert max(np.abs(x).max(), np.abs(y).max()) <= rec["camera"]["fill"] + 1e-3
+    assert max(np.abs(x).max(), np.abs(y).max()) <= rec.camera.fill + 1e-3
 
 
 def test_records_are_reproducible_and_differ_by_seed():
     assert _record("wave", 3) == _record("wave", 3)
-    assert _record("wave", 3)["camera"] != _record("wave", 4)["camera"]
-    assert _record("wave", 3, seed=1)["seed"] != _record("wave", 3, seed=0)["seed"]
+    assert _record("wave", 3).camera != _record("wave", 4).camera
+    assert _record("wave", 3, seed=1).seed != _record("wave", 3, seed=0).seed
 
 
 def test_quaternions_match_matrices():

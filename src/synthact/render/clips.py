@@ -12,8 +12,9 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import NamedTuple
 
 from .. import contract as C
 from ..assets import resolve_classes
@@ -22,6 +23,7 @@ from ..errors import BadConfig
 from ..rootlock import root_lock
 from .bodies import body_model, makehuman_body, normalise, parse_body_spec, write_pc2
 from .mocap import bone_maps, load_library
+from .record import Body, ClipRecord, RenderedClip, manifest_line, read_records
 from .sampling import sample_record
 
 FIXED_SETTINGS = C.SYNTHETIC_SETTINGS
@@ -30,6 +32,8 @@ PREVIEW_CLIPS = 8
 
 @dataclass
 class RenderJob:
+    """What ``render-clips`` is asked for (its options); :func:`render_batch` takes it."""
+
     out: Path
     classes: str = "ucf25"
     per_class: int | None = None
@@ -50,6 +54,8 @@ class RenderJob:
 
 @dataclass
 class RenderSummary:
+    """What a :func:`render_batch` run did: clips planned, skipped (already there), rendered, failed."""
+
     planned: int
     skipped: int
     rendered: int
@@ -59,10 +65,12 @@ class RenderSummary:
 
     @property
     def ok(self) -> bool:
+        """No clip failed."""
         return not self.failures
 
 
 def parse_size(text: str) -> tuple[int, int]:
+    """``WIDTHxHEIGHT`` (each 16..4096) as (width, height); anything else is a :class:`BadConfig`."""
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
@@ -72,7 +80,9 @@ def parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def plan(job: RenderJob) -> list[dict]:
+def plan(job: RenderJob) -> list[ClipRecord]:
+    """The records of every clip ``job`` asks for, in order; a bad option or input file is refused
+    here (:mod:`synthact.errors`), before anything is written."""
     if job.bone_map and not job.motions:
         raise BadConfig("--bone-map maps motion captures: give it with --motions")
     if job.bone_map:
@@ -114,28 +124,28 @@ def root_settings(job: RenderJob) -> dict:
             "gt_flow": job.gt_flow, "bodies": sorted({body_model({"model": m}) for m, _ in parse_body_spec(job.body)})}
 
 
-def _reconcile(root: Path, records: list[dict]) -> set[str]:
+def _reconcile(root: Path, records: list[ClipRecord]) -> set[str]:
     """Make the root consistent after a kill; return the clips that are finished.
 
-    A clip folder nobody recorded is refused (see :func:`contract.reconcile`).
+    A clip folder nobody recorded is refused (see :func:`contract.reconcile`), and so is a manifest
+    line that is not a clip record (:func:`record.read_records` names its line).
     """
-    lines = C.reconcile(root)
-    done = {r["clip"] for r in lines}
-    by_clip = {r["clip"]: r for r in lines}
+    C.reconcile(root)
+    by_clip = {r.clip: r for r in read_records(root)}
     for rec in records:
-        old = by_clip.get(rec["clip"])
+        old = by_clip.get(rec.clip)
         if old is not None:
             was, now = _settings(old), _settings(rec)
             for key in was:
                 if was[key] != now[key]:
-                    raise BadConfig(f"{root / C.MANIFEST}: clip {rec['clip']} has {key}={was[key]}, "
+                    raise BadConfig(f"{root / C.MANIFEST}: clip {rec.clip} has {key}={was[key]}, "
                                      f"this run asks {key}={now[key]}; use another --out")
-    return done
+    return set(by_clip)
 
 
-def _settings(record: dict) -> dict:
+def _settings(record: ClipRecord) -> dict:
     """What must agree between a rerun and a clip already rendered."""
-    return {**{k: record.get(k) for k in FIXED_SETTINGS}, "body model": body_model(record["body"])}
+    return {**{k: getattr(record, k) for k in FIXED_SETTINGS}, "body model": record.body.model_name}
 
 
 # ------------------------------------------------------------------ worker side
@@ -174,60 +184,71 @@ def _init_worker(engine: str, size: tuple[int, int], fps: int, gt_flow: bool, lo
     _STAGE = Stage(engine, tuple(size), fps, gt_flow)
 
 
-def skinned_body(stage, body: dict):
+def skinned_body(stage, body: Body):
     """The rest body of a clip's record, or None for the mannequin; rigged files are imported once
     per process (then scaled to the clip's height)."""
-    model = body_model(body)
+    model = body.model_name
     if model == "mannequin":
         return None
     if model == "makehuman":
-        return makehuman_body(body["phenotype"])
+        return makehuman_body(body.phenotype)
     if model not in _RIGGED:
         _RIGGED[model] = stage.load_rigged(model)
-    return normalise(_RIGGED[model], height=body["height"])
+    return normalise(_RIGGED[model], height=body.height)
 
 
-def shoot(stage, record: dict, out: Path):
+def shoot(stage, record: ClipRecord, out: Path):
     """Animate a record and render its frames into ``out`` (the mannequin, or a skinned body moved
     by a point cache kept outside ``out``: the clip folder holds only the contract's files)."""
     from .animate import animate
-    body = record["body"]
+    body = record.body
     anim = animate(record, skinned_body(stage, body))
-    grey = min(1.0, body["grey"] * (record["light"]["strength"] if record["engine"] == "workbench" else 1.0))
+    grey = min(1.0, body.grey * (record.light.strength if record.engine == "workbench" else 1.0))
     if anim.skinned is None:
-        stage.render(anim.skeleton, anim.quats, anim.root_loc, anim.camera, grey, record["light"], out)
+        stage.render(anim.skeleton, anim.quats, anim.root_loc, anim.camera, grey, record.light, out)
         return anim
     with tempfile.TemporaryDirectory() as cache:
         write_pc2(Path(cache) / "body.pc2", anim.skinned.frames)
         stage.render_skinned(anim.skinned.rest.verts, anim.skinned.rest.faces, Path(cache) / "body.pc2",
-                             anim.camera, grey, record["light"], out)
+                             anim.camera, grey, record.light, out)
     return anim
 
 
-def render_clip(task: tuple[dict, str, bool]) -> dict:
+class RenderTask(NamedTuple):
+    """One clip to render, as a worker receives it."""
+
+    record: ClipRecord
+    root: str     # the rawframe root
+    video: bool   # also write clip.mp4
+
+
+def render_clip(task: RenderTask) -> RenderedClip:
+    """Render ``task.record`` into its folder of ``task.root``, committed whole with its manifest
+    line waiting beside it (see :func:`contract.staged_clip`); returns that line's record."""
     record, root, video = task
     from .writer import exr_to_contract, write_video
     root = Path(root)
     start = time.perf_counter()
-    n = record["frames"]
+    n = record.frames
     done: dict = {}
-    with C.staged_clip(root, record["clip"], record=done) as tmp:
+    with C.staged_clip(root, record.clip, record=done) as tmp:
         anim = shoot(_STAGE, record, tmp)
-        if record["gt_flow"]:
+        if record.gt_flow:
             exr_to_contract(tmp, n)
         got = C.count_frames(tmp)
         if got != n:
             raise RuntimeError(f"{tmp}: Blender wrote {got} frames, expected {n}")
         if not C.finite(anim.camera.distance):
-            raise C.ContractError(f"clip {record['clip']}: the camera distance is {anim.camera.distance} "
+            raise C.ContractError(f"clip {record.clip}: the camera distance is {anim.camera.distance} "
                                   f"(the motion holds non-finite values)")
         if video:
-            write_video(tmp, n, record["fps"], tmp / "clip.mp4")
-        done.update({**record, "num_frames": n, "camera_distance": round(anim.camera.distance, 4),
-                     "camera_follows": anim.camera.follows,
-                     **({"motion_used": anim.motion_used} if anim.motion_used else {}),
-                     "render_seconds": round(time.perf_counter() - start, 3)})
-    return done
+            write_video(tmp, n, record.fps, tmp / "clip.mp4")
+        rendered = RenderedClip(**{f.name: getattr(record, f.name) for f in fields(record)}, num_frames=n,
+                                camera_distance=round(anim.camera.distance, 4), camera_follows=anim.camera.follows,
+                                motion_used=anim.motion_used or None,
+                                render_seconds=round(time.perf_counter() - start, 3))
+        done.update(manifest_line(rendered))
+    return rendered
 
 
 # ------------------------------------------------------------------ main side
@@ -243,6 +264,7 @@ def write_index(root: Path) -> list[str]:
 
 
 def write_preview(root: Path) -> Path | None:
+    """``preview.png``: a contact sheet of the first clip of up to eight classes; None for an empty root."""
     from .writer import contact_sheet
     first = {}
     for r in C.read_manifest(root):
@@ -266,7 +288,7 @@ def render_batch(job: RenderJob, progress: bool = True) -> RenderSummary:
         return _render_locked(job, root, records, progress)
 
 
-def _render_locked(job: RenderJob, root: Path, records: list[dict], progress: bool) -> RenderSummary:
+def _render_locked(job: RenderJob, root: Path, records: list[ClipRecord], progress: bool) -> RenderSummary:
     C.claim_settings(root, root_settings(job))
     done = _reconcile(root, records)
     if job.gt_flow:  # claim the root so that extract-flow never mixes estimated flow in
@@ -274,19 +296,19 @@ def _render_locked(job: RenderJob, root: Path, records: list[dict], progress: bo
             "method": "blender-vector", "bound": C.FLOW_BOUND, "encoding": C.FLOW_ENCODING,
             "params": "exact forward flow from Cycles' Vector pass, (-Z, +W) in image coordinates, "
                       "zero outside the body (alpha < 0.5)"})
-    todo = [r for r in records if r["clip"] not in done]
+    todo = [r for r in records if r.clip not in done]
     summary = RenderSummary(planned=len(records), skipped=len(records) - len(todo), rendered=0)
 
     def record(out) -> int:
-        C.append_manifest(root, out.result)
-        C.clear_pending(root, out.result["clip"])
+        C.append_manifest(root, manifest_line(out.result))
+        C.clear_pending(root, out.result.clip)
         summary.rendered += 1
-        return out.result["num_frames"]
+        return out.result.num_frames
 
     with _children_without_blender_paths():
-        res = run_batch(render_clip, [(r, str(root), job.video) for r in todo], job.workers,
-                        name=lambda t: t[0]["clip"], on_ok=record, initializer=_init_worker, desc="render", rate="frames/s",
-                        progress=progress, initargs=(job.engine, job.size, job.fps, job.gt_flow,
+        res = run_batch(render_clip, [RenderTask(r, str(root), job.video) for r in todo], job.workers,
+                        name=lambda t: t.record.clip, on_ok=record, initializer=_init_worker, desc="render",
+                        rate="frames/s", progress=progress, initargs=(job.engine, job.size, job.fps, job.gt_flow,
                                                      str(root / "render.log")))
     summary.failures, summary.seconds, summary.frames = res.failures, res.seconds, res.work
     write_index(root)

@@ -1,4 +1,4 @@
-"""Sample every random choice of a clip into a plain record, before any bpy call.
+"""Sample every random choice of a clip into its record (:mod:`.record`), before any bpy call.
 
 The record is the clip's manifest line: the clip can be rendered again from it alone, and the
 same (batch seed, class, index) always gives the same record.
@@ -13,6 +13,7 @@ from ..errors import BadConfig
 from .actions import ACTIONS
 from .bodies import sample_body_model
 from .body import sample_proportions
+from .record import Action, Body, Camera, CapturedMotion, ClipRecord, Light, Motion, ProceduralMotion
 
 STYLE_RANGES = {  # per-clip posture quirks added to every action, degrees
     "sh_abd.l": (0, 10), "sh_abd.r": (0, 10), "elbow.l": (0, 15), "elbow.r": (0, 15),
@@ -21,63 +22,55 @@ STYLE_RANGES = {  # per-clip posture quirks added to every action, degrees
 
 
 def clip_seed(batch_seed: int, cls: str, index: int) -> int:
+    """The seed of one clip, from the batch seed, its class and its index (1-based)."""
     ss = np.random.SeedSequence([batch_seed, zlib.crc32(cls.encode()), index])
     return int(ss.generate_state(1)[0])
 
 
 def clip_name(cls: str, batch_seed: int, index: int) -> str:
+    """``<class>/<class>_s<batch seed>_<index:05d>``: the clip's id in the manifest and its folder."""
     return f"{cls}/{cls}_s{batch_seed}_{index:05d}"
 
 
 def sample_record(cls: str, batch_seed: int, index: int, frames: int, fps: int,
                   size: tuple[int, int], engine: str, gt_flow: bool, motions: dict | None = None,
-                  bodies: list | None = None) -> dict:
-    """``motions``: a loaded motion library; its classes are cut from captures, not procedural.
-    ``bodies``: the parsed ``--body`` spec (default: the mannequin)."""
+                  bodies: list | None = None) -> ClipRecord:
+    """The record of clip ``index`` of class ``cls``: every random choice drawn, in a fixed order,
+    from the clip's own seed. ``motions``: a loaded motion library (``mocap.load_library``); its
+    classes are cut from captures, not procedural. ``bodies``: the parsed ``--body`` spec
+    (default: the mannequin). An unknown class is a :class:`BadConfig`."""
     seed = clip_seed(batch_seed, cls, index)
     rng = np.random.default_rng(seed)
     u = lambda lo, hi: round(float(rng.uniform(lo, hi)), 4)  # noqa: E731
+    # the draws below are in the order the manifests of earlier versions were drawn in: keep it
     captured = motions["motions"].get(cls) if motions else None
+    motion: Motion
     if captured:
         pick = captured[int(rng.integers(len(captured)))]
-        motion = {"source": "bvh", "file": pick["file"], "frames": pick["frames"], "start": u(0.0, 1.0),
-                  "bone_map": motions["bone_map"]}
+        motion = CapturedMotion(file=pick["file"], frames=pick["frames"], start=u(0.0, 1.0),
+                                bone_map=motions["bone_map"])
     elif cls in ACTIONS:
-        motion = {"source": "procedural"}
+        motion = ProceduralMotion()
     else:
         raise BadConfig(f"unknown class {cls!r}")
-    return {
-        "clip": clip_name(cls, batch_seed, index),
-        "class": cls,
-        "batch_seed": batch_seed,
-        "index": index,
-        "seed": seed,
-        "frames": frames,
-        "fps": fps,
-        "size": list(size),
-        "engine": engine,
-        "gt_flow": gt_flow,
-        "motion": motion,
-        # the body model has its own stream: adding --body leaves every other draw as it was
-        "body": {**sample_proportions(rng), "grey": u(0.45, 0.85),
-                 **sample_body_model(np.random.default_rng([seed, 1]), bodies or [("mannequin", 1.0)])},
-        "action": {
-            "speed": u(0.8, 1.25),
-            "amp": u(0.85, 1.15),
-            "phase": u(0.0, 1.0),
-            "mirror": bool(rng.random() < 0.5),
-            "style": {k: u(lo, hi) for k, (lo, hi) in STYLE_RANGES.items()},
-        },
-        "camera": {
-            "azimuth": u(0.0, 360.0),
-            "elevation": u(-5.0, 35.0),
-            "lens": u(24.0, 70.0),
-            "fill": u(0.6, 0.95),
-            "pan": u(-25.0, 25.0) if rng.random() < 0.5 else 0.0,
-            "zoom": u(0.85, 1.15) if rng.random() < 0.5 else 1.0,
-            # a cameraman panning with the root (smoothed) half the time, else a static shot
-            # wide enough for all the root's travel
-            "follow": bool(rng.random() < 0.5),
-        },
-        "light": {"azimuth": u(0.0, 360.0), "elevation": u(15.0, 75.0), "strength": u(0.7, 1.3)},
-    }
+    proportions, grey = sample_proportions(rng), u(0.45, 0.85)
+    # the body model has its own stream: adding --body leaves every other draw as it was
+    model = sample_body_model(np.random.default_rng([seed, 1]), bodies or [("mannequin", 1.0)])
+    body = Body(**proportions, grey=grey, **model)
+    action = Action(speed=u(0.8, 1.25), amp=u(0.85, 1.15), phase=u(0.0, 1.0), mirror=bool(rng.random() < 0.5),
+                    style={k: u(lo, hi) for k, (lo, hi) in STYLE_RANGES.items()})
+    camera = Camera(
+        azimuth=u(0.0, 360.0),
+        elevation=u(-5.0, 35.0),
+        lens=u(24.0, 70.0),
+        fill=u(0.6, 0.95),
+        pan=u(-25.0, 25.0) if rng.random() < 0.5 else 0.0,
+        zoom=u(0.85, 1.15) if rng.random() < 0.5 else 1.0,
+        # a cameraman panning with the root (smoothed) half the time, else a static shot
+        # wide enough for all the root's travel
+        follow=bool(rng.random() < 0.5),
+    )
+    light = Light(azimuth=u(0.0, 360.0), elevation=u(15.0, 75.0), strength=u(0.7, 1.3))
+    return ClipRecord(clip=clip_name(cls, batch_seed, index), cls=cls, batch_seed=batch_seed, index=index, seed=seed,
+                      frames=frames, fps=fps, size=list(size), engine=engine, gt_flow=gt_flow, motion=motion,
+                      body=body, action=action, camera=camera, light=light)

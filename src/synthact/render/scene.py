@@ -16,11 +16,16 @@ from ..contract import ContractError
 from ..errors import BadConfig
 from .body import NAMES, PARENT, Skeleton, part_mesh, rest_rotations
 from .camera import CameraPath
+from .record import Light
 
 ENGINES = {"workbench": "BLENDER_WORKBENCH", "cycles": "CYCLES"}
 
 
 class Stage:
+    """One worker's Blender scene: render settings for ``engine`` at ``size`` and ``fps`` set once
+    (Cycles' Vector pass to multi-layer EXR with ``gt_flow``, else JPEG frames); each clip is then
+    built, keyed and rendered whole by :meth:`render` or :meth:`render_skinned`."""
+
     def __init__(self, engine: str, size: tuple[int, int], fps: int, gt_flow: bool, threads: int = 1):
         if gt_flow and engine != "cycles":
             raise BadConfig("--gt-flow needs the cycles engine (Blender's Vector pass)")
@@ -75,12 +80,11 @@ class Stage:
         sc.collection.objects.link(cam)
         sc.camera = self.camera = cam
         self.material = bpy.data.materials.new("mannequin")
-        self.lights: list = []
 
     # ------------------------------------------------------------------ clip
     def render(self, skel: Skeleton, quats: np.ndarray, root_loc: np.ndarray, cam: CameraPath,
-               grey: float, light: dict, out: Path) -> None:
-        """The mannequin: an armature keyed with ``quats`` and ``root_loc``."""
+               grey: float, light: Light, out: Path) -> None:
+        """The mannequin: an armature keyed with ``quats`` and ``root_loc``, shot along ``cam`` into ``out``."""
         n = self._start(len(quats), grey)
         arm = self._build_body(skel)
         action = bpy.data.actions.new("pose")
@@ -96,8 +100,9 @@ class Stage:
         self._shoot(cam, light, out)
 
     def render_skinned(self, verts: np.ndarray, faces: list, cache: Path, cam: CameraPath, grey: float,
-                       light: dict, out: Path) -> None:
-        """A skinned body: its rest mesh, moved by a point cache (PC2) of skinned vertices."""
+                       light: Light, out: Path) -> None:
+        """A skinned body: its rest mesh, moved by a point cache (PC2) of skinned vertices, shot along
+        ``cam`` into ``out``."""
         self._start(len(cam.lens), grey)
         mesh = bpy.data.meshes.new("body")
         sizes = np.array([len(f) for f in faces], dtype=np.int32)
@@ -124,7 +129,7 @@ class Stage:
         self._set_colour(grey)
         return n
 
-    def _shoot(self, cam: CameraPath, light: dict, out: Path) -> None:
+    def _shoot(self, cam: CameraPath, light: Light, out: Path) -> None:
         frames = np.arange(1, len(cam.lens) + 1, dtype=np.float32)
         cam_action = bpy.data.actions.new("camera")
         self.camera.animation_data_create()
@@ -199,21 +204,20 @@ class Stage:
             bsdf.inputs["Base Color"].default_value = (grey, grey, grey, 1.0)
             bsdf.inputs["Roughness"].default_value = 0.6
 
-    def _set_light(self, light: dict) -> None:
-        az, el = math.radians(light["azimuth"]), math.radians(light["elevation"])
+    def _set_light(self, light: Light) -> None:
+        az, el = math.radians(light.azimuth), math.radians(light.elevation)
         if self.engine == "workbench":
             # Workbench's studio light has a direction (rotation about Z) but no strength; the
             # sampled strength scales the body's grey instead (see _set_colour's caller).
             self.scene.display.shading.studiolight_rotate_z = az - math.pi
             return
-        for key, strength, a, e in (("key", 4.0 * light["strength"], az, el),
-                                    ("fill", 1.2 * light["strength"], az + math.pi * 0.8, math.radians(20))):
+        for key, strength, a, e in (("key", 4.0 * light.strength, az, el),
+                                    ("fill", 1.2 * light.strength, az + math.pi * 0.8, math.radians(20))):
             sun = bpy.data.objects.new(key, bpy.data.lights.new(key, "SUN"))
             sun.data.energy = strength
             # a sun shines along its -Z; point it from (a, e) towards the origin
             sun.rotation_euler = (math.pi / 2 - e, 0.0, a + math.pi / 2)
             self.scene.collection.objects.link(sun)
-            self.lights.append(sun)
 
     def _build_body(self, skel: Skeleton):
         data = bpy.data.armatures.new("mannequin")
@@ -258,7 +262,6 @@ class Stage:
         for ob in list(self.scene.collection.objects):
             if ob is not self.camera:
                 bpy.data.objects.remove(ob)
-        self.lights.clear()
         for coll in (bpy.data.meshes, bpy.data.armatures, bpy.data.actions, bpy.data.lights, bpy.data.images):
             for block in list(coll):
                 coll.remove(block)
