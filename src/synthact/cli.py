@@ -283,6 +283,24 @@ def _print_version(ctx: click.Context, _param, value: bool) -> None:
         ctx.exit(0)
 
 
+@click.command("export", cls=Guarded, epilog="""
+\b
+Examples:
+  synthact export synth --format webdataset --out synth_shards --shard-size 200
+  synthact export synth --format videos --out synth_mp4""")
+@click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--format", "fmt", required=True, type=click.Choice(["webdataset", "videos"]))
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="A new, empty folder.")
+@click.option("--shard-size", default=100, show_default=True, type=click.IntRange(min=1), help="Clips per tar shard.")
+@WAIT
+def export_cmd(root, fmt, out, shard_size, wait):
+    """Export a rawframe root as WebDataset tar shards or as one mp4 per clip with mmaction2 video lists."""
+    from .export import export_root
+    r = export_root(root, out, fmt, shard_size, wait)
+    click.echo(f"{r['clips']} clips exported as {fmt}" + (f" in {r['shards']} shards" if "shards" in r else "")
+               + f" -> {out}")
+
+
 @click.command("info", cls=Guarded)
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
@@ -310,6 +328,7 @@ main.add_command(evaluate_cmd)
 main.add_command(ablate_cmd)
 main.add_command(merge_cmd)
 main.add_command(info_cmd)
+main.add_command(export_cmd)
 
 
 @main.command(cls=Guarded)
