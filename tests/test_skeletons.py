@@ -343,3 +343,30 @@ def test_a_skeleton_that_is_not_human_is_refused_in_one_line(tmp_path):
             sample_positions(str(path), None, 4, 25, 0.0, 1.0, False, None)
         msg = str(err.value)
         assert "\n" not in msg and msg.startswith(f"{path}: not mapped as a human skeleton: "), msg
+
+
+# ------------------------------------------------------------------ synthact motions check
+def test_motions_check_prints_each_map_and_draws_a_contact_sheet(mocap, tmp_path):
+    from synthact import contract as C
+
+    from .conftest import run_cli
+    zup = rotated(scaled(read(mocap / "02_01.bvh"), 100 * 0.0254 / 0.45), Y_TO_Z, "XYZ")
+    zup = renamed_shuffled(bind_frame_first(zup), np.random.default_rng(1)).write(tmp_path / "zup_cm.bvh")
+    snake = {"s0": (None, (0, 0, 0))}
+    snake.update({f"s{j}": (f"s{j - 1}", (0, 0, 10)) for j in range(1, 6)})
+    snake = _chain_bvh(tmp_path / "snake.bvh", snake)
+    sheet = tmp_path / "sheet.png"
+    r = run_cli("synthact", "motions", "check", str(mocap / "13_26.bvh"), str(zup), str(snake), "--sheet", str(sheet),
+                "--size", "64x48", "--frames", "3", "--seconds", "2")
+    assert r.returncode == 1, r.stderr                                     # one capture not mapped
+    assert r.stderr.strip().splitlines() == [f"not mapped: {snake}: not mapped as a human skeleton: "
+                                             f"1 limb end(s), a human has 5 (two feet, two hands, a head)"]
+    out = r.stdout
+    assert (f"{mocap / '13_26.bvh'}: 120 fps, 3028 frames (1 bind frame dropped), 25.22 s; 31 joints; up +Y, "
+            f"facing +Z, unit cmu (stature 1.81 m); mapped by structure") in out
+    assert "left:  hip=LeftUpLeg shoulder=LeftArm elbow=LeftForeArm wrist=LeftHand" in out
+    assert f"{zup}: 120.005 fps, 343 frames (1 bind frame dropped), 2.85 s; 31 joints; up +Z, facing -Y, unit cm" in out
+    assert "2 of 3 captures mapped" in out and f"contact sheet: {sheet}" in out
+    img = C.read_image(sheet)
+    assert img.shape[0] == 2 * (48 + 2) and img.shape[1] == 3 * 64               # a row per mapped capture
+    assert (img.max(axis=-1) > 20).mean() > 0.01

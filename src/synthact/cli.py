@@ -320,6 +320,45 @@ def main():
     """synthact: synthetic action clips, TSN optical flow and training."""
 
 
+@click.group("motions")
+def motions_group():
+    """Motion captures: see how a skeleton maps before rendering a big batch from it."""
+
+
+@motions_group.command("check", cls=Guarded, epilog="""
+\b
+Examples:
+  synthact motions check captures/*.bvh
+  synthact motions check walk.bvh --bone-map mymap.yaml --sheet walk.png --seconds 6""")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--bone-map", help="cgspeed | 3dsmax | daz | cc | FILE: map by joint names instead of by structure.")
+@click.option("--sheet", default="motions_check.png", show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Contact sheet to write: the mannequin performing each capture, one row each.")
+@click.option("--no-sheet", is_flag=True, help="Only print the maps; render nothing.")
+@click.option("--seconds", default=4.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="Of each capture shown.")
+@click.option("--frames", default=5, show_default=True, type=click.IntRange(min=2), help="Frames per row.")
+@click.option("--size", default="160x120", show_default=True, help="WIDTHxHEIGHT of each frame.")
+def motions_check(files, bone_map, sheet, no_sheet, seconds, frames, size):
+    """Print each capture's key points (joint names), up axis, unit, fps, frames and duration; a
+    capture that cannot be mapped is named in one line with what is missing."""
+    from .render.clips import parse_size
+    from .render.mocap import check_motions
+    r = check_motions([str(f) for f in files], bone_map, None if no_sheet else sheet, parse_size(size), seconds,
+                      frames)
+    for text in r["lines"]:
+        click.echo(text)
+    for f, why in r["failed"]:
+        click.echo(f"not mapped: {why}" if str(f) in why else f"not mapped: {f}: {why}", err=True)
+    if r["sheet"]:
+        click.echo(f"contact sheet: {r['sheet']}")
+    click.echo(f"{len(files) - len(r['failed'])} of {len(files)} captures mapped")
+    if r["failed"]:
+        sys.exit(PARTIAL)
+
+
+main.add_command(motions_group)
 main.add_command(render_clips)
 main.add_command(extract_flow)
 main.add_command(prepare_cmd)

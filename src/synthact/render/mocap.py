@@ -232,7 +232,8 @@ def retarget(skel: Skeleton, k: dict[str, np.ndarray], where: str = "bone map") 
     for b in range(1, len(NAMES)):
         L[:, b] = np.swapaxes(G[:, PARENT[b]], -1, -2) @ G[:, b]
     # captured travel, scaled from the capture's legs to ours, starting at the origin
-    leg = lambda a, b_, c: np.linalg.norm(k[a] - k[b_], axis=-1).mean() + np.linalg.norm(k[b_] - k[c], axis=-1).mean()
+    def leg(a, b_, c):
+        return np.linalg.norm(k[a] - k[b_], axis=-1).mean() + np.linalg.norm(k[b_] - k[c], axis=-1).mean()
     ours = np.linalg.norm(skel.heads[INDEX["shin.l"]] - skel.heads[INDEX["thigh.l"]]) + \
         np.linalg.norm(skel.tails[INDEX["shin.l"]] - skel.heads[INDEX["shin.l"]])
     scale = ours / leg("hip.l", "knee.l", "ankle.l")
@@ -307,3 +308,61 @@ def _capture(path: Path, cls: str, item) -> dict:
         raise BadConfig(f"{path}: class {cls}: {item['file']!r}: frames {frames} start past its "
                         f"{len(bvh.motion)} frames")
     return {"file": f, "frames": frames}
+
+
+def describe_capture(path: str, bone_map: str | None = None) -> tuple[KeyMap, str]:
+    """A capture's map and a few lines for a user: fps, frames, duration, axes, unit, key points."""
+    p = Path(path)
+    if not p.is_file():
+        raise BadData(f"{p}: motion file not found")
+    bvh, P = load_bvh(str(p), p.stat().st_mtime_ns)
+    km = key_map(str(p), p.stat().st_mtime_ns, bone_map)
+    frames = len(P) - km.first
+    dropped = f" ({km.first} bind frame{'s' * (km.first > 1)} dropped)" if km.first else ""
+    lines = [f"{p}: {bvh.fps:.6g} fps, {frames} frames{dropped}, {(frames - 1) / bvh.fps:.2f} s; "
+             f"{len(bvh.names) - sum(bvh.ends)} joints; up {km.up}, facing {km.forward}, unit {km.unit} "
+             f"(stature {km.stature:.2f} m); mapped by {km.how}"]
+    torso = [k for k in KEYS if k == OTHER_SIDE[k]]
+    lines.append("  torso: " + " ".join(f"{k}={km.names.get(k, '?')}" for k in torso))
+    for s, side in (("l", "left: "), ("r", "right:")):
+        lines.append(f"  {side} " + " ".join(f"{k[:-2]}={km.names.get(k, '?')}" for k in KEYS if k.endswith("." + s)))
+    return km, "\n".join(lines)
+
+
+def check_motions(files: list[str], bone_map: str | None, sheet: Path | None, size: tuple[int, int] = (160, 120),
+                  seconds: float = 4.0, frames: int = 5) -> dict:
+    """``synthact motions check``: each capture's map (see :func:`describe_capture`), or the one
+    line saying why it is not mapped; with ``sheet``, a contact sheet of the mannequin performing
+    ``seconds`` of every mapped capture (one row each), rendered in a scratch folder."""
+    import tempfile
+
+    from .. import contract as C
+    from .clips import RenderJob, render_batch
+    from .writer import contact_sheet
+    if bone_map:
+        bone_maps(bone_map)
+    lines, failed, ok = [], [], []
+    for f in files:
+        try:
+            _, text = describe_capture(f, bone_map)
+        except BadData as exc:
+            failed.append((f, one_line(exc)))
+            continue
+        lines.append(text)
+        ok.append(str(Path(f).resolve()))
+    if sheet is None or not ok:
+        return {"lines": lines, "failed": failed, "sheet": None}
+    with tempfile.TemporaryDirectory(prefix="motions-check-") as tmp:
+        classes = {f"capture{i:03d}": [f] for i, f in enumerate(ok)}
+        lib = Path(tmp) / "motions.yaml"
+        lib.write_text(yaml.safe_dump({"motions": classes}))
+        out = Path(tmp) / "clips"
+        fps = max(1, round((frames - 1) / seconds))
+        s = render_batch(RenderJob(out=out, classes=",".join(classes), per_class=1, frames=frames, size=size,
+                                   fps=fps, motions=str(lib), bone_map=bone_map), progress=False)
+        failed += [(classes[clip.split("/")[0]][0], err) for clip, err in s.failures]
+        rows = [(f"{Path(classes[r['class']][0]).name}", C.clip_dir(out, r["clip"]), frames)
+                for r in sorted(C.read_manifest(out), key=lambda r: r["class"])]
+        if rows:
+            contact_sheet(rows, Path(sheet), per_clip=frames, thumb_w=size[0])
+    return {"lines": lines, "failed": failed, "sheet": str(sheet) if rows else None}
