@@ -145,7 +145,8 @@ def test_body_spec_errors_are_one_line(tmp_path):
 def test_a_rerun_with_another_body_is_refused(tmp_path):
     job = dict(out=tmp_path / "r", classes="wave", per_class=1, frames=2, size=(64, 48))
     assert render_batch(RenderJob(**job), progress=False).ok
-    with pytest.raises(ValueError, match="body model=mannequin, this run asks body model=makehuman"):
+    refused = r"holds clips with bodies=\['mannequin'\]; this run asks bodies=\['makehuman'\]"
+    with pytest.raises(ValueError, match=refused):
         render_batch(RenderJob(**job, body="makehuman"), progress=False)
 
 

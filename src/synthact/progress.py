@@ -47,11 +47,12 @@ class Progress:
             self._line()
 
     def write(self, message: str) -> None:
-        """A line that must not tear the bar (a failed item, a warning)."""
+        """A line on stdout that must not tear the bar (a failed item as it happens; the command's
+        own failure list, on stderr, comes at the end)."""
         if self.bar is not None:
-            self.bar.write(message, file=self.stream)
-        else:
-            print(message, file=self.stream, flush=True)
+            self.bar.write(message, file=sys.stdout)
+        elif self.enabled:
+            print(message, file=sys.stdout, flush=True)
 
     def close(self) -> None:
         """End the bar, or print the final line."""
