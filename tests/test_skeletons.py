@@ -370,3 +370,91 @@ def test_motions_check_prints_each_map_and_draws_a_contact_sheet(mocap, tmp_path
     img = C.read_image(sheet)
     assert img.shape[0] == 2 * (48 + 2) and img.shape[1] == 3 * 64               # a row per mapped capture
     assert (img.max(axis=-1) > 20).mean() > 0.01
+
+
+# ------------------------------------------------------------------ other rigs, driven by a capture
+DUMP_RIG = """
+import sys, json, bpy
+bpy.ops.wm.read_factory_settings(use_empty=True)
+bpy.ops.import_scene.gltf(filepath=sys.argv[1])
+arm = [o for o in bpy.data.objects if o.type == "ARMATURE"][0]
+bones = list(arm.data.bones)
+json.dump({"names": [b.name for b in bones], "parents": [bones.index(b.parent) if b.parent else -1 for b in bones],
+           "heads": [list(arm.matrix_world @ b.head_local) for b in bones],
+           "tails": [list(arm.matrix_world @ b.tail_local) for b in bones]}, open(sys.argv[2], "w"))
+"""
+
+
+def _gltf_rig(glb: Path, tmp_path: Path):
+    """The glTF body's skeleton (Unreal names: a root on the floor, twist-free, 5 fingers of 4)."""
+    import json
+    import subprocess
+    import sys
+
+    from synthact.render.bodies import SkinnedBody, normalise
+    out = tmp_path / "rig.json"
+    r = subprocess.run([sys.executable, "-c", DUMP_RIG, str(glb), str(out)], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    d = json.loads(out.read_text())
+    heads = np.array(d["heads"])
+    n = len(heads)
+    return normalise(SkinnedBody(heads.copy(), [], d["names"], np.array(d["parents"]), heads,
+                                 np.array(d["tails"]), np.arange(n)[:, None], np.ones((n, 1))))
+
+
+def rig_bvh(body, skel, posed, path: Path, fps: float = 30.0) -> Path:
+    """``body``'s own skeleton following ``posed`` (see bodies.pose_joints), written as a Y-up BVH:
+    every joint turns, joints under the root's first child slide with it (position channels)."""
+    from synthact.render.bodies import pose_joints
+    from synthact.render.bvh import TO_OURS
+    D, P = pose_joints(body, skel, posed)
+    T = TO_OURS
+    heads = body.heads @ T        # file axes (ours = T @ file)
+    P = P @ T
+    D = np.swapaxes(T, 0, 1) @ D @ T
+    parents = [int(p) for p in body.parents]
+    offsets = np.array([heads[j] - heads[p] if p >= 0 else heads[j] for j, p in enumerate(parents)])
+    chans, cols = [], []
+    for j, p in enumerate(parents):
+        slides = p < 0 or parents[p] < 0           # the root and the pelvis under it
+        chans.append(([f"{a}position" for a in "XYZ"] if slides else []) + ["Zrotation", "Xrotation", "Yrotation"])
+        L = D[:, j] if p < 0 else np.swapaxes(D[:, p], -1, -2) @ D[:, j]
+        if slides:
+            t = P[:, j] - offsets[j] if p < 0 else np.einsum("nji,nj->ni", D[:, p], P[:, j] - P[:, p]) - offsets[j]
+            cols.append(t)
+        cols.append(euler(L, "ZXY"))
+    write_bvh(path, body.names, parents, offsets, chans, np.concatenate(cols, axis=1), 1 / fps)
+    return path
+
+
+RIG_NAMES = {  # what the structure must find on each rig: key point -> joint
+    "gltf": {"hips": "pelvis", "hip.l": "thigh_l", "knee.l": "calf_l", "ankle.r": "foot_r", "toe.l": "ball_l",
+             "spine_low": "spine_01", "spine_mid": "spine_02", "neck": "neck_01", "head": "head", "head_top": "head_leaf",
+             "shoulder.l": "upperarm_l", "elbow.r": "lowerarm_r", "wrist.l": "hand_l"},
+    "makehuman": {"hips": "Hips", "hip.l": "LeftUpLeg", "knee.l": "LeftLeg", "ankle.r": "RightFoot",
+                  "spine_low": "LowerBack", "spine_mid": "Spine",
+                  "shoulder.l": "LeftArm", "elbow.r": "RightForeArm", "wrist.l": "LeftHand"},
+}
+
+
+@pytest.mark.parametrize("rig", ["gltf", "makehuman"])
+def test_other_rigs_driven_by_a_capture_map_by_structure(mocap, fixtures, tmp_path, rig):
+    from synthact.render.bodies import makehuman_body
+    keys, _ = sample_positions(str(mocap / "02_01.bvh"), None, 16, 30, 0.2, 1.0, False, None)
+    skel = build_skeleton(sample_proportions(np.random.default_rng(1)))
+    posed = retarget(skel, keys)
+    body = (_gltf_rig(fixtures / "bodies/human-male.glb", tmp_path) if rig == "gltf" else
+            makehuman_body({"gender": 0.7, "age": 0.6, "muscle": 0.5, "weight": 0.5, "height": 0.5,
+                            "proportions": 0.5}))
+    path = rig_bvh(body, skel, posed, tmp_path / f"{rig}.bvh")
+    km = key_map(str(path), path.stat().st_mtime_ns, None)
+    assert (km.up, km.forward, km.unit) == ("+Y", "+Z", "m"), km.describe()
+    for k, name in RIG_NAMES[rig].items():
+        assert km.names[k] == name, (k, km.describe())
+    again, _ = sample_positions(str(path), None, 16, 30, 0.0, 1.0, False, None)
+    theirs = _directions(skel, retarget(skel, again, str(path)))
+    ours = _directions(skel, posed)
+    for bone in ("upper_arm.l", "forearm.r", "thigh.l", "shin.r", "spine", "chest", "foot.l"):
+        cos = np.sum(_unit(ours[bone]) * _unit(theirs[bone]), axis=-1)
+        assert cos.min() > 0.99, (bone, cos.min(), km.describe())

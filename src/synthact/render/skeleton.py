@@ -228,14 +228,17 @@ def _structure(tree: _Tree, rest: np.ndarray, frames: np.ndarray, where: str) ->
     _, prev = tree.dists([C])
     spine = _walk(prev, B)  # [B, ..., C]
     J["hips"] = B
-    J["spine_low"] = shown["spine_low"] = B
-    if len(spine) > 1:
-        shown["spine_low"] = tree.entry(B, spine[1])
+    if len(spine) >= 4:  # the spine starts at its first joint off the pelvis
+        low, interior = spine[1], spine[2:-1]
+        J["spine_low"] = low
+    else:                # (or on the pelvis, where it leaves it)
+        low, interior = B, spine[1:-1]
+        J["spine_low"], shown["spine_low"] = B, tree.entry(B, spine[1])
     dist, _ = tree.dists([B])
-    if len(spine) > 2:
-        J["spine_mid"] = min(spine[1:-1], key=lambda u: abs(dist[u] - dist[C] / 2))
+    if interior:
+        J["spine_mid"] = min(interior, key=lambda u: abs(dist[u] - (dist[low] + dist[C]) / 2))
     else:
-        V["spine_mid"] = (C, B, -0.5)
+        V["spine_mid"] = (C, low, -0.5)
     # the head's top is its highest point along the spine (not a jaw or an eye that reaches further)
     root, first = chain[head][0], chain[head][1]
     up = rest[C] - rest[B]
