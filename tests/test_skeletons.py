@@ -430,7 +430,8 @@ def rig_bvh(body, skel, posed, path: Path, fps: float = 30.0) -> Path:
 
 RIG_NAMES = {  # what the structure must find on each rig: key point -> joint
     "gltf": {"hips": "pelvis", "hip.l": "thigh_l", "knee.l": "calf_l", "ankle.r": "foot_r", "toe.l": "ball_l",
-             "spine_low": "spine_01", "spine_mid": "spine_02", "neck": "neck_01", "head": "head", "head_top": "head_leaf",
+             "spine_low": "spine_01", "spine_mid": "spine_02", "neck": "neck_01", "head": "head",
+             "head_top": "head_leaf",
              "shoulder.l": "upperarm_l", "elbow.r": "lowerarm_r", "wrist.l": "hand_l"},
     "makehuman": {"hips": "Hips", "hip.l": "LeftUpLeg", "knee.l": "LeftLeg", "ankle.r": "RightFoot",
                   "spine_low": "LowerBack", "spine_mid": "Spine",
