@@ -459,3 +459,66 @@ def test_other_rigs_driven_by_a_capture_map_by_structure(mocap, fixtures, tmp_pa
     for bone in ("upper_arm.l", "forearm.r", "thigh.l", "shin.r", "spine", "chest", "foot.l"):
         cos = np.sum(_unit(ours[bone]) * _unit(theirs[bone]), axis=-1)
         assert cos.min() > 0.99, (bone, cos.min(), km.describe())
+
+
+# ------------------------------------------------------------------ FBX captures
+TO_FBX = """
+import sys, bpy
+src, out = sys.argv[-2], sys.argv[-1]
+bpy.ops.wm.read_factory_settings(use_empty=True)
+bpy.ops.import_anim.bvh(filepath=src, update_scene_fps=True, update_scene_duration=True)
+bpy.ops.export_scene.fbx(filepath=out, object_types={"ARMATURE"}, bake_anim=True, add_leaf_bones=False,
+                         bake_anim_use_nla_strips=False, bake_anim_use_all_actions=False)
+"""
+
+
+def to_fbx(bvh: Path, fbx: Path) -> Path:
+    """The capture as an FBX armature with an action (no mesh), written by Blender."""
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-c", TO_FBX, str(bvh), str(fbx)], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0 and fbx.exists(), r.stderr[-2000:]
+    return fbx
+
+
+@pytest.mark.parametrize("rig", ["cmu", "gltf"])
+def test_an_fbx_capture_maps_and_moves_like_its_bvh(mocap, fixtures, tmp_path, rig):
+    if rig == "cmu":
+        bvh = mocap / "02_01.bvh"
+    else:  # the glTF body's Unreal rig driven by the walk
+        keys, _ = sample_positions(str(mocap / "02_01.bvh"), None, 30, 30, 0.2, 1.0, False, None)
+        skel = build_skeleton(sample_proportions(np.random.default_rng(1)))
+        bvh = rig_bvh(_gltf_rig(fixtures / "bodies/human-male.glb", tmp_path), skel, retarget(skel, keys),
+                      tmp_path / "gltf.bvh")
+    fbx = to_fbx(bvh, tmp_path / "capture.fbx")
+    a = key_map(str(bvh), bvh.stat().st_mtime_ns, None)
+    b = key_map(str(fbx), fbx.stat().st_mtime_ns, None)
+    assert (b.up, b.forward) == ("+Z", "-Y") and b.unit == a.unit and b.first == a.first
+    assert {k: v for k, v in b.names.items()} == a.names
+    want, _ = sample_positions(str(bvh), None, 12, 30, 0.0, 1.0, False, None)
+    got, info = sample_positions(str(fbx), None, 12, 30, 0.0, 1.0, False, None)
+    assert info["capture_fps"] == pytest.approx(1 / parse_bvh(bvh).frame_time, rel=1e-3)
+    skel = build_skeleton(sample_proportions(np.random.default_rng(3)))
+    ours, theirs = _directions(skel, retarget(skel, got)), _directions(skel, retarget(skel, want))
+    for bone in SEGMENTS:
+        cos = np.sum(_unit(ours[bone]) * _unit(theirs[bone]), axis=-1)
+        assert cos.min() > 0.99, (bone, cos.min())
+
+
+def test_an_fbx_capture_renders_through_motions(mocap, tmp_path):
+    import yaml
+
+    from synthact import contract as C
+    from synthact.render.clips import RenderJob, render_batch
+    fbx = to_fbx(mocap / "13_32.bvh", tmp_path / "jump.fbx")
+    (tmp_path / "motions.yaml").write_text(yaml.safe_dump({"motions": {"jump": ["jump.fbx"],
+                                                                       "walk": [str(mocap / "02_01.bvh")]}}))
+    out = tmp_path / "out"
+    s = render_batch(RenderJob(out=out, classes="jump,walk", per_class=1, frames=3, size=(64, 48),
+                               motions=str(tmp_path / "motions.yaml")), progress=False)
+    assert s.ok, s.failures
+    for rec in C.read_manifest(out):
+        assert rec["motion"]["source"] == "bvh" and rec["motion_used"]["capture_fps"] > 100
+        img = C.read_image(C.clip_dir(out, rec["clip"]) / C.img_name(2))
+        assert (img.max(axis=-1) > 20).mean() > 0.01, rec["clip"]

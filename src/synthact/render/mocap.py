@@ -165,11 +165,20 @@ def _align(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return R
 
 
+def load_capture(path: str, mtime_ns: int):
+    """A capture file, parsed and posed once per worker: a BVH, or an FBX (read with Blender's
+    importer, see :mod:`.fbx_motion`); (skeleton as a :class:`~.bvh.Bvh`, (F, J, 3) positions)."""
+    if str(path).lower().endswith(".fbx"):
+        from .fbx_motion import load_fbx
+        return load_fbx(str(path), mtime_ns)
+    return load_bvh(str(path), mtime_ns)
+
+
 @lru_cache(maxsize=16)
 def key_map(path: str, mtime_ns: int, spec: str | None) -> KeyMap:
     """Key points, axes, unit and first frame of a capture, once per capture and worker: by the
     skeleton's structure, or by the bone map ``spec`` names (cgspeed, 3dsmax, daz, cc or a file)."""
-    bvh, P = load_bvh(path, mtime_ns)
+    bvh, P = load_capture(path, mtime_ns)
     named = resolve_bone_map(bvh.names, spec, path) if spec else None
     return analyse(bvh.names, bvh.parents, bvh.offsets, P, path, named, str(spec) if spec else "structure", bvh.ends)
 
@@ -182,7 +191,7 @@ def sample_positions(path: str, frames: list | None, n: int, fps: int, start: fl
     if not p.exists():
         raise ContractError(f"{p}: motion file not found")
     mtime = p.stat().st_mtime_ns
-    bvh, P = load_bvh(str(p), mtime)
+    bvh, P = load_capture(str(p), mtime)
     km = key_map(str(p), mtime, bone_map)
     lo, hi = (frames or [km.first, len(P) - 1])
     hi = min(hi, len(P) - 1)
@@ -272,7 +281,7 @@ def _items(path: Path, cls: str, items) -> list:
     """A class's captures: one entry or a list; an empty one would silently fall back to procedural."""
     items = items if isinstance(items, list) else [items]
     if not items or any(item is None for item in items):
-        raise BadConfig(f"{path}: class {cls}: lists no motion file (give BVH files or remove the class)")
+        raise BadConfig(f"{path}: class {cls}: lists no motion file (give BVH or FBX files or remove the class)")
     return items
 
 
@@ -301,7 +310,7 @@ def _capture(path: Path, cls: str, item) -> dict:
         raise BadConfig(f"{path}: class {cls}: {item['file']!r}: frames {frames!r:.60}: expected [FIRST, LAST], "
                         f"whole numbers, 0 <= FIRST < LAST")
     try:
-        bvh, _ = load_bvh(f, Path(f).stat().st_mtime_ns)
+        bvh, _ = load_capture(f, Path(f).stat().st_mtime_ns)
     except BadData as exc:
         raise BadData(f"{exc} (a capture of class {cls} in {path})") from None
     if frames is not None and frames[0] >= len(bvh.motion) - 1:
@@ -315,7 +324,7 @@ def describe_capture(path: str, bone_map: str | None = None) -> tuple[KeyMap, st
     p = Path(path)
     if not p.is_file():
         raise BadData(f"{p}: motion file not found")
-    bvh, P = load_bvh(str(p), p.stat().st_mtime_ns)
+    bvh, P = load_capture(str(p), p.stat().st_mtime_ns)
     km = key_map(str(p), p.stat().st_mtime_ns, bone_map)
     frames = len(P) - km.first
     dropped = f" ({km.first} bind frame{'s' * (km.first > 1)} dropped)" if km.first else ""
