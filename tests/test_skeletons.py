@@ -511,7 +511,7 @@ def test_an_fbx_capture_renders_through_motions(mocap, tmp_path):
 
     from synthact import contract as C
     from synthact.render.clips import RenderJob, render_batch
-    fbx = to_fbx(mocap / "13_32.bvh", tmp_path / "jump.fbx")
+    to_fbx(mocap / "13_32.bvh", tmp_path / "jump.fbx")
     (tmp_path / "motions.yaml").write_text(yaml.safe_dump({"motions": {"jump": ["jump.fbx"],
                                                                        "walk": [str(mocap / "02_01.bvh")]}}))
     out = tmp_path / "out"
