@@ -300,6 +300,11 @@ def _own_folders(root: Path, prefix: str) -> Iterator[Path]:
                               and (p.is_dir() or prefix == _PENDING_PREFIX))
 
 
+def leftovers(root: Path) -> int:
+    """How many staging folders and waiting records killed runs left (the next writer recovers them)."""
+    return sum(1 for prefix in (_TMP_PREFIX, _OLD_PREFIX, _PENDING_PREFIX) for _ in _own_folders(root, prefix))
+
+
 def recover_staging(root: Path) -> int:
     """After a kill: restore folders left aside mid-swap, delete unfinished staging folders.
 
@@ -496,7 +501,7 @@ def settings_of(record: dict) -> dict:
 
 
 def recorded_settings(root: Path) -> dict | None:
-    """A root's settings: its ``root.json``, else those of its first manifest record, else None."""
+    """A root's settings: its ``root.json``, else those its manifest records imply, else None."""
     path = Path(root) / ROOT_SETTINGS
     if path.exists():
         settings = read_json(path)
@@ -504,7 +509,12 @@ def recorded_settings(root: Path) -> dict | None:
             raise BadData(f"{path}: expected the root's settings (a mapping with 'kind')")
         return settings
     records = read_manifest(root)
-    return settings_of(records[0]) if records else None
+    if not records:
+        return None
+    settings = settings_of(records[0])
+    if settings["kind"] == "synthetic":  # body models, as render records them (the mannequin before bodies)
+        settings["bodies"] = sorted({(r.get("body") or {}).get("model", "mannequin") for r in records})
+    return settings
 
 
 def settings_diff(have: dict, want: dict) -> list[str]:
@@ -611,3 +621,15 @@ def iter_clips(root: Path) -> Iterator[str]:
     for d in sorted(base.glob("*/*")):
         if d.is_dir() and not d.name.startswith(".") and not d.parent.name.startswith("."):
             yield check_clip_id(f"{d.parent.name}/{d.name}", d)
+
+
+def write_index(root: Path) -> list[str]:
+    """``classes.txt`` and the synthetic list from the manifest (labels: classes in sorted order);
+    returns the classes."""
+    records = read_manifest(root)
+    classes = sorted({r["clip"].split("/")[0] for r in records})
+    label = {c: i for i, c in enumerate(classes)}
+    write_classes(root, classes)
+    write_annotations(synthetic_list_path(root), [Entry(r["clip"], r["num_frames"], label[r["clip"].split("/")[0]])
+                                                  for r in sorted(records, key=lambda r: r["clip"])])
+    return classes

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import contract as C
 from .errors import BadConfig
-from .rootlock import root_lock
+from .rootlock import LOCK, root_lock
 
 SHARD = "shard-{:06d}.tar"
 INDEX = "index.jsonl"
@@ -103,7 +103,7 @@ def export_root(root: Path, out: Path, fmt: str, shard_size: int = 100, wait: bo
     if out.resolve() == root.resolve() or out.resolve().is_relative_to(root.resolve()):
         raise BadConfig(f"--out {out}: must lie outside the root it exports")
     with root_lock(out, wait):
-        existing = [p for p in out.iterdir() if p.name != ".synthact.lock"]
+        existing = [p for p in out.iterdir() if p.name != LOCK]
         if existing:
             raise BadConfig(f"--out {out}: not empty ({existing[0].name}); export into a new folder")
         if fmt == "webdataset":

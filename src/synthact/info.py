@@ -26,12 +26,6 @@ def disk_bytes(folder: Path) -> int:
     return total
 
 
-def _leftovers(root: Path) -> int:
-    base = Path(root) / C.RAWFRAMES
-    return sum(1 for p in base.glob("*/.*") if p.name.startswith((".tmp-", ".old-", ".pending-"))) \
-        if base.is_dir() else 0
-
-
 def root_info(root: Path) -> dict:
     """Settings, clips per class, flow completeness, failures, size and the work left of a root."""
     root = Path(root)
@@ -49,8 +43,9 @@ def root_info(root: Path) -> dict:
         todo.append(f"extract-flow --resume: {len(listed) - len(flowed)} clips without flow")
     if failures:
         todo.append(f"rerun the last command: {len(failures)} items failed (see {failures_path.name})")
-    if _leftovers(root):
-        todo.append(f"the next run recovers {_leftovers(root)} staging entries a killed run left")
+    left = C.leftovers(root)
+    if left:
+        todo.append(f"the next run recovers {left} staging entries a killed run left")
     if unlisted:
         todo.append(f"{len(unlisted)} clip folders no manifest line lists (e.g. {unlisted[0]}): not ours")
     return {"kind": "root", "root": str(root), "settings": C.recorded_settings(root), "clips": len(records),

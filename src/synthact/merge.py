@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import contract as C
 from .errors import BadConfig, BadData
-from .render.clips import write_index, write_preview
+from .render.writer import write_preview
 from .rootlock import root_lock
 
 
@@ -107,6 +107,6 @@ def _merge_locked(out: Path, records: list[dict], owner: dict, flowed: set, flow
         if rec["clip"] in flowed:
             C.append_manifest(out, {"clip": rec["clip"], "merged_from": str(owner[rec["clip"]])}, C.FLOW_MANIFEST)
         merged += 1
-    classes = write_index(out)
+    classes = C.write_index(out)
     write_preview(out)
     return {"clips": len(records), "merged": merged, "skipped": len(records) - merged, "classes": len(classes)}

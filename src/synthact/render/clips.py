@@ -20,14 +20,13 @@ from .. import contract as C
 from ..assets import resolve_classes
 from ..batch import run_batch
 from ..errors import BadConfig
+from ..provenance import versions
 from ..rootlock import root_lock
 from .bodies import body_model, makehuman_body, normalise, parse_body_spec, write_pc2
 from .mocap import bone_maps, load_library
 from .record import Body, ClipRecord, RenderedClip, manifest_line, read_records
 from .sampling import sample_record
-
-FIXED_SETTINGS = C.SYNTHETIC_SETTINGS
-PREVIEW_CLIPS = 8
+from .writer import write_preview
 
 
 @dataclass
@@ -124,28 +123,14 @@ def root_settings(job: RenderJob) -> dict:
             "gt_flow": job.gt_flow, "bodies": sorted({body_model({"model": m}) for m, _ in parse_body_spec(job.body)})}
 
 
-def _reconcile(root: Path, records: list[ClipRecord]) -> set[str]:
+def _reconcile(root: Path) -> set[str]:
     """Make the root consistent after a kill; return the clips that are finished.
 
     A clip folder nobody recorded is refused (see :func:`contract.reconcile`), and so is a manifest
     line that is not a clip record (:func:`record.read_records` names its line).
     """
     C.reconcile(root)
-    by_clip = {r.clip: r for r in read_records(root)}
-    for rec in records:
-        old = by_clip.get(rec.clip)
-        if old is not None:
-            was, now = _settings(old), _settings(rec)
-            for key in was:
-                if was[key] != now[key]:
-                    raise BadConfig(f"{root / C.MANIFEST}: clip {rec.clip} has {key}={was[key]}, "
-                                     f"this run asks {key}={now[key]}; use another --out")
-    return set(by_clip)
-
-
-def _settings(record: ClipRecord) -> dict:
-    """What must agree between a rerun and a clip already rendered."""
-    return {**{k: getattr(record, k) for k in FIXED_SETTINGS}, "body model": record.body.model_name}
+    return {r.clip for r in read_records(root)}
 
 
 # ------------------------------------------------------------------ worker side
@@ -252,31 +237,6 @@ def render_clip(task: RenderTask) -> RenderedClip:
 
 
 # ------------------------------------------------------------------ main side
-def write_index(root: Path) -> list[str]:
-    """classes.txt and annotations/synthetic_rawframes.txt from the manifest (labels: sorted classes)."""
-    lines = C.read_manifest(root)
-    classes = sorted({r["class"] for r in lines})
-    label = {c: i for i, c in enumerate(classes)}
-    C.write_classes(root, classes)
-    entries = [C.Entry(r["clip"], r["num_frames"], label[r["class"]]) for r in sorted(lines, key=lambda r: r["clip"])]
-    C.write_annotations(root / C.ANNOTATIONS / "synthetic_rawframes.txt", entries)
-    return classes
-
-
-def write_preview(root: Path) -> Path | None:
-    """``preview.png``: a contact sheet of the first clip of up to eight classes; None for an empty root."""
-    from .writer import contact_sheet
-    first = {}
-    for r in C.read_manifest(root):
-        first.setdefault(r["class"], r)
-    picks = [first[c] for c in sorted(first)][:PREVIEW_CLIPS]
-    if not picks:
-        return None
-    path = root / "preview.png"
-    contact_sheet([(r["clip"], C.clip_dir(root, r["clip"]), r["num_frames"]) for r in picks], path)
-    return path
-
-
 def render_batch(job: RenderJob, progress: bool = True) -> RenderSummary:
     """Render the clips ``job`` plans into ``job.out`` (a rawframe root), skipping those already
     there; the root is locked for the whole run. Refusals raise :mod:`synthact.errors` types;
@@ -290,12 +250,10 @@ def render_batch(job: RenderJob, progress: bool = True) -> RenderSummary:
 
 def _render_locked(job: RenderJob, root: Path, records: list[ClipRecord], progress: bool) -> RenderSummary:
     C.claim_settings(root, root_settings(job))
-    done = _reconcile(root, records)
+    done = _reconcile(root)
     if job.gt_flow:  # claim the root so that extract-flow never mixes estimated flow in
-        C.write_json(root / C.FLOW_INFO, {
-            "method": "blender-vector", "bound": C.FLOW_BOUND, "encoding": C.FLOW_ENCODING,
-            "params": "exact forward flow from Cycles' Vector pass, (-Z, +W) in image coordinates, "
-                      "zero outside the body (alpha < 0.5)"})
+        C.FlowInfo("blender-vector", "exact forward flow from Cycles' Vector pass, (-Z, +W) in image coordinates, "
+                   "zero outside the body (alpha < 0.5)", versions=versions()).write(root)
     todo = [r for r in records if r.clip not in done]
     summary = RenderSummary(planned=len(records), skipped=len(records) - len(todo), rendered=0)
 
@@ -311,6 +269,6 @@ def _render_locked(job: RenderJob, root: Path, records: list[ClipRecord], progre
                         rate="frames/s", progress=progress, initargs=(job.engine, job.size, job.fps, job.gt_flow,
                                                      str(root / "render.log")))
     summary.failures, summary.seconds, summary.frames = res.failures, res.seconds, res.work
-    write_index(root)
+    C.write_index(root)
     write_preview(root)
     return summary

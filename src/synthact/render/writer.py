@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import OpenEXR
 
-from ..contract import img_name, read_image, write_flow_pair, write_jpeg
+from ..contract import PREVIEW, clip_dir, img_name, read_image, read_manifest, write_flow_pair, write_jpeg
 from ..errors import BadConfig
 
 MASK_ALPHA = 0.5
@@ -82,3 +82,19 @@ def contact_sheet(folders: list[tuple[str, Path, int]], path: Path, per_clip: in
     rows = [np.pad(r, ((0, 2), (0, width - r.shape[1]), (0, 0))) for r in rows]
     if not cv2.imwrite(str(path), np.concatenate(rows, axis=0)):
         raise OSError(f"{path}: could not write preview")
+
+
+PREVIEW_CLIPS = 8
+
+
+def write_preview(root: Path) -> Path | None:
+    """``preview.png``: a contact sheet of the first clip of up to eight classes; None for an empty root."""
+    first: dict = {}
+    for r in read_manifest(root):
+        first.setdefault(r["clip"].split("/")[0], r)
+    picks = [first[c] for c in sorted(first)][:PREVIEW_CLIPS]
+    if not picks:
+        return None
+    path = Path(root) / PREVIEW
+    contact_sheet([(r["clip"], clip_dir(root, r["clip"]), r["num_frames"]) for r in picks], path)
+    return path
