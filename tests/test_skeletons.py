@@ -464,20 +464,23 @@ def test_other_rigs_driven_by_a_capture_map_by_structure(mocap, fixtures, tmp_pa
 # ------------------------------------------------------------------ FBX captures
 TO_FBX = """
 import sys, bpy
-src, out = sys.argv[-2], sys.argv[-1]
+light, src, out = sys.argv[-3:]
 bpy.ops.wm.read_factory_settings(use_empty=True)
 bpy.ops.import_anim.bvh(filepath=src, update_scene_fps=True, update_scene_duration=True)
-bpy.ops.export_scene.fbx(filepath=out, object_types={"ARMATURE"}, bake_anim=True, add_leaf_bones=False,
+if light == "light":
+    bpy.ops.object.light_add(type="POINT")
+bpy.ops.export_scene.fbx(filepath=out, object_types={"ARMATURE", "LIGHT"}, bake_anim=True, add_leaf_bones=False,
                          bake_anim_use_nla_strips=False, bake_anim_use_all_actions=False)
 """
 
 
-def to_fbx(bvh: Path, fbx: Path) -> Path:
-    """The capture as an FBX armature with an action (no mesh), written by Blender."""
+def to_fbx(bvh: Path, fbx: Path, light: bool = False) -> Path:
+    """The capture as an FBX armature with an action (no mesh), written by Blender; with a light
+    (which bpy 5.0.1's own FBX importer cannot read back)."""
     import subprocess
     import sys
-    r = subprocess.run([sys.executable, "-c", TO_FBX, str(bvh), str(fbx)], capture_output=True, text=True,
-                       timeout=300)
+    r = subprocess.run([sys.executable, "-c", TO_FBX, "light" if light else "-", str(bvh), str(fbx)],
+                       capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and fbx.exists(), r.stderr[-2000:]
     return fbx
 
@@ -511,7 +514,7 @@ def test_an_fbx_capture_renders_through_motions(mocap, tmp_path):
 
     from synthact import contract as C
     from synthact.render.clips import RenderJob, render_batch
-    to_fbx(mocap / "13_32.bvh", tmp_path / "jump.fbx")
+    to_fbx(mocap / "13_32.bvh", tmp_path / "jump.fbx", light=True)
     (tmp_path / "motions.yaml").write_text(yaml.safe_dump({"motions": {"jump": ["jump.fbx"],
                                                                        "walk": [str(mocap / "02_01.bvh")]}}))
     out = tmp_path / "out"
