@@ -135,7 +135,8 @@ def resolve_bone_map(names: list[str], spec: str | Path | None, where: str) -> d
         if missing is None or len(miss) < len(missing):
             best, missing = family, miss
     raise ContractError(f"{where}: skeleton not mapped; closest bone map {best!r} lacks "
-                        f"{', '.join(missing)}; pass --bone-map FILE (YAML: key point -> joint name)")
+                        f"{', '.join(missing)}; pass another --bone-map FILE (YAML: key point -> joint name), or none "
+                        f"to map it by its structure")
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
