@@ -73,7 +73,7 @@ Examples:
 @click.option("--gt-flow", is_flag=True, help="Also write exact forward flow from Cycles' Vector pass.")
 @click.option("--video", is_flag=True, help="Also write clip.mp4 in each clip folder.")
 @click.option("--motions", type=click.Path(dir_okay=False, path_type=Path),
-              help="Motion-capture library (YAML: class -> BVH files); its classes use the captures.")
+              help="Motion-capture library (YAML: class -> BVH or FBX captures); its classes use the captures.")
 @click.option("--bone-map", help="cgspeed | 3dsmax | daz | cc | FILE: how the captures' joints map to ours.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @WAIT
