@@ -9,7 +9,10 @@ import pytest
 
 from synthact import contract as C
 from synthact.contract import ContractError
-from synthact.render.bodies import (
+from synthact.render.clips import RenderJob, render_batch
+from synthact.render.mannequin import INDEX, build_skeleton, sample_proportions
+from synthact.render.mocap import retarget, sample_positions
+from synthact.render.skinned import (
     SkinnedBody,
     bone_roles,
     makehuman_body,
@@ -17,9 +20,6 @@ from synthact.render.bodies import (
     pose_body,
     pose_joints,
 )
-from synthact.render.body import INDEX, build_skeleton, sample_proportions
-from synthact.render.clips import RenderJob, render_batch
-from synthact.render.mocap import retarget, sample_positions
 
 from .conftest import run_cli
 

@@ -7,9 +7,9 @@ import pytest
 import yaml
 
 from synthact import contract as C
-from synthact.render.body import INDEX, build_skeleton, sample_proportions
 from synthact.render.bvh import parse_bvh
 from synthact.render.clips import RenderJob, render_batch
+from synthact.render.mannequin import INDEX, build_skeleton, sample_proportions
 from synthact.render.mocap import resolve_bone_map, retarget, sample_positions
 
 BVHS = ("01_01", "02_01", "05_06", "13_26", "13_32", "13_39", "13_40", "13_41", "13_42")

@@ -9,14 +9,14 @@ import pytest
 from synthact.assets import class_map, resolve_classes, target_class
 from synthact.render.actions import ACTIONS, evaluate
 from synthact.render.animate import animate
-from synthact.render.body import (
+from synthact.render.camera import SENSOR_WIDTH
+from synthact.render.mannequin import (
     INDEX,
     NAMES,
     PARENT,
     build_skeleton,
     sample_proportions,
 )
-from synthact.render.camera import SENSOR_WIDTH
 from synthact.render.motion import (
     forward_kinematics,
     local_rotations,

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from synthact.errors import BadData
-from synthact.render.body import INDEX, build_skeleton, sample_proportions
 from synthact.render.bvh import euler, parse_bvh, write_bvh
+from synthact.render.mannequin import INDEX, build_skeleton, sample_proportions
 from synthact.render.mocap import SEGMENTS, key_map, retarget, sample_positions
 from synthact.render.motion import rot
 
@@ -391,7 +391,7 @@ def _gltf_rig(glb: Path, tmp_path: Path):
     import subprocess
     import sys
 
-    from synthact.render.bodies import SkinnedBody, normalise
+    from synthact.render.skinned import SkinnedBody, normalise
     out = tmp_path / "rig.json"
     r = subprocess.run([sys.executable, "-c", DUMP_RIG, str(glb), str(out)], capture_output=True, text=True,
                        timeout=300)
@@ -406,8 +406,8 @@ def _gltf_rig(glb: Path, tmp_path: Path):
 def rig_bvh(body, skel, posed, path: Path, fps: float = 30.0) -> Path:
     """``body``'s own skeleton following ``posed`` (see bodies.pose_joints), written as a Y-up BVH:
     every joint turns, joints under the root's first child slide with it (position channels)."""
-    from synthact.render.bodies import pose_joints
     from synthact.render.bvh import TO_OURS
+    from synthact.render.skinned import pose_joints
     D, P = pose_joints(body, skel, posed)
     T = TO_OURS
     heads = body.heads @ T        # file axes (ours = T @ file)
@@ -441,7 +441,7 @@ RIG_NAMES = {  # what the structure must find on each rig: key point -> joint
 
 @pytest.mark.parametrize("rig", ["gltf", "makehuman"])
 def test_other_rigs_driven_by_a_capture_map_by_structure(mocap, fixtures, tmp_path, rig):
-    from synthact.render.bodies import makehuman_body
+    from synthact.render.skinned import makehuman_body
     keys, _ = sample_positions(str(mocap / "02_01.bvh"), None, 16, 30, 0.2, 1.0, False, None)
     skel = build_skeleton(sample_proportions(np.random.default_rng(1)))
     posed = retarget(skel, keys)

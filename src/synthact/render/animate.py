@@ -7,12 +7,12 @@ import numpy as np
 
 from ..errors import BadData
 from .actions import ACTIONS, evaluate
-from .bodies import SkinnedBody, pose_body
-from .body import INDEX, Skeleton, build_skeleton, rest_rotations
 from .camera import CameraPath, frame_clip
+from .mannequin import INDEX, Skeleton, build_skeleton, rest_rotations
 from .mocap import retarget, sample_positions
 from .motion import Posed, pose_bone_keys, pose_clip, posed_vertices
 from .record import CapturedMotion, ClipRecord
+from .skinned import SkinnedBody, pose_body
 
 
 @dataclass

@@ -23,6 +23,8 @@ TO_OURS = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 
 @dataclass
 class Bvh:
+    """A parsed BVH file: the joint tree, each joint's channels and the motion rows."""
+
     path: str
     names: list[str]            # joints, then end sites named "<parent>_end"
     parents: list[int]
@@ -34,6 +36,7 @@ class Bvh:
 
     @property
     def fps(self) -> float:
+        """Frames per second of the motion."""
         return 1.0 / self.frame_time
 
     def positions(self) -> np.ndarray:

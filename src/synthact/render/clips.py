@@ -22,10 +22,10 @@ from ..batch import run_batch
 from ..errors import BadConfig
 from ..provenance import versions
 from ..rootlock import root_lock
-from .bodies import body_model, makehuman_body, normalise, parse_body_spec, write_pc2
 from .mocap import bone_maps, load_library
 from .record import Body, ClipRecord, RenderedClip, manifest_line, read_records
 from .sampling import sample_record
+from .skinned import body_model, makehuman_body, normalise, parse_body_spec, write_pc2
 from .writer import write_preview
 
 

@@ -17,10 +17,11 @@ import yaml
 
 from ..contract import ContractError, check_name
 from ..errors import BadConfig, BadData, one_line
-from .body import INDEX, NAMES, PARENT, Skeleton
 from .bvh import load_bvh
+from .mannequin import INDEX, NAMES, PARENT, Skeleton
 from .motion import Posed, forward_kinematics, posed_vertices
 from .skeleton import KEYS, OTHER_SIDE, KeyMap, analyse
+from .vectors import align, frame, unit
 
 # a named bone map: our key points -> the capture's joints, overriding the search by structure
 # (skeleton.py); "<joint>_end" is a joint's end site; a list gives candidates, the first one the
@@ -139,33 +140,6 @@ def resolve_bone_map(names: list[str], spec: str | Path | None, where: str) -> d
                         f"to map it by its structure")
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-9)
-
-
-def _frame(up: np.ndarray, left: np.ndarray) -> np.ndarray:
-    """(N, 3, 3) rotations whose columns are left, back, up (our X, Y, Z) in the world."""
-    z = _unit(up)
-    x = _unit(left - z * np.sum(left * z, axis=-1, keepdims=True))
-    return np.stack([x, np.cross(z, x), z], axis=-1)
-
-
-def _align(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N, 3, 3) smallest rotations turning unit vectors a onto unit vectors b."""
-    v = np.cross(a, b)
-    c = np.sum(a * b, axis=-1)
-    K = np.zeros(a.shape[:-1] + (3, 3))
-    K[..., 0, 1], K[..., 0, 2], K[..., 1, 2] = -v[..., 2], v[..., 1], -v[..., 0]
-    K[..., 1, 0], K[..., 2, 0], K[..., 2, 1] = v[..., 2], -v[..., 1], v[..., 0]
-    f = (1.0 / np.maximum(1.0 + c, 1e-9))[..., None, None]
-    R = np.eye(3) + K + K @ K * f
-    opposite = c < -0.999999  # a half turn about any axis normal to a
-    if opposite.any():
-        axis = _unit(np.cross(a[opposite], np.where(np.abs(a[opposite, :1]) < 0.9, [[1.0, 0, 0]], [[0, 1.0, 0]])))
-        R[opposite] = 2.0 * axis[:, :, None] * axis[:, None, :] - np.eye(3)
-    return R
-
-
 def load_capture(path: str, mtime_ns: int):
     """A capture file, parsed and posed once per worker: a BVH, or an FBX (read with Blender's
     importer, see :mod:`.fbx_motion`); (skeleton as a :class:`~.bvh.Bvh`, (F, J, 3) positions)."""
@@ -222,21 +196,21 @@ def retarget(skel: Skeleton, k: dict[str, np.ndarray], where: str = "bone map") 
         if np.median(np.linalg.norm(k[z] - k[a], axis=-1)) < 1e-6:
             raise ContractError(f"{where}: {a} and {z} are the same point in this capture, so {bone} has no "
                                 f"direction; map one of them to another joint (--bone-map FILE)")
-    rest_dir = _unit(skel.tails - skel.heads)
+    rest_dir = unit(skel.tails - skel.heads)
     G = np.empty((n, len(NAMES), 3, 3))
     hip_line = k["hip.l"] - k["hip.r"]
     shoulder_line = k["shoulder.l"] - k["shoulder.r"]
     hip_centre = (k["hip.l"] + k["hip.r"]) / 2
-    G[:, INDEX["pelvis"]] = _frame((k["spine_low"] + k["spine_mid"]) / 2 - hip_centre, hip_line)
-    G[:, INDEX["spine"]] = _frame(k["spine_mid"] - k["spine_low"], hip_line + shoulder_line)
-    G[:, INDEX["chest"]] = _frame(k["neck"] - k["spine_mid"], shoulder_line)
+    G[:, INDEX["pelvis"]] = frame((k["spine_low"] + k["spine_mid"]) / 2 - hip_centre, hip_line)
+    G[:, INDEX["spine"]] = frame(k["spine_mid"] - k["spine_low"], hip_line + shoulder_line)
+    G[:, INDEX["chest"]] = frame(k["neck"] - k["spine_mid"], shoulder_line)
     for b, name in enumerate(NAMES):
         if name in ("pelvis", "spine", "chest"):
             continue
         a, z = SEGMENTS[name]
         parent = G[:, PARENT[b]]
         current = np.einsum("nij,j->ni", parent, rest_dir[b])
-        G[:, b] = _align(current, _unit(k[z] - k[a])) @ parent
+        G[:, b] = align(current, unit(k[z] - k[a])) @ parent
     L = np.empty_like(G)
     L[:, INDEX["pelvis"]] = G[:, INDEX["pelvis"]]
     for b in range(1, len(NAMES)):

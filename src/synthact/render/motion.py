@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .body import INDEX, NAMES, PARENT, Skeleton, part_mesh
+from .mannequin import INDEX, NAMES, PARENT, Skeleton, part_mesh
 
 SIDES = ("l", "r")
 ROOT_CHANNELS = ("root_x", "root_y", "lift", "yaw", "pitch", "roll")

@@ -35,7 +35,7 @@ from typing import Any, Literal, Union
 
 from .. import contract as C
 from ..errors import BadData
-from .bodies import body_model
+from .skinned import body_model
 
 _OPTIONAL = "optional"
 

@@ -11,9 +11,9 @@ import numpy as np
 
 from ..errors import BadConfig
 from .actions import ACTIONS
-from .bodies import sample_body_model
-from .body import sample_proportions
+from .mannequin import sample_proportions
 from .record import Action, Body, Camera, CapturedMotion, ClipRecord, Light, Motion, ProceduralMotion
+from .skinned import sample_body_model
 
 STYLE_RANGES = {  # per-clip posture quirks added to every action, degrees
     "sh_abd.l": (0, 10), "sh_abd.r": (0, 10), "elbow.l": (0, 15), "elbow.r": (0, 15),

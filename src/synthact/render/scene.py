@@ -14,8 +14,8 @@ import numpy as np
 
 from ..contract import ContractError
 from ..errors import BadConfig
-from .body import NAMES, PARENT, Skeleton, part_mesh, rest_rotations
 from .camera import CameraPath
+from .mannequin import NAMES, PARENT, Skeleton, part_mesh, rest_rotations
 from .record import Light
 
 ENGINES = {"workbench": "BLENDER_WORKBENCH", "cycles": "CYCLES"}
@@ -149,7 +149,7 @@ class Stage:
     def load_rigged(self, path: str):
         """Rest mesh, skinning weights and bones of a rigged glTF/FBX body, as numpy (see
         bodies.SkinnedBody); the imported objects are removed again."""
-        from .bodies import SkinnedBody
+        from .skinned import SkinnedBody
         self._clear()
         before = set(bpy.data.objects)
         try:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import BadData
+from .vectors import unit
 
 KEYS = ("hips", "hip.l", "hip.r", "spine_low", "spine_mid", "neck", "head", "head_top",
         "shoulder.l", "elbow.l", "wrist.l", "hand_tip.l", "shoulder.r", "elbow.r", "wrist.r", "hand_tip.r",
@@ -278,7 +279,7 @@ def _bones(nodes: list, pos, cost, frames: np.ndarray) -> tuple[int, int, int]:
     for i in range(1, n - 1):
         u, v = pos(nodes[i]) - pos(nodes[i - 1]), pos(nodes[i + 1]) - pos(nodes[i])
         fu, fv = frames[:, nodes[i]] - frames[:, nodes[i - 1]], frames[:, nodes[i + 1]] - frames[:, nodes[i]]
-        cos = np.sum(_unit(fu) * _unit(fv), axis=-1)
+        cos = np.sum(unit(fu) * unit(fv), axis=-1)
         straight[i] = u @ v >= STRAIGHT * np.linalg.norm(u) * np.linalg.norm(v) and cos.min() >= NEVER_BENDS
     best, pick = None, None
     for b in range(1, n - 1):
@@ -332,10 +333,10 @@ def analyse(names: list[str], parents, offsets: np.ndarray, P: np.ndarray, where
     ankles = (ks["ankle.l"] + ks["ankle.r"]) / 2
     hips = (ks["hip.l"] + ks["hip.r"]) / 2
     if named is None:  # a human stands on its legs: the spine carries on upwards from them
-        legs_up, spine_up = _unit(hips - ankles), _unit(ks["neck"] - hips)
+        legs_up, spine_up = unit(hips - ankles), unit(ks["neck"] - hips)
         if np.median(np.sum(legs_up * spine_up, axis=-1)) < 0.3:
             refuse(where, "its spine does not rise over its legs (not a biped standing up)")
-    up = _snap(np.median(_unit(ks["neck"] - ankles), axis=0), None)
+    up = _snap(np.median(unit(ks["neck"] - ankles), axis=0), None)
     if up is None:
         up = _snap(kr["neck"] - (kr["ankle.l"] + kr["ankle.r"]) / 2, None)
     if up is None:
@@ -371,8 +372,8 @@ def analyse(names: list[str], parents, offsets: np.ndarray, P: np.ndarray, where
                             d[f"{part}.l"] = y
                         if x is not None:
                             d[f"{part}.r"] = x
-    unit = min(UNITS, key=lambda u: abs(np.log(leg * UNITS[u] / ADULT_LEG)))
-    km = KeyMap(J, V, M, _axis_name(up), _axis_name(fwd), unit, leg, how=how)
+    length_unit = min(UNITS, key=lambda u: abs(np.log(leg * UNITS[u] / ADULT_LEG)))
+    km = KeyMap(J, V, M, _axis_name(up), _axis_name(fwd), length_unit, leg, how=how)
     km.first = _bind_frames(km, P, leg)
     km.names = {k: names[shown.get(k, j)] for k, j in J.items()}
     km.names.update({k: f"({names[b]}, extended)" if f > 0 else f"(between {names[a]} and {names[b]})"
@@ -390,13 +391,9 @@ def _name_side(name: str) -> int:
     return 0
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
-
-
 def _flat(v: np.ndarray, up: np.ndarray) -> np.ndarray:
     """The part of unit(v) across ``up``."""
-    u = _unit(v)
+    u = unit(v)
     return u - np.multiply.outer(u @ up, up) if u.ndim > 1 else u - (u @ up) * up
 
 

@@ -35,11 +35,14 @@ PROPORTION_RANGES = {
 
 
 def sample_proportions(rng: np.random.Generator) -> dict:
+    """The mannequin's per-clip proportions (height, limb and girth factors) drawn from their ranges."""
     return {k: round(float(rng.uniform(lo, hi)), 4) for k, (lo, hi) in PROPORTION_RANGES.items()}
 
 
 @dataclass(frozen=True)
 class Skeleton:
+    """The mannequin's bones at rest: head and tail of each, in the character frame."""
+
     heads: np.ndarray   # (B, 3) rest head of each bone
     tails: np.ndarray   # (B, 3) rest tail
     parts: list         # per bone: (start, end, r0_w, r0_d, r1_w, r1_d, width_axis, depth_axis)

@@ -22,9 +22,9 @@ import numpy as np
 
 from ..contract import ContractError
 from ..errors import BadConfig
-from .body import INDEX, NAMES, Skeleton
-from .mocap import _align, _unit
+from .mannequin import INDEX, NAMES, Skeleton
 from .motion import Posed
+from .vectors import align, unit
 
 BUILTIN = ("mannequin", "makehuman")
 RIGGED = (".glb", ".gltf", ".fbx")
@@ -36,6 +36,8 @@ PHENOTYPE_RANGES = {"gender": (0.0, 1.0), "age": (0.45, 0.95), "muscle": (0.2, 0
 
 @dataclass
 class SkinnedBody:
+    """A rigged mesh at rest with its skin weights and bone roles, ready to follow our skeleton."""
+
     verts: np.ndarray        # (V, 3) rest vertices, character frame, feet on z = 0
     faces: list              # polygons as vertex index lists
     names: list[str]         # bones
@@ -105,7 +107,8 @@ def _side(name: str) -> str | None:
 
 def _limb_role(name: str) -> str | None:
     n = name.lower()
-    for role, pat in (("thigh", r"upleg|thigh|upperleg"), ("shin", r"(^|[^a-z])leg$|(left|right)leg|calf|shin|knee|lowerleg"),
+    for role, pat in (("thigh", r"upleg|thigh|upperleg"),
+                      ("shin", r"(^|[^a-z])leg$|(left|right)leg|calf|shin|knee|lowerleg"),
                       ("foot", r"foot|ankle"), ("forearm", r"forearm|lowerarm|elbow"),
                       ("upper_arm", r"upperarm|(^|_)arm(_|$)|(left|right)arm"),
                       ("hand", r"hand$|_hand|hand_|wrist")):
@@ -174,7 +177,7 @@ def normalise(body: SkinnedBody, height: float | None = None) -> SkinnedBody:
 def _rest_corrections(body: SkinnedBody, roles: list, skel: Skeleton) -> np.ndarray:
     """(J, 3, 3): per limb bone, the rotation taking its rest direction onto our bone's."""
     C = np.tile(np.eye(3), (len(body.names), 1, 1))
-    ours = _unit(skel.tails - skel.heads)
+    ours = unit(skel.tails - skel.heads)
     for j, role in enumerate(roles):
         if role is None or role in ("pelvis", "spine", "chest"):
             continue
@@ -188,7 +191,7 @@ def _rest_corrections(body: SkinnedBody, roles: list, skel: Skeleton) -> np.ndar
                 target = body.heads[kids[0]]
         d = target - body.heads[j]
         if np.linalg.norm(d) > 1e-6:
-            C[j] = _align(_unit(d)[None], ours[INDEX[role]][None])[0]
+            C[j] = align(unit(d)[None], ours[INDEX[role]][None])[0]
     return C
 
 
