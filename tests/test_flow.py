@@ -118,7 +118,8 @@ def test_bad_videos_fail_alone_and_the_run_completes(fixtures, tmp_path):
     (videos / "Punch/v_Punch_g08_c01.avi").write_bytes(b"")                          # empty
     _one_frame_video(videos / "Punch/v_Punch_g08_c02.avi")                           # one frame
     out = tmp_path / "out"
-    r = run_cli("synthact", "prepare", "ucf101", "--videos", str(videos), "--splits", str(fixtures / "real/splits/ucf101"),
+    r = run_cli("synthact", "prepare", "ucf101", "--videos", str(videos),
+                "--splits", str(fixtures / "real/splits/ucf101"),
                 "--out", str(out), "--classes", "Punch,PushUps", "--allow-missing", "--quiet", "--workers", "2")
     assert r.returncode == 1
     assert "1 videos prepared, 0 already done, 3 failed" in r.stdout

@@ -22,17 +22,22 @@ DATASETS = ("ucf101", "hmdb51")
 
 @dataclass
 class Video:
+    """One video of a split file: its class, file stem and path under the videos folder."""
+
     cls: str
     stem: str            # file name without .avi
     relpath: str         # path under the videos folder
 
     @property
     def clip(self) -> str:
+        """The rawframe clip id ``<class>/<stem>``."""
         return f"{self.cls}/{self.stem}"
 
 
 @dataclass
 class Splits:
+    """A dataset's three official splits: classes in label order, train and test videos per split."""
+
     dataset: str
     classes: list[str]                                   # label order
     train: dict[int, list[Video]] = field(default_factory=dict)
@@ -40,6 +45,7 @@ class Splits:
     sources: dict[str, str] = field(default_factory=dict)  # clip -> split file that lists it first
 
     def videos(self) -> list[Video]:
+        """Every video any split lists, once, sorted by clip id."""
         seen: dict[str, Video] = {}
         for part in (self.train, self.test):
             for vids in part.values():
@@ -48,16 +54,20 @@ class Splits:
         return [seen[k] for k in sorted(seen)]
 
     def restrict(self, classes: list[str]) -> Splits:
+        """The splits over ``classes`` only, relabelled in their label order."""
         unknown = sorted(set(classes) - set(self.classes))
         if unknown:
             raise BadConfig(f"{self.dataset} has no class {', '.join(unknown)}")
         keep = label_order(classes)
-        pick = lambda vids: [v for v in vids if v.cls in keep]
+
+        def pick(vids: list[Video]) -> list[Video]:
+            return [v for v in vids if v.cls in keep]
         return Splits(self.dataset, keep, {s: pick(v) for s, v in self.train.items()},
                       {s: pick(v) for s, v in self.test.items()}, self.sources)
 
 
 def label_order(names) -> list[str]:
+    """Class names in label order: case-insensitive alphabetical (UCF-101's classInd, mmaction2's maps)."""
     return sorted(set(names), key=lambda c: (c.lower(), c))
 
 
@@ -84,6 +94,7 @@ def _video(cls: str, fname: str, where: str) -> Video:
 
 
 def ucf101(split_dir: Path) -> Splits:
+    """UCF-101's ``classInd.txt`` and ``{train,test}list0{1,2,3}.txt``, every line checked."""
     d = Path(split_dir)
     s = Splits("ucf101", _class_index(d / "classInd.txt"))
     for k in (1, 2, 3):
@@ -135,6 +146,7 @@ def _ucf_list(path: Path, s: Splits, train: set[str] | None = None) -> list[Vide
 
 
 def hmdb51(split_dir: Path) -> Splits:
+    """HMDB-51's ``<class>_test_split{1,2,3}.txt`` files (tag 1 train, 2 test, 0 unused), every line checked."""
     d = Path(split_dir)
     files = sorted(d.glob("*_test_split[123].txt"))
     if not files:
@@ -160,6 +172,7 @@ def hmdb51(split_dir: Path) -> Splits:
 
 
 def load_splits(dataset: str, split_dir: Path) -> Splits:
+    """The official splits of ``dataset`` (ucf101 or hmdb51) from the folder of its split files."""
     if dataset not in DATASETS:
         raise BadConfig(f"unknown dataset {dataset!r}: choose {' or '.join(DATASETS)}")
     return ucf101(split_dir) if dataset == "ucf101" else hmdb51(split_dir)
