@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
+import re
 
 import cv2
 import pytest
@@ -38,6 +40,14 @@ def test_tiny_grid_writes_csv_table_and_plot_and_rerun_skips(data, tmp_path):
     assert cv2.imread(str(out / "accuracy_vs_synthetic.png")) is not None
     again = run_cli("synthact", "ablate", "--config", str(path), "--out", str(out), "--quiet")
     assert again.returncode == 0 and "2 cells (2 already done, 0 failed)" in again.stdout
+    torn = out / "cells" / rows[1]["cell"] / "metrics.json"     # as a kill mid-write once left it
+    torn.write_text(torn.read_text()[:40])
+    third = run_cli("synthact", "ablate", "--config", str(path), "--out", str(out), "--quiet")
+    assert third.returncode == 0 and "2 cells (1 already done, 0 failed)" in third.stdout, third.stderr
+    assert f"warning: {torn}: not valid JSON" in third.stderr and "running the cell again" in third.stderr
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert [(x["synthetic"], x["status"]) for x in rows] == [("0", "done"), ("6", "ok")]
+    assert json.loads(torn.read_text())["top1"] == float(rows[1]["top1"])
 
 
 def test_fusion_and_synthetic_only_cells(data, tmp_path):
@@ -54,7 +64,8 @@ def test_a_failing_cell_is_recorded_and_the_grid_goes_on(data, tmp_path):
     r = run_cli("synthact", "ablate", "--config", str(path), "--out", str(tmp_path / "out"), "--quiet")
     assert r.returncode == 1
     rows = list(csv.DictReader(open(tmp_path / "out/results.csv")))
-    assert rows[0]["status"] == "ok" and rows[1]["status"].startswith("failed: ValueError")
+    assert rows[0]["status"] == "ok"
+    assert rows[1]["status"] == f"failed: {data[0]} synthetic clips: class 0 has 8 clips, 333 requested"
     assert "1 cell(s) failed" in (tmp_path / "out/results.md").read_text()
 
 
@@ -64,14 +75,29 @@ def test_a_failing_cell_is_recorded_and_the_grid_goes_on(data, tmp_path):
     ("real_root: x\n", "missing key 'real'"),
     ("real: target\nreal_root: x\nmodality: [depth]\n", "unknown modality 'depth'"),
     ("real: [target\n", "not valid YAML"),
+    ("real: target\nreal_root: x\nsynthetic: abc\n", "synthetic 'abc': each value must be a whole number >= 0"),
+    ("real: target\nreal_root: x\nreal_fraction: x\n", "real_fraction 'x': each value must be a number in [0, 1]"),
+    ("real: target\nreal_root: x\nsplits: [4]\n", "splits 4: each value must be 1, 2 or 3"),
+    ("real: target\nreal_root: x\nseeds: [a]\n", "seeds 'a': each value must be a whole number"),
+    ("real: target\nreal_root: x\nsynthetic: [0]\nreal_fraction: [0]\n", "the grid has no cells"),
+    ("real: target\nreal_root: x\n"
+     "train: {engine: mmaction2, lr: \"__import__('os').system('touch TMP/F') or 0.001\"}\n",
+     "train.lr \"__import__('os').system('touch TMP/F') or 0.001\": must be a number, not text"),
+    ("real: target\nreal_root: x\ntrain: {lr: 1e-3}\n", "train.lr '1e-3': must be a number, not text (in YAML write"),
+    ("real: target\nreal_root: x\ntrain: {epochs: 0}\n", "train.epochs 0: must be a whole number >= 1"),
+    ("real: target\nreal_root: x\ntrain: {device: banana}\n", "train.device 'banana': choose auto, cpu, cuda"),
+    ("real: target\nreal_root: x\ntrain: {lr: .nan}\n", "train.lr nan: must be a finite number > 0"),
 ])
 def test_malformed_config_names_the_bad_key(tmp_path, text, message):
+    text, message = text.replace("TMP", str(tmp_path)), message.replace("TMP", str(tmp_path))
     path = tmp_path / "bad.yaml"
     path.write_text(text)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=re.escape(message)):
         load_config(path)
     r = run_cli("synthact", "ablate", "--config", str(path), "--out", str(tmp_path / "o"))
-    assert r.returncode == 2 and message in r.stderr and r.stderr.count("\n") == 1
+    assert r.returncode == 2 and message in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith(f"error: {path}: ") and "Traceback" not in r.stderr
+    assert not (tmp_path / "o").exists() and not (tmp_path / "F").exists()
 
 
 def test_shipped_paper_configs_load():

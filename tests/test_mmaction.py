@@ -23,7 +23,8 @@ def test_one_environment_holds_bpy_opencv_contrib_and_mmaction2():
     import mmengine
     assert hasattr(cv2, "optflow")
     assert np.__version__.startswith("1.")
-    opencv = sorted(d.metadata["Name"].lower() for d in metadata.distributions() if "opencv" in d.metadata["Name"].lower())
+    opencv = sorted(d.metadata["Name"].lower() for d in metadata.distributions()
+                    if "opencv" in d.metadata["Name"].lower())
     assert opencv == ["opencv-contrib-python-headless"], opencv
     assert (mmaction.__version__, mmengine.__version__, mmcv.__version__) == ("1.2.0", "0.10.7", "2.1.0")
 
@@ -97,3 +98,29 @@ def test_mmaction2_flow_uses_the_cross_modality_start_and_resumes_after_a_kill(d
     b = torch.load(cut / "mmaction2" / "epoch_3.pth", weights_only=False)["state_dict"]
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+
+
+class _Exec:
+    def __reduce__(self):
+        return exec, ("open('HACKED', 'w').close()",)
+
+
+def test_a_hostile_run_folder_trains_and_a_planted_checkpoint_is_not_unpickled(data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)    # where `touch PWNED` or the planted pickle would write
+    out = tmp_path / "it's ' + __import__('os').system('touch PWNED') + ' {{ fileDirname }}"
+    args = _args(data, "--epochs", "1")
+    r = run_cli("train-tsn", "--out", str(out), *args)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (out / "mmaction2" / "epoch_1.pth").exists() and not (tmp_path / "PWNED").exists()
+    from mmengine.config import Config
+    assert Config.fromfile(str(out / CONFIG)).work_dir == str(out / "mmaction2")
+    assert not (tmp_path / "PWNED").exists()
+    planted = out / "mmaction2" / "epoch_2.pth"       # the newest: resume picks it
+    torch.save({"meta": _Exec(), "state_dict": {}}, planted)
+    r = run_cli("train-tsn", "--out", str(out), "--resume", *args)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {planted}: not a readable checkpoint (it pickles ")
+    assert errors[0].endswith("refusing to unpickle it)")
+    assert r.stderr.strip().splitlines()[-1] == errors[0]
+    assert not (tmp_path / "HACKED").exists()

@@ -7,8 +7,9 @@ skipped on a rerun, a failed cell is recorded and the grid goes on.
 from __future__ import annotations
 
 import csv
+import io
 import itertools
-import json
+import os
 import time
 import traceback
 from dataclasses import fields
@@ -18,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .errors import BadConfig
+from . import contract as C
+from .errors import BadConfig, BadData, SynthactError, one_line, warn
 from .rootlock import root_lock
-from .train.loop import TrainConfig
+from .train.config import TrainConfig, check
 
 GRID_KEYS = {"synthetic": [0], "real_fraction": [1.0], "modality": ["rgb"], "splits": [1], "seeds": [0]}
 TOP_KEYS = {"name", "real", "real_root", "synthetic_root", "classes", "fusion_weights", "eval_protocol", "train",
@@ -32,6 +34,7 @@ MODALITIES = ("rgb", "flow", "fusion")
 
 
 def shipped_configs() -> list[str]:
+    """Names of the experiment configs shipped in the package."""
     return sorted(p.name[:-5] for p in resources.files("synthact.assets").joinpath("experiments").iterdir()
                   if p.name.endswith(".yaml"))
 
@@ -56,6 +59,8 @@ def load_config(spec: str | Path) -> dict:
     for key in cfg:
         if key not in TOP_KEYS:
             raise BadConfig(f"{path}: unknown key '{key}' (known: {', '.join(sorted(TOP_KEYS))})")
+    if not isinstance(cfg.get("train") or {}, dict):
+        raise BadConfig(f"{path}: train: expected a mapping of train-tsn settings, got {cfg['train']!r}")
     for key in cfg.get("train") or {}:
         if key not in TRAIN_KEYS:
             raise BadConfig(f"{path}: unknown key 'train.{key}' (known: {', '.join(sorted(TRAIN_KEYS))})")
@@ -70,11 +75,53 @@ def load_config(spec: str | Path) -> dict:
         raise BadConfig(f"{path}: unknown modality {bad[0]!r} (known: {', '.join(MODALITIES)})")
     cfg.setdefault("fusion_weights", [1.0, 1.5])
     cfg.setdefault("eval_protocol", "tsn")
-    cfg.setdefault("train", {})
+    cfg["train"] = cfg.get("train") or {}
+    _check_values(cfg, path)
     return cfg
 
 
+def _grid_problem(key: str, v) -> str | None:
+    whole = isinstance(v, int) and not isinstance(v, bool)
+    if key == "synthetic":
+        return None if whole and v >= 0 else "a whole number >= 0"
+    if key == "real_fraction":
+        return None if C.finite(v) and 0 <= v <= 1 else "a number in [0, 1] (0: synthetic only)"
+    if key == "splits":
+        return None if whole and v in (1, 2, 3) else "1, 2 or 3"
+    if key == "seeds":
+        return None if whole and 0 <= v < 2**32 else "a whole number >= 0"
+    return None
+
+
+def _check_values(cfg: dict, path) -> None:
+    """Every value's type and range, and every cell's train-tsn settings, before a cell runs."""
+    for key in ("real", "real_root"):
+        if not isinstance(cfg[key], str) or not cfg[key]:
+            raise BadConfig(f"{path}: {key} {cfg[key]!r}: expected a text")
+    for key in ("synthetic_root", "classes", "name", "note"):
+        if cfg.get(key) is not None and not isinstance(cfg[key], str):
+            raise BadConfig(f"{path}: {key} {cfg[key]!r}: expected a text")
+    for key in GRID_KEYS:
+        for v in cfg[key]:
+            problem = _grid_problem(key, v)
+            if problem:
+                raise BadConfig(f"{path}: {key} {v!r}: each value must be {problem}")
+    w = cfg["fusion_weights"]
+    if not (isinstance(w, list) and len(w) == 2 and all(C.finite(x) for x in w)):
+        raise BadConfig(f"{path}: fusion_weights {w!r}: expected two finite numbers (rgb, flow)")
+    todo = cells(cfg)
+    if not todo:
+        raise BadConfig(f"{path}: the grid has no cells (a cell needs real_fraction > 0 or synthetic > 0)")
+
+    def name(key: str) -> str:  # where the user wrote the setting a cell's TrainConfig holds
+        return f"{path}: " + (f"train.{key}" if key in cfg["train"] else {"seed": "seeds"}.get(key, key))
+    for cell in todo:
+        if cell["modality"] != "fusion":
+            check(_train_config(cfg, cell, Path("<out>")), name)
+
+
 def cells(cfg: dict) -> list[dict]:
+    """The grid's cells, each a run folder id; a cell with neither real nor synthetic data is left out."""
     out = []
     for split, seed, n, frac, mod in itertools.product(cfg["splits"], cfg["seeds"], cfg["synthetic"],
                                                         cfg["real_fraction"], cfg["modality"]):
@@ -96,6 +143,7 @@ def _train_config(cfg: dict, cell: dict, out: Path) -> TrainConfig:
 
 
 def run_cell(cfg: dict, cell: dict, root: Path, progress: bool) -> dict:
+    """Train (or, for fusion, fuse) one cell into ``root/cells/<id>``; returns its metrics."""
     from .train.evaluate import fuse_to
     from .train.loop import fit
     out = root / "cells" / cell["id"]
@@ -115,22 +163,22 @@ def run_grid(spec: str | Path, out: Path, progress: bool = True, echo=print, wai
 
 
 def _grid_locked(cfg: dict, out: Path, progress: bool, echo) -> dict:
-    (out / "config.resolved.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    _write_text(out / "config.resolved.yaml", yaml.safe_dump(cfg, sort_keys=False))
     rows, failed, skipped = [], 0, 0
     todo = cells(cfg)
     for i, cell in enumerate(todo, start=1):
-        metrics_path = out / "cells" / cell["id"] / "metrics.json"
         start = time.perf_counter()
         row = {k: cell[k] for k in ("split", "seed", "synthetic", "real_fraction", "modality")}
-        if metrics_path.exists():
-            m, status = json.loads(metrics_path.read_text()), "done"
+        m = _done_metrics(out / "cells" / cell["id"] / "metrics.json")
+        if m is not None:
+            status = "done"
             skipped += 1
         else:
             echo(f"[{i}/{len(todo)}] {cell['id']}")
             try:
                 m, status = run_cell(cfg, cell, out, progress), "ok"
             except Exception as exc:  # a failed cell is a result too; the grid goes on
-                m, status = {}, f"failed: {traceback.format_exception_only(type(exc), exc)[-1].strip()}"
+                m, status = {}, f"failed: {_reason(exc)}"
                 failed += 1
                 echo(f"      {status}")
         row.update({"top1": m.get("top1"), "mean_class": m.get("mean_class"), "n_val": m.get("n"),
@@ -141,12 +189,44 @@ def _grid_locked(cfg: dict, out: Path, progress: bool, echo) -> dict:
             "md": out / "results.md", "plot": out / "accuracy_vs_synthetic.png"}
 
 
+def _reason(exc: Exception) -> str:
+    """A refusal's own line; anything else (a bug) with its type, as Python prints it."""
+    if isinstance(exc, (SynthactError, OSError)):
+        return one_line(exc)
+    return traceback.format_exception_only(type(exc), exc)[-1].strip()
+
+
+def _done_metrics(path: Path) -> dict | None:
+    """A finished cell's metrics; a torn or foreign ``metrics.json`` (a kill mid-write before it
+    was written whole) is named and the cell run again, never dropped from the results."""
+    if not path.exists():
+        return None
+    try:
+        m = C.read_json(path)
+    except BadData as exc:
+        warn(f"{exc}; running the cell again")
+        return None
+    if not isinstance(m, dict) or not C.finite(m.get("top1")):
+        warn(f"{path}: holds no top1 result; running the cell again")
+        return None
+    return m
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Whole or not at all: a reader (or a kill) sees the old file or the new one."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, newline="")
+    os.replace(tmp, path)
+
+
 def write_results(out: Path, rows: list[dict], cfg: dict) -> None:
-    with open(out / "results.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    (out / "results.md").write_text(table(rows, cfg))
+    """``results.csv``, ``results.md`` and the plot of the rows so far, each replaced whole."""
+    text = io.StringIO(newline="")
+    w = csv.DictWriter(text, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    _write_text(out / "results.csv", text.getvalue())
+    _write_text(out / "results.md", table(rows, cfg))
     plot(rows, out / "accuracy_vs_synthetic.png", cfg)
 
 
@@ -183,6 +263,7 @@ def table(rows: list[dict], cfg: dict) -> str:
 
 
 def plot(rows: list[dict], path: Path, cfg: dict) -> None:
+    """Top-1 against synthetic clips added, one line per modality and real fraction."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -201,5 +282,7 @@ def plot(rows: list[dict], path: Path, cfg: dict) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    tmp = path.with_name(f".tmp-{path.name}")
+    fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
+    os.replace(tmp, path)

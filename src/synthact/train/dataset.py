@@ -6,6 +6,7 @@ training, at the centre in evaluation; the TSN test protocol takes 25 evenly spa
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,12 +16,15 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from .. import contract as C
+from ..errors import BadData, SynthactError
 from .models import NEW_LENGTH
 from .transforms import PRESETS
 
 
 @dataclass(frozen=True)
 class Sample:
+    """One clip of a selection: where its frames are, how many, its label."""
+
     prefix: str          # the folder holding <class>/<clip> (mmaction2's data_prefix)
     clip: str
     num_frames: int
@@ -29,6 +33,7 @@ class Sample:
 
     @property
     def folder(self) -> Path:
+        """The clip's frame folder."""
         return Path(self.prefix) / self.clip
 
 
@@ -70,6 +75,7 @@ class EpochSampler(Sampler):
         self.n, self.seed, self.epoch = n, seed, 0
 
     def set_epoch(self, epoch: int) -> None:
+        """The epoch the next iteration draws its order for."""
         self.epoch = epoch
 
     def __len__(self) -> int:
@@ -81,6 +87,8 @@ class EpochSampler(Sampler):
 
 
 class TSNDataset(Dataset):
+    """TSN snippets of a list of clips, augmented for ``mode`` (train, val or test)."""
+
     def __init__(self, samples: list[Sample], modality: str, segments: int = 3, size: int = 224,
                  mode: str = "train", seed: int = 0, test_snippets: int = 25):
         self.samples, self.modality, self.segments = samples, modality, segments
@@ -102,3 +110,24 @@ class TSNDataset(Dataset):
         group = PRESETS["train" if self.mode == "train" else self.mode](group, self.size, self.modality == "flow", rng)
         x = torch.from_numpy(np.stack(group)).permute(0, 3, 1, 2).float().div_(255.0)
         return x, s.label
+
+
+def _original_line(exc: BaseException) -> str:
+    """The original message of an error torch re-raised from a DataLoader worker: its text is
+    "Caught X in DataLoader worker process N." and the worker's whole traceback."""
+    text, kind = str(exc), type(exc)
+    heads = (f"{kind.__module__}.{kind.__qualname__}: ", f"{kind.__qualname__}: ")
+    found = [line.split(": ", 1)[1] for line in text.splitlines() if line.startswith(heads)]
+    return found[-1] if found else text.strip().splitlines()[-1]
+
+
+@contextmanager
+def worker_errors():
+    """A refusal (a corrupt frame, a missing file) raised inside a DataLoader worker comes back
+    as its own one line, as :class:`BadData`; anything else (a bug) keeps its traceback."""
+    try:
+        yield
+    except (SynthactError, OSError) as exc:
+        if not str(exc).startswith("Caught ") or "DataLoader worker" not in str(exc).splitlines()[0]:
+            raise
+        raise BadData(_original_line(exc)) from None

@@ -5,7 +5,6 @@ RGB and a flow run can be fused afterwards (``synthact evaluate --fuse``), as TS
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +13,13 @@ from torch.utils.data import DataLoader
 
 from .. import contract as C
 from ..errors import BadConfig
-from .dataset import TSNDataset
+from .dataset import TSNDataset, worker_errors
 
 PROTOCOLS = {"tsn": ("test", 25), "fast": ("val", None)}
 
 
 def metrics(scores: np.ndarray, labels: np.ndarray, num_classes: int) -> dict:
+    """Top-1, mean class accuracy, per-class accuracy and the confusion matrix."""
     pred = scores.argmax(1)
     conf = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(conf, (labels, pred), 1)
@@ -32,14 +32,16 @@ def metrics(scores: np.ndarray, labels: np.ndarray, num_classes: int) -> dict:
 
 @torch.no_grad()
 def predict(model, dataset: TSNDataset, batch_size: int, workers: int, device: torch.device) -> dict:
+    """Softmax scores and labels of a dataset, with its metrics."""
     model.eval()
     loader = DataLoader(dataset, batch_size if dataset.mode != "test" else 1, shuffle=False, num_workers=workers)
     scores, labels = [], []
-    for x, y in loader:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            s = model(x.to(device))
-        scores.append(torch.softmax(s.float(), 1).cpu())
-        labels.append(y)
+    with worker_errors():
+        for x, y in loader:
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                s = model(x.to(device))
+            scores.append(torch.softmax(s.float(), 1).cpu())
+            labels.append(y)
     scores = torch.cat(scores).numpy() if scores else np.zeros((0, model.fc.out_features))
     labels = torch.cat(labels).numpy() if labels else np.zeros(0, dtype=np.int64)
     out = metrics(scores, labels, model.fc.out_features)
@@ -48,6 +50,7 @@ def predict(model, dataset: TSNDataset, batch_size: int, workers: int, device: t
 
 
 def evaluate_run(run: Path, model, sel, cfg, device) -> dict:
+    """The final evaluation of a run under its protocol; scores and confusion saved in the run."""
     mode, snippets = PROTOCOLS[cfg.eval_protocol]
     ds = TSNDataset(sel.val, cfg.modality, cfg.segments, cfg.size, mode, cfg.seed, snippets or 25)
     res = predict(model, ds, cfg.batch_size, cfg.workers, device)
@@ -62,13 +65,14 @@ def evaluate_run(run: Path, model, sel, cfg, device) -> dict:
 def load_run(run: Path):
     """The trained model of a run folder and its config (weights from ``model.pt``)."""
     from .models import TSN
-    cfg = json.loads((Path(run) / "config.json").read_text())
+    cfg = C.read_json(Path(run) / "config.json")
     model = TSN(cfg["num_classes"], cfg["backbone"], cfg["modality"], cfg["segments"], "none")
     model.load_state_dict(torch.load(Path(run) / "model.pt", map_location="cpu", weights_only=True)["model"])
     return model, cfg
 
 
 def confusion_png(conf: np.ndarray, classes: list[str], path: Path, title: str) -> None:
+    """The row-normalised confusion matrix as an image."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -108,10 +112,11 @@ def fuse(runs: list[Path], weights: list[float], protocol: str = "tsn") -> dict:
 
 
 def fuse_to(out: Path, runs: list[Path], weights: list[float], protocol: str = "tsn") -> dict:
+    """Fuse runs (see :func:`fuse`) and write the metrics and confusion into ``out``."""
     res = fuse(runs, weights, protocol)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(res, indent=1))
+    C.write_json(out / "metrics.json", res)   # whole: ablate reads it to skip the cell
     confusion_png(np.array(res["confusion"]), C.read_classes(Path(runs[0]) / C.CLASSES), out / "confusion.png",
                   f"fused {weights}: top-1 {res['top1']:.3f}, mean class {res['mean_class']:.3f}")
     return res

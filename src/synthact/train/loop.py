@@ -8,10 +8,10 @@ uninterrupted run would have. Checkpoints hold state dicts and plain types only 
 from __future__ import annotations
 
 import csv
-import json
+import io
+import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -21,47 +21,19 @@ from tqdm import tqdm
 from .. import contract as C
 from ..errors import BadConfig
 from ..rootlock import root_lock
-from .dataset import EpochSampler, TSNDataset
+from .checkpoint import ARCH_KEYS, RESUME_KEYS, load_checkpoint, restore
+from .config import TrainConfig, check, check_resume, record
+from .dataset import EpochSampler, TSNDataset, worker_errors
 from .evaluate import evaluate_run, predict
-from .mixing import Selection, check_flow, select
+from .mixing import check_flow, select
 from .mmaction_engine import DEPTH, backbone_checkpoint, train_mmaction, write_config
 from .models import TSN
+
+__all__ = ["TrainConfig", "fit", "build_model", "load_checkpoint"]   # TrainConfig lives in .config
 
 CHECKPOINT = "checkpoint.pt"
 CLIP_GRAD = {"rgb": 40.0, "flow": 20.0}
 DEFAULT_LR = {"rgb": 0.001, "flow": 0.005}   # TSN's
-ARCH_KEYS = ("backbone", "modality", "segments", "num_classes")
-
-
-@dataclass
-class TrainConfig:
-    out: str
-    real: str
-    real_root: str
-    synthetic_root: str | None = None
-    synthetic: int = 0
-    real_fraction: float = 1.0
-    classes: str | None = None
-    synthetic_only: bool = False
-    modality: str = "rgb"
-    backbone: str = "resnet18"
-    pretrained: str = "none"
-    init_from: str | None = None         # two-stage: weights of an earlier run (e.g. synthetic-only)
-    segments: int = 3
-    size: int = 224
-    epochs: int = 20
-    batch_size: int = 16
-    lr: float | None = None
-    schedule: str = "step"               # step (x0.1 at 50% and 75% of the epochs) or cosine
-    weight_decay: float = 5e-4
-    workers: int = 2
-    seed: int = 0
-    eval_protocol: str = "tsn"           # final evaluation: tsn (25 snippets x 10 crops) or fast
-    device: str = "auto"
-    allow_mixed_flow: bool = False       # train on roots whose flow methods differ
-    engine: str = "synthact"             # or mmaction2 (optional extra: make mmaction)
-    num_classes: int = 0                 # filled from the selection
-    info: dict = field(default_factory=dict)
 
 
 def _device(name: str) -> torch.device:
@@ -71,6 +43,7 @@ def _device(name: str) -> torch.device:
 
 
 def build_model(cfg: TrainConfig) -> TSN:
+    """The TSN a config describes, with fresh or pretrained weights."""
     return TSN(cfg.num_classes, cfg.backbone, cfg.modality, cfg.segments, cfg.pretrained)
 
 
@@ -83,27 +56,14 @@ def _scheduler(opt, cfg: TrainConfig):
     raise BadConfig(f"unknown schedule {cfg.schedule!r}: step or cosine")
 
 
-def write_lists(run: Path, sel: Selection) -> None:
-    """The exact training and validation lists, in mmaction2's rawframe format with absolute paths."""
-    for name, samples in (("train_list.txt", sel.train), ("val_list.txt", sel.val)):
-        C.write_annotations(run / name, [C.Entry(str(Path(s.prefix) / s.clip), s.num_frames, s.label) for s in samples])
-    C.write_classes(run, sel.classes)
-
-
-def load_checkpoint(path: Path, cfg: TrainConfig) -> dict:
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no checkpoint to resume from")
-    ck = torch.load(path, map_location="cpu", weights_only=True)
-    old = ck.get("config", {})
-    diff = [f"{k}={old.get(k)!r} (this run {getattr(cfg, k)!r})" for k in ARCH_KEYS if old.get(k) != getattr(cfg, k)]
-    if diff:
-        raise BadConfig(f"{path}: checkpoint of another architecture: {', '.join(diff)}")
-    return ck
+def _holds_a_run(run: Path) -> bool:
+    return (run / CHECKPOINT).exists() or any((run / "mmaction2").glob("epoch_*.pth"))
 
 
 def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True, wait: bool = False) -> dict:
     """Select, train and evaluate one TSN run into the run folder ``cfg.out`` (locked for the
-    run); returns the final metrics (also in ``metrics.json``)."""
+    run); returns the final metrics (also in ``metrics.json``). Settings are checked first."""
+    check(cfg)
     with root_lock(Path(cfg.out), wait):
         return _fit_locked(cfg, resume, progress)
 
@@ -118,23 +78,22 @@ def _fit_locked(cfg: TrainConfig, resume: bool, progress: bool) -> dict:
         cfg.info["flow_method"] = check_flow(sorted(roots), cfg.allow_mixed_flow)
     cfg.lr = cfg.lr or DEFAULT_LR[cfg.modality]
     run.mkdir(parents=True, exist_ok=True)
-    if (run / CHECKPOINT).exists() and not resume:
+    if resume:  # the run's own lists and settings are never rewritten
+        check_resume(run, cfg, sel)
+    elif _holds_a_run(run):
         raise BadConfig(f"{run}: already holds a run; pass --resume to continue it or choose another --out")
-    write_lists(run, sel)
-    (run / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
+    else:
+        record(run, cfg, sel)
     if cfg.engine == "mmaction2":
-        write_config(cfg, run, backbone_checkpoint(cfg, run))
-        return train_mmaction(cfg, run, resume)
-    if cfg.engine != "synthact":
-        raise BadConfig(f"unknown engine {cfg.engine!r}: synthact or mmaction2")
+        settings = write_config(cfg, run, backbone_checkpoint(cfg, run))
+        return train_mmaction(cfg, run, resume, settings)
     if cfg.backbone in DEPTH:  # the same selection, ready for mmaction2 (weights: see the config)
         write_config(cfg, run, None)
     device = _device(cfg.device)
     torch.manual_seed(cfg.seed)  # the initial weights of everything not loaded from a file
     model = build_model(cfg)
     if cfg.init_from:
-        init = load_checkpoint(Path(cfg.init_from), cfg)
-        model.load_state_dict(init["model"])
+        restore(Path(cfg.init_from), model, load_checkpoint(Path(cfg.init_from), cfg)["model"], "model weights")
     model.to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
@@ -143,10 +102,9 @@ def _fit_locked(cfg: TrainConfig, resume: bool, progress: bool) -> dict:
     sched = _scheduler(opt, cfg)
     start, history = 0, []
     if resume:
-        ck = load_checkpoint(run / CHECKPOINT, cfg)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
+        ck = load_checkpoint(run / CHECKPOINT, cfg, RESUME_KEYS)
+        for target, key in ((model, "model"), (opt, "optimizer"), (sched, "scheduler")):
+            restore(run / CHECKPOINT, target, ck[key], f"{key} state")
         start, history = ck["epoch"] + 1, ck["history"]
     train_ds = TSNDataset(sel.train, cfg.modality, cfg.segments, cfg.size, "train", cfg.seed)
     val_ds = TSNDataset(sel.val, cfg.modality, cfg.segments, cfg.size, "val", cfg.seed)
@@ -161,18 +119,19 @@ def _fit_locked(cfg: TrainConfig, resume: bool, progress: bool) -> dict:
         torch.manual_seed(cfg.seed * 100003 + epoch)   # dropout masks
         model.train()
         t0, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
-        for x, y in tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False):
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                scores = model(x)
-                loss = loss_fn(scores.float(), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, CLIP_GRAD[cfg.modality])
-            opt.step()
-            seen += len(y)
-            loss_sum += loss.item() * len(y)
-            correct += (scores.argmax(1) == y).sum().item()
+        with worker_errors():
+            for x, y in tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False):
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                    scores = model(x)
+                    loss = loss_fn(scores.float(), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, CLIP_GRAD[cfg.modality])
+                opt.step()
+                seen += len(y)
+                loss_sum += loss.item() * len(y)
+                correct += (scores.argmax(1) == y).sum().item()
         sched.step()
         seconds = time.perf_counter() - t0
         val = predict(model, val_ds, cfg.batch_size, cfg.workers, device)
@@ -192,12 +151,21 @@ def _fit_locked(cfg: TrainConfig, resume: bool, progress: bool) -> dict:
                        f"val top1 {row['val_top1']:.3f} ({row['images_per_s']} img/s)")
     if writer:
         writer.close()
-    torch.save({"model": model.state_dict(), "config": {k: getattr(cfg, k) for k in ARCH_KEYS}}, run / "model.pt")
+    _save(run / "model.pt", {"model": model.state_dict(), "config": {k: getattr(cfg, k) for k in ARCH_KEYS}})
     metrics = evaluate_run(run, model, sel, cfg, device)
     metrics["history"] = history
     metrics["selection"] = sel.info
-    (run / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    C.write_json(run / "metrics.json", json_safe(metrics))   # whole, so ablate never reads half of it
     return metrics
+
+
+def json_safe(obj):
+    """A diverged loss (nan, inf) as JSON null: strict JSON has no such numbers."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return None if isinstance(obj, float) and not math.isfinite(obj) else obj
 
 
 def _save(path: Path, obj: dict) -> None:
@@ -207,10 +175,13 @@ def _save(path: Path, obj: dict) -> None:
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    text = io.StringIO(newline="")
+    w = csv.DictWriter(text, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text.getvalue(), newline="")
+    os.replace(tmp, path)
 
 
 def _tensorboard(run: Path):

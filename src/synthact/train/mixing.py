@@ -7,7 +7,6 @@ subsampled per class with a fixed seed, and evaluation only ever sees real valid
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +21,8 @@ from .dataset import Sample
 
 @dataclass
 class Selection:
+    """The label space and the training and validation clips of a run."""
+
     classes: list[str]
     train: list[Sample]
     val: list[Sample]
@@ -37,10 +38,9 @@ def parse_real(spec: str) -> tuple[str, int]:
 
 
 def _real_lists(root: Path, dataset: str, split: int) -> tuple[list[str], list[C.Entry], list[C.Entry]]:
-    labels = C.read_classes(root / f"{dataset}_label_map.txt")
-    ann = root / C.ANNOTATIONS
-    return (labels, C.read_annotations(ann / f"{dataset}_train_split_{split}_rawframes.txt"),
-            C.read_annotations(ann / f"{dataset}_val_split_{split}_rawframes.txt"))
+    return (C.read_classes(C.label_map_path(root, dataset)),
+            C.read_annotations(C.split_list_path(root, dataset, "train", split)),
+            C.read_annotations(C.split_list_path(root, dataset, "val", split)))
 
 
 def _relabel(entries: list[C.Entry], old: list[str], new: list[str], root: Path, path: str) -> list[Sample]:
@@ -57,10 +57,10 @@ def _relabel(entries: list[C.Entry], old: list[str], new: list[str], root: Path,
 
 def flow_method(root: Path) -> str:
     """The flow method a root holds (its flow.json); a root without flow is an error for flow runs."""
-    path = Path(root) / C.FLOW_INFO
-    if not path.exists():
+    info = C.FlowInfo.read(Path(root))
+    if info is None:
         raise C.ContractError(f"{root}: no flow here ({C.FLOW_INFO} missing): run extract-flow on it first")
-    return json.loads(path.read_text())["method"]
+    return info.method
 
 
 def check_flow(roots: list[Path], allow_mixed: bool) -> str:
@@ -98,6 +98,7 @@ def _per_class_pick(samples: list[Sample], quota: dict[int, int], rng: np.random
 def select(real: str, real_root: Path, synthetic_root: Path | None = None, synthetic: int = 0,
            real_fraction: float = 1.0, classes: str | None = None, synthetic_only: bool = False,
            seed: int = 0) -> Selection:
+    """The clips a run trains and evaluates on (see the module docstring)."""
     dataset, split = parse_real(real)
     real_root = Path(real_root)
     labels, train_e, val_e = _real_lists(real_root, dataset, split)
@@ -128,7 +129,7 @@ def select(real: str, real_root: Path, synthetic_root: Path | None = None, synth
 
 def _synthetic(root: Path, dataset: str, labels: list[str], n: int, rng: np.random.Generator) -> list[Sample]:
     ours = C.read_classes(root / C.CLASSES)
-    entries = C.read_annotations(root / C.ANNOTATIONS / "synthetic_rawframes.txt")
+    entries = C.read_annotations(C.synthetic_list_path(root))
     target = {i: synthetic_target(c, dataset, labels) for i, c in enumerate(ours)}
     index = {c: i for i, c in enumerate(labels)}
     pool = [Sample(str(root / C.RAWFRAMES), e.clip, e.num_frames, index[target[e.label]])

@@ -8,10 +8,12 @@ nothing installed is edited.
   * mmaction2's ``Flip`` inverts whole images at even indices, but ``RawFrameDecode`` stacks x and
     y of a pair into one 2-channel image, so it inverts x *and* y of every other pair:
     ``SynthactFlowFlip`` mirrors every pair and inverts the x channel of each;
-  * torch >= 2.6 loads with ``weights_only=True`` and mmengine's resume checkpoints pickle
-    objects (even ``getattr``) that no allow-list should admit: mmengine's local checkpoint loader
-    is re-registered (its own ``CheckpointLoader.register_scheme`` API) to load full pickles only
-    from the work folders of our own runs (:func:`trust`), and weights-only everywhere else.
+  * mmengine's checkpoints pickle numpy scalars and arrays and its ``HistoryBuffer`` logs, whose
+    statistics methods are pickled as ``getattr(HistoryBuffer, 'min')``: mmengine's local loader
+    is re-registered (its own ``CheckpointLoader.register_scheme`` API) to load every file with
+    ``weights_only=True``, admitting those few numpy types, ``HistoryBuffer`` and, in place of
+    ``getattr``, a function that hands out only HistoryBuffer's own statistics. Nothing a
+    checkpoint holds can run code, not even one planted in a run's ``mmaction2/`` folder.
 """
 from __future__ import annotations
 
@@ -39,24 +41,33 @@ def _stub_drn() -> None:
     sys.modules[name], sys.modules[f"{name}.drn"] = pkg, mod
 
 
-_TRUSTED: list[Path] = []
+def _history_method(cls, name):
+    """Stands in for ``getattr`` while a checkpoint loads: HistoryBuffer's statistics only."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    if cls is HistoryBuffer and name in ("min", "max", "mean", "current"):
+        return getattr(cls, name)
+    raise ValueError(f"getattr({cls!r}, {name!r}) is not a HistoryBuffer statistic")
 
 
-def trust(folder: Path) -> None:
-    """Checkpoints under ``folder`` were written by this run: resume may unpickle them fully."""
-    _TRUSTED.append(Path(folder).resolve())
+def checkpoint_globals() -> list:
+    """What mmengine 0.10.7's checkpoints pickle besides tensors and plain types (found by
+    loading one with ``weights_only=True`` until it loaded)."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    from numpy.core import multiarray
+    numeric = [type(np.dtype(c)) for c in "?bBhHiIlLqQefdg"]   # never the object dtype
+    return [(multiarray.scalar, "numpy.core.multiarray.scalar"),
+            (multiarray._reconstruct, "numpy.core.multiarray._reconstruct"), (np.ndarray, "numpy.ndarray"),
+            (np.dtype, "numpy.dtype"), *numeric, (HistoryBuffer, "mmengine.logging.history_buffer.HistoryBuffer"),
+            (_history_method, "builtins.getattr")]
 
 
 def _register_loader() -> None:
-    import torch
     from mmengine.runner.checkpoint import CheckpointLoader
 
+    from .checkpoint import load_pt
+
     def load_local(filename, map_location):
-        path = Path(filename).expanduser().resolve()
-        if not path.is_file():
-            raise FileNotFoundError(f"{filename} can not be found.")
-        ours = any(path.is_relative_to(folder) for folder in _TRUSTED)
-        return torch.load(path, map_location=map_location, weights_only=not ours)
+        return load_pt(Path(filename).expanduser(), "checkpoint", map_location, checkpoint_globals())
 
     CheckpointLoader.register_scheme(prefixes="", loader=load_local, force=True)
 
@@ -76,6 +87,7 @@ class SynthactFlowFlip(BaseTransform):
         self.flip_ratio = flip_ratio
 
     def transform(self, results: dict) -> dict:
+        """Flip the whole clip, or not, by one draw."""
         flip = np.random.rand() < self.flip_ratio
         if flip:
             imgs = []

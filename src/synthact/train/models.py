@@ -13,7 +13,7 @@ import torch
 import torchvision
 from torch import nn
 
-from ..errors import BadConfig, MissingDependency
+from ..errors import BadConfig, BadData, MissingDependency
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 # EfficientNet-Lite's own input convention: (x*255 - 127) / 128
@@ -24,7 +24,7 @@ NEW_LENGTH = {"rgb": 1, "flow": 5}
 
 
 class PretrainedUnavailable(MissingDependency):
-    pass
+    """ImageNet weights that could not be downloaded here."""
 
 
 def _torchvision_backbone(name: str, imagenet: bool) -> tuple[nn.Module, int]:
@@ -70,6 +70,8 @@ def _first_conv(model: nn.Module) -> tuple[nn.Module, str, nn.Conv2d]:
 
 
 class TSN(nn.Module):
+    """A Temporal Segment Network: a shared backbone over K segments, scores averaged."""
+
     def __init__(self, num_classes: int, backbone: str = "resnet18", modality: str = "rgb",
                  num_segments: int = 3, pretrained: str = "none", dropout: float | None = None,
                  partial_bn: bool | None = None):
@@ -113,6 +115,7 @@ class TSN(nn.Module):
         setattr(parent, name, new)
 
     def train(self, mode: bool = True):
+        """Train mode, with partial BN: every BatchNorm but the first kept frozen."""
         super().train(mode)
         if mode and self.partial_bn:
             bns = [m for m in self.base.modules() if isinstance(m, nn.BatchNorm2d)]
@@ -132,10 +135,11 @@ class TSN(nn.Module):
 
 def load_backbone_file(base: nn.Module, path: Path, backbone: str) -> None:
     """ImageNet (or any) backbone weights from a state-dict file, checked against the architecture."""
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: pretrained weights file not found")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    from .checkpoint import load_pt
+    state = load_pt(path, "pretrained weights file")
     state = state.get("state_dict", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()):
+        raise BadData(f"{path}: not a state dict (expected names mapped to tensors, found a {type(state).__name__})")
     state = {k: v for k, v in state.items() if not k.startswith(("fc.", "classifier.", "_fc."))}
     own = base.state_dict()
     missing = [k for k in own if k not in state]

@@ -1,0 +1,167 @@
+"""A run's settings: type-checked before anything runs, recorded once, held to on resume.
+
+A setting reaches the run from the CLI or an ablate YAML, and later becomes file names, torch
+arguments and an mmaction2 config: a wrong type or range is refused here, in one line naming the
+option (``--lr``) or the file and key (``grid.yaml: train.lr``), before a folder is written. A
+resumed run must ask for exactly the data and recipe it began with, or it would quietly become a
+different experiment under the same name.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .. import contract as C
+from ..errors import BadConfig, BadData, MissingDependency
+from .mixing import parse_real
+from .models import BACKBONES
+
+CHOICES = {"modality": ("rgb", "flow"), "backbone": BACKBONES, "schedule": ("step", "cosine"),
+           "eval_protocol": ("tsn", "fast"), "engine": ("synthact", "mmaction2")}
+INTS = {"synthetic": (0, None), "segments": (1, None), "size": (16, None), "epochs": (1, None),
+        "batch_size": (1, None), "workers": (0, None), "seed": (0, 2**32 - 1)}   # numpy/torch seed range
+TEXT = ("out", "real", "real_root", "pretrained")
+OPTIONAL_TEXT = ("synthetic_root", "classes", "init_from")
+FLAGS = ("synthetic_only", "allow_mixed_flow")
+# what a resumed run may change: where and how fast it runs, and the final evaluation
+RESUME_FREE = {"out", "workers", "device", "eval_protocol", "allow_mixed_flow", "info"}
+PATHS = {"real_root", "synthetic_root", "init_from", "pretrained"}
+CONFIG = "config.json"
+LISTS = ("train_list.txt", "val_list.txt")
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of one train-tsn run (CLI options, or an ablate cell)."""
+
+    out: str
+    real: str
+    real_root: str
+    synthetic_root: str | None = None
+    synthetic: int = 0
+    real_fraction: float = 1.0
+    classes: str | None = None
+    synthetic_only: bool = False
+    modality: str = "rgb"
+    backbone: str = "resnet18"
+    pretrained: str = "none"
+    init_from: str | None = None         # two-stage: weights of an earlier run (e.g. synthetic-only)
+    segments: int = 3
+    size: int = 224
+    epochs: int = 20
+    batch_size: int = 16
+    lr: float | None = None
+    schedule: str = "step"               # step (x0.1 at 50% and 75% of the epochs) or cosine
+    weight_decay: float = 5e-4
+    workers: int = 2
+    seed: int = 0
+    eval_protocol: str = "tsn"           # final evaluation: tsn (25 snippets x 10 crops) or fast
+    device: str = "auto"
+    allow_mixed_flow: bool = False       # train on roots whose flow methods differ
+    engine: str = "synthact"             # or mmaction2 (optional extra: make mmaction)
+    num_classes: int = 0                 # filled from the selection
+    info: dict = field(default_factory=dict)
+
+
+def cli_name(key: str) -> str:
+    """How the CLI spells a setting: ``--batch-size``."""
+    return "--" + key.replace("_", "-")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _problem(key: str, v: Any) -> str | None:
+    """What is wrong with setting ``key`` = ``v``, or None."""
+    if key in CHOICES:
+        return None if v in CHOICES[key] else "choose from " + ", ".join(CHOICES[key])
+    if key in INTS:
+        lo, hi = INTS[key]
+        ok = isinstance(v, int) and not isinstance(v, bool) and v >= lo and (hi is None or v <= hi)
+        return None if ok else f"must be a whole number >= {lo}" + (f" and <= {hi}" if hi else "")
+    if key in ("lr", "weight_decay", "real_fraction"):
+        if v is None and key == "lr":
+            return None
+        if isinstance(v, str):   # YAML 1.1 reads 1e-3 (no dot) as text
+            return "must be a number, not text (in YAML write 1.0e-3 or 0.001, not 1e-3)"
+        ok = _number(v) and math.isfinite(v) and {"lr": v > 0, "weight_decay": v >= 0,
+                                                  "real_fraction": 0 < v <= 1}[key]
+        return None if ok else {"lr": "must be a finite number > 0", "weight_decay": "must be a finite number >= 0",
+                                "real_fraction": "must be a number in (0, 1]"}[key]
+    if key in TEXT or key in OPTIONAL_TEXT:
+        ok = (isinstance(v, str) and v != "") or (v is None and key in OPTIONAL_TEXT)
+        return None if ok else "must be a non-empty text"
+    if key in FLAGS:
+        return None if isinstance(v, bool) else "must be true or false"
+    return None
+
+
+def check(cfg: TrainConfig, name: Callable[[str], str] = cli_name) -> TrainConfig:
+    """Refuse a setting of the wrong type or range; ``name(key)`` is how the user wrote it."""
+    for key, value in asdict(cfg).items():
+        problem = _problem(key, value)
+        if problem:
+            raise BadConfig(f"{name(key)} {value!r}: {problem}")
+    check_device(cfg.device, name("device"))
+    parse_real(cfg.real)
+    return cfg
+
+
+def check_device(device: Any, name: str = "--device") -> None:
+    """auto, cpu, cuda or cuda:N; a CUDA device this machine lacks is a missing dependency."""
+    m = re.fullmatch(r"auto|cpu|cuda(?::(\d+))?", device) if isinstance(device, str) else None
+    if not m:
+        raise BadConfig(f"{name} {device!r}: choose auto, cpu, cuda or cuda:N")
+    if device.startswith("cuda"):
+        import torch
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if int(m.group(1) or 0) >= n:
+            raise MissingDependency(f"{name} {device}: torch sees {n} CUDA device(s) here; use --device cpu or auto")
+
+
+def _same(key: str, old: Any, new: Any) -> bool:
+    if old == new:
+        return True
+    # a root named from another folder, or by an absolute path, is still the same root
+    return key in PATHS and isinstance(old, str) and isinstance(new, str) and Path(old).resolve() == Path(new).resolve()
+
+
+def _entries(sel) -> dict[str, list[C.Entry]]:
+    return {name: [C.Entry(str(Path(s.prefix) / s.clip), s.num_frames, s.label) for s in samples]
+            for name, samples in zip(LISTS, (sel.train, sel.val))}
+
+
+def check_resume(run: Path, cfg: TrainConfig, sel) -> None:
+    """Refuse resuming ``run`` with settings or a selection other than those it was started with."""
+    path = Path(run) / CONFIG
+    if not path.exists():
+        raise BadData(f"{path}: missing, so there is no run here whose settings --resume could continue; "
+                      f"start without --resume or in another --out")
+    old = C.read_json(path)
+    if not isinstance(old, dict):
+        raise BadData(f"{path}: not a run's settings (expected a JSON object)")
+    new = json.loads(json.dumps(asdict(cfg)))   # compared as JSON gives them back
+    diff = [k for k in new if k in old and k not in RESUME_FREE and not _same(k, old[k], new[k])]
+    if diff:
+        raise BadConfig(f"{path}: --resume asks " + ", ".join(f"{k}={new[k]!r}" for k in diff) + "; the run was "
+                        "started with " + ", ".join(f"{k}={old[k]!r}" for k in diff)
+                        + ": resume with the same settings or train into another --out")
+    for name, entries in _entries(sel).items():
+        if C.read_annotations(Path(run) / name, clip_ids=False) != entries:
+            raise BadConfig(f"{Path(run) / name}: this run's clips differ from the selection the same settings give "
+                            f"now (the roots changed?); resume refused: train into another --out")
+    if C.read_classes(Path(run) / C.CLASSES) != sel.classes:
+        raise BadConfig(f"{Path(run) / C.CLASSES}: the label space changed since the run began; resume refused")
+
+
+def record(run: Path, cfg: TrainConfig, sel) -> None:
+    """A new run's exact lists (mmaction2 rawframe format) and settings; each file written whole."""
+    for name, entries in _entries(sel).items():
+        C.write_annotations(Path(run) / name, entries)
+    C.write_classes(Path(run), sel.classes)
+    C.write_json(Path(run) / CONFIG, asdict(cfg))
