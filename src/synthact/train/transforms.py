@@ -41,6 +41,7 @@ def hflip(group: list[np.ndarray], flow: bool) -> list[np.ndarray]:
 
 
 def resize_short(group: list[np.ndarray], short: int) -> list[np.ndarray]:
+    """Resize every image so that its short side is ``short``."""
     h, w = group[0].shape[:2]
     if min(h, w) == short:
         return group
@@ -50,10 +51,12 @@ def resize_short(group: list[np.ndarray], short: int) -> list[np.ndarray]:
 
 
 def crop(group: list[np.ndarray], x: int, y: int, size: int) -> list[np.ndarray]:
+    """The same ``size`` square of every image, at (x, y)."""
     return [img[y:y + size, x:x + size] for img in group]
 
 
 def centre_crop(group: list[np.ndarray], size: int) -> list[np.ndarray]:
+    """The centre ``size`` square of every image."""
     h, w = group[0].shape[:2]
     return crop(group, (w - size) // 2, (h - size) // 2, size)
 
@@ -67,15 +70,18 @@ def ten_crops(group: list[np.ndarray], size: int, flow: bool) -> list[list[np.nd
 
 
 def train_preset(group: list[np.ndarray], size: int, flow: bool, rng: np.random.Generator) -> list[np.ndarray]:
+    """Multi-scale crop and a random flip (training)."""
     group = multiscale_crop(group, size, rng)
     return hflip(group, flow) if rng.random() < 0.5 else group
 
 
 def val_preset(group: list[np.ndarray], size: int, flow: bool, rng: np.random.Generator) -> list[np.ndarray]:
+    """Resize and centre crop (validation)."""
     return centre_crop(resize_short(group, size * 256 // 224), size)
 
 
 def test_preset(group: list[np.ndarray], size: int, flow: bool, rng: np.random.Generator) -> list[np.ndarray]:
+    """Resize and ten crops (TSN's test protocol)."""
     return [img for crops in ten_crops(resize_short(group, size * 256 // 224), size, flow) for img in crops]
 
 
