@@ -24,7 +24,7 @@ import torch
 def engines(tmp: Path, a, root: Path, with_mmaction2: bool = True) -> tuple[float, float | None]:
     """Training images/s (validation excluded) of our engine and, optionally, mmaction2's on one
     selection and recipe."""
-    from synthact.target_domain import write_split_lists
+    from synthact.data.target_domain import write_split_lists
     from synthact.train.loop import TrainConfig, fit
     counts = write_split_lists(root, "bench", val_every=5)
     common = dict(real="bench:split1", real_root=str(root), modality=a.modality, backbone=a.backbone, size=a.size,

@@ -44,9 +44,9 @@ def wait_for_manifest(root: Path, n: int, proc: subprocess.Popen, name: str = "m
 def data(tmp_path_factory):
     """A rendered synthetic root and a target-domain root (3 classes, 12 frames, DIS flow), with
     target split lists of 4 train + 2 val clips per class; rendered once per test session."""
+    from synthact.data.target_domain import write_split_lists
     from synthact.flow.extract import run_flow
     from synthact.render.clips import RenderJob, render_batch
-    from synthact.target_domain import write_split_lists
     base = tmp_path_factory.mktemp("train")
     synth, target = base / "synth", base / "target"
     for root, n, seed in ((synth, 8, 0), (target, 6, 100)):

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from synthact import contract as C
+from synthact.data.prepare import decode_video
+from synthact.data.splits import load_splits, subset_classes
 from synthact.flow.extract import run_flow
 from synthact.flow.methods import make_flow
-from synthact.flow.prepare import decode_video
-from synthact.flow.splits import load_splits, subset_classes
 from synthact.render.clips import RenderJob, render_batch
 
 from .conftest import BIN, run_cli, wait_for_manifest

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from synthact.data.splits import load_splits
 from synthact.errors import SynthactError
-from synthact.flow.splits import load_splits
 from synthact.render.bvh import FRAME_TIME, load_bvh, parse_bvh
 from synthact.render.mocap import bone_maps, load_library
 

@@ -21,9 +21,9 @@ import importlib
 _API = {
     "RenderJob": "synthact.render.clips", "RenderSummary": "synthact.render.clips",
     "render_batch": "synthact.render.clips",
-    "PrepareJob": "synthact.flow.prepare", "PrepareSummary": "synthact.flow.prepare",
-    "prepare": "synthact.flow.prepare",
-    "merge_roots": "synthact.merge",
+    "PrepareJob": "synthact.data.prepare", "PrepareSummary": "synthact.data.prepare",
+    "prepare": "synthact.data.prepare",
+    "merge_roots": "synthact.data.merge",
     "FlowSummary": "synthact.flow.extract", "run_flow": "synthact.flow.extract",
     "Selection": "synthact.train.mixing", "select": "synthact.train.mixing",
     "TrainConfig": "synthact.train.loop", "fit": "synthact.train.loop",

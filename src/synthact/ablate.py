@@ -282,7 +282,7 @@ def plot(rows: list[dict], path: Path, cfg: dict) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    tmp = path.with_name(f".tmp-{path.name}")
+    tmp = path.with_name(f"{path.name}.tmp")  # as contract.write_json: replaced whole
     fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     os.replace(tmp, path)

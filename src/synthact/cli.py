@@ -161,7 +161,7 @@ Examples:
 @WAIT
 def prepare_cmd(dataset, videos, splits, out, classes, flow, size, workers, allow_missing, quiet, wait):
     """Decode HMDB-51 / UCF-101 videos into a rawframe root with flow and the three official splits."""
-    from .flow.prepare import PrepareJob, prepare
+    from .data.prepare import PrepareJob, prepare
     from .render.clips import parse_size
     s = prepare(PrepareJob(dataset, videos, splits, out, classes, flow, parse_size(size), workers, wait), not quiet)
     click.echo(f"{s.done} videos prepared, {s.skipped} already done, {len(s.failures)} failed, "
@@ -270,7 +270,7 @@ Example (each machine rendered its share with its own --seed):
 @WAIT
 def merge_cmd(out, sources, wait):
     """Merge rawframe roots (clips, manifests, flow) into one; hard links where possible."""
-    from .merge import merge_roots
+    from .data.merge import merge_roots
     r = merge_roots(out, list(sources), wait)
     click.echo(f"{r['merged']} clips merged, {r['skipped']} already there, {r['clips']} in all, "
                f"{r['classes']} classes -> {out}")

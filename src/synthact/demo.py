@@ -16,9 +16,9 @@ import yaml
 
 from .ablate import run_grid
 from .contract import PREVIEW
+from .data.target_domain import write_split_lists
 from .flow.extract import run_flow
 from .render.clips import RenderJob, render_batch
-from .target_domain import write_split_lists
 
 CLASSES = "jumping_jack,punch,squat,golf_swing,tai_chi,wave"
 SIZE, FRAMES = (160, 120), 16
@@ -81,7 +81,7 @@ def real_fixture_check(out: Path, fixtures: Path, workers: int, progress: bool) 
 
     from . import contract as C
     from .assets import target_class
-    from .flow.prepare import PrepareJob, prepare
+    from .data.prepare import PrepareJob, prepare
     from .train.dataset import Sample, TSNDataset
     from .train.evaluate import load_run, predict
     ours = sorted(CLASSES.split(","))

@@ -14,8 +14,8 @@ import numpy as np
 
 from .. import contract as C
 from ..assets import class_map
+from ..data.splits import subset_classes
 from ..errors import BadConfig
-from ..flow.splits import subset_classes
 from .dataset import Sample
 
 

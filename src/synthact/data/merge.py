@@ -11,10 +11,10 @@ import os
 import shutil
 from pathlib import Path
 
-from . import contract as C
-from .errors import BadConfig, BadData
-from .render.writer import write_preview
-from .rootlock import root_lock
+from .. import contract as C
+from ..errors import BadConfig, BadData
+from ..render.writer import write_preview
+from ..rootlock import root_lock
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import contract as C
+from .. import contract as C
 
 
 def write_split_lists(root: Path, name: str = "target", val_every: int = 3) -> dict:

@@ -17,9 +17,9 @@ import cv2
 from .. import contract as C
 from ..batch import run_batch
 from ..errors import BadConfig
+from ..flow import extract
+from ..flow.methods import make_flow
 from ..rootlock import root_lock
-from . import extract
-from .methods import make_flow
 from .splits import Splits, load_splits, subset_classes
 
 TRUNCATION_SLACK = 2  # HMDB containers declare one frame more than they decode
