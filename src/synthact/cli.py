@@ -12,7 +12,10 @@ from pathlib import Path
 import click
 
 from .contract import FAILURES, MISSING, write_lines
+from .data.splits import DATASETS
 from .errors import BadConfig, SynthactError, one_line
+from .flow.methods import METHODS, OPENCV_METHODS
+from .train.recipe import BACKBONES, MODALITIES
 
 BAD_INPUT = 2   # exit code for input we refuse (one line on stderr)
 PARTIAL = 1     # exit code when some clips failed and the rest completed
@@ -105,7 +108,7 @@ Examples:
   extract-flow --root synth --method tvl1-torch --device cuda --batch 256""")
 @click.option("--root", required=True, type=click.Path(file_okay=False, path_type=Path), help="Rawframe root.")
 @click.option("--method", default="tvl1", show_default=True,
-              type=click.Choice(["tvl1", "tvl1-fast", "tvl1-torch", "dis", "farneback"]))
+              type=click.Choice(list(METHODS)))
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
               help="Processes, one OpenCV thread each (OpenCV methods).")
 @click.option("--device", default=None, help="tvl1-torch: cuda or cpu (default: cuda when torch sees one).")
@@ -147,12 +150,12 @@ Examples:
   synthact prepare ucf101 --videos UCF-101 --splits ucfTrainTestlist --out ucf25 --classes ucf25 \\
       --flow tvl1 --workers 16
   synthact prepare hmdb51 --videos hmdb51_org --splits testTrainMulti_7030_splits --out hmdb51 --flow tvl1""")
-@click.argument("dataset", type=click.Choice(["hmdb51", "ucf101"]))
+@click.argument("dataset", type=click.Choice(list(DATASETS)))
 @click.option("--videos", required=True, type=click.Path(path_type=Path), help="Folder of <Class>/<video>.avi.")
 @click.option("--splits", required=True, type=click.Path(path_type=Path), help="Folder of the official split files.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Rawframe root to write.")
 @click.option("--classes", default=None, help="ucf25 | hmdb | all | comma list of the dataset's class names.")
-@click.option("--flow", default=None, type=click.Choice(["tvl1", "tvl1-fast", "dis", "farneback"]),
+@click.option("--flow", default=None, type=click.Choice(list(OPENCV_METHODS)),
               help="Also compute flow with this method.")
 @click.option("--size", default="340x256", show_default=True, help="WIDTHxHEIGHT of the stored frames.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1))
@@ -193,9 +196,9 @@ Examples:
 @click.option("--real-fraction", default=1.0, show_default=True, type=float, help="Real training clips kept per class.")
 @click.option("--classes", default=None, help="Restrict the label space: ucf25 | hmdb | comma list.")
 @click.option("--synthetic-only", is_flag=True, help="Train on synthetic clips only (evaluate on real).")
-@click.option("--modality", default="rgb", show_default=True, type=click.Choice(["rgb", "flow"]))
+@click.option("--modality", default="rgb", show_default=True, type=click.Choice(list(MODALITIES)))
 @click.option("--backbone", default="resnet18", show_default=True,
-              type=click.Choice(["resnet18", "resnet50", "mobilenet_v3_small", "efficientnet_lite0"]))
+              type=click.Choice(list(BACKBONES)))
 @click.option("--pretrained", default="none", show_default=True, help="imagenet | none | FILE (backbone state dict).")
 @click.option("--init-from", type=click.Path(path_type=Path), help="Start from another run's checkpoint (two-stage).")
 @click.option("--segments", default=3, show_default=True, type=click.IntRange(min=1))

@@ -18,7 +18,7 @@ from typing import Any, Callable
 from .. import contract as C
 from ..errors import BadConfig, BadData, MissingDependency
 from .mixing import parse_real
-from .models import BACKBONES
+from .recipe import BACKBONES, WEIGHT_DECAY
 
 CHOICES = {"modality": ("rgb", "flow"), "backbone": BACKBONES, "schedule": ("step", "cosine"),
            "eval_protocol": ("tsn", "fast"), "engine": ("synthact", "mmaction2")}
@@ -56,7 +56,7 @@ class TrainConfig:
     batch_size: int = 16
     lr: float | None = None
     schedule: str = "step"               # step (x0.1 at 50% and 75% of the epochs) or cosine
-    weight_decay: float = 5e-4
+    weight_decay: float = WEIGHT_DECAY
     workers: int = 2
     seed: int = 0
     eval_protocol: str = "tsn"           # final evaluation: tsn (25 snippets x 10 crops) or fast

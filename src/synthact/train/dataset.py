@@ -17,7 +17,7 @@ from torch.utils.data import Dataset, Sampler
 
 from .. import contract as C
 from ..errors import BadData, SynthactError
-from .models import NEW_LENGTH
+from .recipe import NEW_LENGTH, epoch_seed
 from .transforms import PRESETS
 
 
@@ -82,7 +82,7 @@ class EpochSampler(Sampler):
         return self.n
 
     def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+        g = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
         return iter((self.epoch * self.n + torch.randperm(self.n, generator=g)).tolist())
 
 

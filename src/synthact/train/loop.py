@@ -21,6 +21,7 @@ from tqdm import tqdm
 from .. import contract as C
 from ..errors import BadConfig
 from ..rootlock import root_lock
+from . import recipe
 from .checkpoint import ARCH_KEYS, RESUME_KEYS, load_checkpoint, restore
 from .config import TrainConfig, check, check_resume, record
 from .dataset import EpochSampler, TSNDataset, worker_errors
@@ -32,8 +33,6 @@ from .models import TSN
 __all__ = ["TrainConfig", "fit", "build_model", "load_checkpoint"]   # TrainConfig lives in .config
 
 CHECKPOINT = "checkpoint.pt"
-CLIP_GRAD = {"rgb": 40.0, "flow": 20.0}
-DEFAULT_LR = {"rgb": 0.001, "flow": 0.005}   # TSN's
 
 
 def _device(name: str) -> torch.device:
@@ -51,8 +50,7 @@ def _scheduler(opt, cfg: TrainConfig):
     if cfg.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs)
     if cfg.schedule == "step":
-        steps = sorted({max(1, int(cfg.epochs * 0.5)), max(1, int(cfg.epochs * 0.75))})
-        return torch.optim.lr_scheduler.MultiStepLR(opt, steps, 0.1)
+        return torch.optim.lr_scheduler.MultiStepLR(opt, recipe.lr_milestones(cfg.epochs), recipe.LR_GAMMA)
     raise BadConfig(f"unknown schedule {cfg.schedule!r}: step or cosine")
 
 
@@ -76,7 +74,7 @@ def _fit_locked(cfg: TrainConfig, resume: bool, progress: bool) -> dict:
     if cfg.modality == "flow":
         roots = {Path(s.prefix).parent for s in sel.train + sel.val}
         cfg.info["flow_method"] = check_flow(sorted(roots), cfg.allow_mixed_flow)
-    cfg.lr = cfg.lr or DEFAULT_LR[cfg.modality]
+    cfg.lr = cfg.lr or recipe.DEFAULT_LR[cfg.modality]
     run.mkdir(parents=True, exist_ok=True)
     if resume:  # the run's own lists and settings are never rewritten
         check_resume(run, cfg, sel)
@@ -98,7 +96,7 @@ def _fit_locked(cfg: TrainConfig, resume: bool, progress: bool) -> dict:
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=recipe.MOMENTUM, weight_decay=cfg.weight_decay)
     sched = _scheduler(opt, cfg)
     start, history = 0, []
     if resume:
@@ -116,7 +114,7 @@ def _fit_locked(cfg: TrainConfig, resume: bool, progress: bool) -> dict:
                         pin_memory=device.type == "cuda")
     for epoch in range(start, cfg.epochs):
         sampler.set_epoch(epoch)
-        torch.manual_seed(cfg.seed * 100003 + epoch)   # dropout masks
+        torch.manual_seed(recipe.epoch_seed(cfg.seed, epoch))   # dropout masks
         model.train()
         t0, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
         with worker_errors():
@@ -127,7 +125,7 @@ def _fit_locked(cfg: TrainConfig, resume: bool, progress: bool) -> dict:
                     loss = loss_fn(scores.float(), y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, CLIP_GRAD[cfg.modality])
+                torch.nn.utils.clip_grad_norm_(params, recipe.CLIP_GRAD[cfg.modality])
                 opt.step()
                 seen += len(y)
                 loss_sum += loss.item() * len(y)

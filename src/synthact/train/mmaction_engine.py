@@ -19,7 +19,8 @@ import torch
 
 from .. import contract as C
 from ..errors import BadConfig, MissingDependency
-from .models import DROPOUT, NEW_LENGTH, TSN
+from . import recipe
+from .models import TSN
 
 CONFIG = "mmaction2_config.py"
 LISTS = ("mmaction2_train_list.txt", "mmaction2_val_list.txt")
@@ -66,17 +67,17 @@ def config_dict(cfg, run: Path, pretrained: str | None) -> dict:
     """mmaction2 1.2.0's TSN recipe for the run's lists, as data (see :func:`write_config`)."""
     run = Path(run).resolve()
     flow = cfg.modality == "flow"
-    length = NEW_LENGTH[cfg.modality]
+    length = recipe.NEW_LENGTH[cfg.modality]
     short = cfg.size * 256 // 224
     if flow:
         norm = dict(mean=[128, 128] * length, std=[128, 128] * length)
-        flip = dict(type="SynthactFlowFlip", flip_ratio=0.5)   # mmaction2's Flip inverts y too
+        flip = dict(type="SynthactFlowFlip", flip_ratio=recipe.FLIP_RATIO)   # mmaction2's Flip inverts y too
         tmpl, modality = C.OURS.flow, "Flow"
     else:
         norm = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375])
-        flip = dict(type="Flip", flip_ratio=0.5)
+        flip = dict(type="Flip", flip_ratio=recipe.FLIP_RATIO)
         tmpl, modality = C.OURS.img, "RGB"
-    steps = sorted({max(1, int(cfg.epochs * 0.5)), max(1, int(cfg.epochs * 0.75))})
+    steps = recipe.lr_milestones(cfg.epochs)
 
     def sample(num_clips: int, test: bool) -> dict:
         return dict(type="SampleFrames", clip_len=length, frame_interval=1, num_clips=num_clips,
@@ -91,7 +92,7 @@ def config_dict(cfg, run: Path, pretrained: str | None) -> dict:
     decode, fmt = [dict(type="RawFrameDecode"), dict(type="Resize", scale=(-1, short))], \
         [dict(type="FormatShape", input_format="NCHW"), dict(type="PackActionInputs")]
     train_pipeline = [sample(cfg.segments, False), *decode,
-                      dict(type="MultiScaleCrop", input_size=cfg.size, scales=(1, 0.875, 0.75, 0.66),
+                      dict(type="MultiScaleCrop", input_size=cfg.size, scales=recipe.CROP_SCALES,
                            random_crop=False, max_wh_scale_gap=1),
                       dict(type="Resize", scale=(cfg.size, cfg.size), keep_ratio=False), flip, *fmt]
     val_pipeline = [sample(cfg.segments, True), *decode, dict(type="CenterCrop", crop_size=cfg.size), *fmt]
@@ -108,7 +109,7 @@ def config_dict(cfg, run: Path, pretrained: str | None) -> dict:
                                  partial_bn=pretrained is not None),
                    cls_head=dict(type="TSNHead", num_classes=cfg.num_classes, in_channels=FEATURES[cfg.backbone],
                                  spatial_type="avg", consensus=dict(type="AvgConsensus", dim=1),
-                                 dropout_ratio=DROPOUT[cfg.modality], init_std=0.001, average_clips="prob"),
+                                 dropout_ratio=recipe.DROPOUT[cfg.modality], init_std=0.001, average_clips="prob"),
                    data_preprocessor=dict(type="ActionDataPreprocessor", **norm, format_shape="NCHW")),
         train_pipeline=train_pipeline, val_pipeline=val_pipeline, test_pipeline=test_pipeline,
         train_dataloader=loader(LISTS[0], train_pipeline, cfg.batch_size, False),
@@ -117,10 +118,11 @@ def config_dict(cfg, run: Path, pretrained: str | None) -> dict:
         val_evaluator=val_evaluator, test_evaluator=val_evaluator,
         train_cfg=dict(type="EpochBasedTrainLoop", max_epochs=cfg.epochs, val_begin=1, val_interval=1),
         val_cfg=dict(type="ValLoop"), test_cfg=dict(type="TestLoop"),
-        optim_wrapper=dict(optimizer=dict(type="SGD", lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay),
-                           clip_grad=dict(max_norm=20 if flow else 40, norm_type=2)),
+        optim_wrapper=dict(optimizer=dict(type="SGD", lr=cfg.lr, momentum=recipe.MOMENTUM,
+                                          weight_decay=cfg.weight_decay),
+                           clip_grad=dict(max_norm=recipe.CLIP_GRAD[cfg.modality], norm_type=2)),
         param_scheduler=[dict(type="MultiStepLR", begin=0, end=cfg.epochs, by_epoch=True, milestones=steps,
-                              gamma=0.1)],
+                              gamma=recipe.LR_GAMMA)],
         default_hooks=dict(
             runtime_info=dict(type="RuntimeInfoHook"), timer=dict(type="IterTimerHook"),
             logger=dict(type="LoggerHook", interval=20, ignore_last=False),

@@ -78,23 +78,21 @@ _register_loader()
 from mmaction.registry import TRANSFORMS  # noqa: E402
 from mmcv.transforms import BaseTransform  # noqa: E402
 
+from .recipe import FLIP_RATIO  # noqa: E402
+from .transforms import hflip  # noqa: E402
+
 
 @TRANSFORMS.register_module()
 class SynthactFlowFlip(BaseTransform):
     """Horizontal flip of stacked (H, W, 2) flow images: mirror each, invert its x channel."""
 
-    def __init__(self, flip_ratio: float = 0.5):
+    def __init__(self, flip_ratio: float = FLIP_RATIO):
         self.flip_ratio = flip_ratio
 
     def transform(self, results: dict) -> dict:
         """Flip the whole clip, or not, by one draw."""
         flip = np.random.rand() < self.flip_ratio
-        if flip:
-            imgs = []
-            for img in results["imgs"]:
-                f = np.ascontiguousarray(img[:, ::-1])
-                f[..., 0] = 255 - f[..., 0]
-                imgs.append(f)
-            results["imgs"] = imgs
+        if flip:  # each image is one (x, y) pair: the x channel is the even one hflip inverts
+            results["imgs"] = hflip(results["imgs"], flow=True)
         results["flip"] = flip
         return results

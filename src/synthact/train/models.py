@@ -14,13 +14,11 @@ import torchvision
 from torch import nn
 
 from ..errors import BadConfig, BadData, MissingDependency
+from .recipe import BACKBONES, DROPOUT, NEW_LENGTH
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 # EfficientNet-Lite's own input convention: (x*255 - 127) / 128
 LITE_MEAN, LITE_STD = (127 / 255,) * 3, (128 / 255,) * 3
-BACKBONES = ("resnet18", "resnet50", "mobilenet_v3_small", "efficientnet_lite0")
-DROPOUT = {"rgb": 0.8, "flow": 0.7}
-NEW_LENGTH = {"rgb": 1, "flow": 5}
 
 
 class PretrainedUnavailable(MissingDependency):

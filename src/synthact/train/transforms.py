@@ -9,14 +9,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-SCALES = (1.0, 0.875, 0.75, 0.66)
+from .recipe import CROP_SCALES, FLIP_RATIO
 
 
 def multiscale_crop(group: list[np.ndarray], size: int, rng: np.random.Generator, max_distort: int = 1) -> list:
     """TSN's GroupMultiScaleCrop: crop sides from scales of the short side, at 13 fixed places."""
     h, w = group[0].shape[:2]
     base = min(h, w)
-    sizes = [int(base * s) for s in SCALES]
+    sizes = [int(base * s) for s in CROP_SCALES]
     sizes = [size if abs(s - size) < 3 else s for s in sizes]
     pairs = [(cw, ch) for i, ch in enumerate(sizes) for j, cw in enumerate(sizes) if abs(i - j) <= max_distort]
     cw, ch = pairs[rng.integers(len(pairs))]
@@ -72,7 +72,7 @@ def ten_crops(group: list[np.ndarray], size: int, flow: bool) -> list[list[np.nd
 def train_preset(group: list[np.ndarray], size: int, flow: bool, rng: np.random.Generator) -> list[np.ndarray]:
     """Multi-scale crop and a random flip (training)."""
     group = multiscale_crop(group, size, rng)
-    return hflip(group, flow) if rng.random() < 0.5 else group
+    return hflip(group, flow) if rng.random() < FLIP_RATIO else group
 
 
 def val_preset(group: list[np.ndarray], size: int, flow: bool, rng: np.random.Generator) -> list[np.ndarray]:
