@@ -47,3 +47,14 @@ def test_render_piped_to_a_log_writes_plain_lines(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "\r" not in r.stderr
     assert "render: 2/2 clips (100%)" in r.stderr
+
+
+def test_training_piped_to_a_log_writes_plain_epoch_lines(data, tmp_path):
+    synth, target = data
+    r = run_cli("train-tsn", "--real", "target:split1", "--real-root", str(target), "--out", str(tmp_path / "run"),
+                "--epochs", "2", "--size", "32", "--workers", "0", "--eval-protocol", "fast", "--batch-size", "4")
+    assert r.returncode == 0, r.stderr
+    assert "\r" not in r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("epoch 2/2: ")]
+    assert lines and lines[-1].startswith("epoch 2/2: 3/3 batches (100%)") and "images/s" in lines[-1]
+    assert "epoch 2: loss" in r.stdout

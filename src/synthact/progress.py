@@ -14,6 +14,10 @@ from typing import TextIO
 from tqdm import tqdm
 
 
+def _plural(unit: str) -> str:
+    return unit + ("es" if unit.endswith(("s", "x", "ch", "sh")) else "s")
+
+
 def _eta(seconds: float) -> str:
     return str(timedelta(seconds=int(max(0.0, seconds))))
 
@@ -22,7 +26,7 @@ class Progress:
     """Counts of a long step (items done, and a work count such as frames) shown as it goes."""
 
     def __init__(self, total: int, desc: str, unit: str = "clip", rate: str = "frames/s", enabled: bool = True,
-                 stream: TextIO | None = None, every: float = 30.0):
+                 stream: TextIO | None = None, every: float = 30.0, leave: bool = True):
         self.total, self.desc, self.unit, self.rate = total, desc, unit, rate
         self.stream = stream or sys.stderr
         self.enabled, self.every = enabled, every
@@ -30,7 +34,7 @@ class Progress:
         self.start = self._last = time.perf_counter()
         self._tenth = 0
         tty = self.stream.isatty() if hasattr(self.stream, "isatty") else False
-        self.bar = tqdm(total=total, unit=unit, desc=desc, file=self.stream) if enabled and tty else None
+        self.bar = tqdm(total=total, unit=unit, desc=desc, file=self.stream, leave=leave) if enabled and tty else None
 
     def update(self, n: int = 1, work: int = 0) -> None:
         """``n`` more items finished, ``work`` more units of work (frames, pairs) done."""
@@ -67,6 +71,7 @@ class Progress:
     def _line(self) -> None:
         t = self._elapsed()
         left = (self.total - self.done) * t / self.done if self.done else 0.0
-        print(f"{self.desc}: {self.done}/{self.total} {self.unit}s ({100 * self.done // max(1, self.total)}%), "
-              f"{self.done / t:.2f} {self.unit}s/s, {self.work / t:.1f} {self.rate}, "
+        units = _plural(self.unit)
+        print(f"{self.desc}: {self.done}/{self.total} {units} ({100 * self.done // max(1, self.total)}%), "
+              f"{self.done / t:.2f} {units}/s, {self.work / t:.1f} {self.rate}, "
               f"elapsed {_eta(t)}, ETA {_eta(left)}", file=self.stream, flush=True)

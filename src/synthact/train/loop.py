@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from .. import contract as C
 from ..errors import BadConfig
+from ..progress import Progress
 from ..rootlock import root_lock
 from . import recipe
 from .checkpoint import ARCH_KEYS, RESUME_KEYS, load_checkpoint, restore
@@ -117,8 +117,10 @@ def _fit_locked(cfg: TrainConfig, resume: bool, progress: bool) -> dict:
         torch.manual_seed(recipe.epoch_seed(cfg.seed, epoch))   # dropout masks
         model.train()
         t0, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
+        bar = Progress(len(loader), f"epoch {epoch + 1}/{cfg.epochs}", "batch", "images/s", enabled=progress,
+                       leave=False)
         with worker_errors():
-            for x, y in tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False):
+            for x, y in loader:
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                     scores = model(x)
@@ -130,6 +132,8 @@ def _fit_locked(cfg: TrainConfig, resume: bool, progress: bool) -> dict:
                 seen += len(y)
                 loss_sum += loss.item() * len(y)
                 correct += (scores.argmax(1) == y).sum().item()
+                bar.update(1, len(y) * cfg.segments)
+        bar.close()
         sched.step()
         seconds = time.perf_counter() - t0
         val = predict(model, val_ds, cfg.batch_size, cfg.workers, device)
@@ -144,9 +148,8 @@ def _fit_locked(cfg: TrainConfig, resume: bool, progress: bool) -> dict:
                                  "scheduler": sched.state_dict(), "epoch": epoch, "history": history,
                                  "config": {k: getattr(cfg, k) for k in ARCH_KEYS}})
         _write_csv(run / "log.csv", history)
-        if progress:
-            tqdm.write(f"epoch {epoch + 1}: loss {row['train_loss']:.4f} train {row['train_acc']:.3f} "
-                       f"val top1 {row['val_top1']:.3f} ({row['images_per_s']} img/s)")
+        bar.write(f"epoch {epoch + 1}: loss {row['train_loss']:.4f} train {row['train_acc']:.3f} "
+                  f"val top1 {row['val_top1']:.3f} ({row['images_per_s']} img/s)")
     if writer:
         writer.close()
     _save(run / "model.pt", {"model": model.state_dict(), "config": {k: getattr(cfg, k) for k in ARCH_KEYS}})
