@@ -175,12 +175,18 @@ def read_image(path: Path, gray: bool = False) -> np.ndarray:
     """A stored frame, decoded strictly: a JPEG cut short (libjpeg would fill the rest with grey
     and only warn) or one with bytes after its end is corrupt, not an image."""
     try:
-        data = check_jpeg(Path(path).read_bytes(), path)
+        data = Path(path).read_bytes()
     except OSError:
         raise BadData(f"{path}: missing or unreadable image") from None
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
+    return decode_image(data, path, gray)
+
+
+def decode_image(data: bytes, where: Any, gray: bool = False) -> np.ndarray:
+    """A frame's bytes decoded as strictly as :func:`read_image` does; ``where`` is blamed."""
+    img = cv2.imdecode(np.frombuffer(check_jpeg(data, where), np.uint8),
+                       cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
     if img is None:
-        raise BadData(f"{path}: not a decodable image")
+        raise BadData(f"{where}: not a decodable image")
     return img
 
 

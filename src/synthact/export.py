@@ -19,9 +19,9 @@ from pathlib import Path
 from . import contract as C
 from .errors import BadConfig
 from .rootlock import LOCK, root_lock
+from .shards import INDEX
 
 SHARD = "shard-{:06d}.tar"
-INDEX = "index.jsonl"
 KEY_SEP = "__"  # class and clip in a sample key (WebDataset keys take no '/')
 
 

@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from .. import contract as C
+from .. import shards
 from ..errors import BadData, SynthactError
 from .recipe import NEW_LENGTH, epoch_seed
 from .transforms import PRESETS
@@ -25,16 +26,28 @@ from .transforms import PRESETS
 class Sample:
     """One clip of a selection: where its frames are, how many, its label."""
 
-    prefix: str          # the folder holding <class>/<clip> (mmaction2's data_prefix)
+    prefix: str          # the folder holding <class>/<clip> (mmaction2's data_prefix), or a shard folder
     clip: str
     num_frames: int
     label: int
     layout: C.Layout = C.OURS
+    sharded: bool = False  # frames inside the WebDataset shards of ``prefix`` (synthact export)
 
     @property
     def folder(self) -> Path:
-        """The clip's frame folder."""
+        """The clip's frame folder (for shards: where the clip is named in messages)."""
         return Path(self.prefix) / self.clip
+
+    @property
+    def root(self) -> Path:
+        """The root (or shard folder) the clip belongs to."""
+        return Path(self.prefix) if self.sharded else Path(self.prefix).parent
+
+    def image(self, name: str, gray: bool = False):
+        """One of the clip's frame or flow images, decoded strictly, from its folder or its shard."""
+        if self.sharded:
+            return C.decode_image(shards.read_member(Path(self.prefix), self.clip, name), self.folder / name, gray)
+        return C.read_image(self.folder / name, gray)
 
 
 def snippet_starts(num_frames: int, modality: str, segments: int, mode: str, rng: np.random.Generator | None,
@@ -59,11 +72,11 @@ def snippet_starts(num_frames: int, modality: str, segments: int, mode: str, rng
 def load_snippet(sample: Sample, start: int, modality: str) -> np.ndarray:
     """(H, W, 3) RGB or (H, W, 10) stacked flow x, y, x, y..."""
     if modality == "rgb":
-        img = C.read_image(sample.folder / sample.layout.img_name(start))
+        img = sample.image(sample.layout.img_name(start))
         return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     chans = []
     for k in range(start, start + NEW_LENGTH["flow"]):
-        chans += C.read_flow_jpegs(sample.folder, k, sample.layout)
+        chans += [sample.image(name, gray=True) for name in sample.layout.flow_names(k)]
     return np.stack(chans, axis=-1)
 
 
@@ -94,7 +107,7 @@ class TSNDataset(Dataset):
         self.samples, self.modality, self.segments = samples, modality, segments
         self.size, self.mode, self.seed, self.test_snippets = size, mode, seed, test_snippets
         for s in samples:  # fail at start, not an hour in
-            if not s.folder.is_dir():
+            if not s.sharded and not s.folder.is_dir():
                 raise C.ContractError(f"{s.folder}: frame folder missing (listed as {s.clip})")
 
     def __len__(self) -> int:

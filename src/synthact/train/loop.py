@@ -71,8 +71,12 @@ def _fit_locked(cfg: TrainConfig, resume: bool, progress: bool) -> dict:
     sel = select(cfg.real, Path(cfg.real_root), Path(cfg.synthetic_root) if cfg.synthetic_root else None,
                  cfg.synthetic, cfg.real_fraction, cfg.classes, cfg.synthetic_only, cfg.seed)
     cfg.num_classes, cfg.info = len(sel.classes), sel.info
+    sharded = any(s.sharded for s in sel.train)  # mmaction2 reads frame folders, not our shards
+    if sharded and cfg.engine == "mmaction2":
+        raise BadConfig(f"--synthetic-root {cfg.synthetic_root}: WebDataset shards train with --engine synthact; "
+                        f"mmaction2 reads rawframe folders")
     if cfg.modality == "flow":
-        roots = {Path(s.prefix).parent for s in sel.train + sel.val}
+        roots = {s.root for s in sel.train + sel.val}
         cfg.info["flow_method"] = check_flow(sorted(roots), cfg.allow_mixed_flow)
     cfg.lr = cfg.lr or recipe.DEFAULT_LR[cfg.modality]
     run.mkdir(parents=True, exist_ok=True)
@@ -85,7 +89,7 @@ def _fit_locked(cfg: TrainConfig, resume: bool, progress: bool) -> dict:
     if cfg.engine == "mmaction2":
         settings = write_config(cfg, run, backbone_checkpoint(cfg, run))
         return train_mmaction(cfg, run, resume, settings)
-    if cfg.backbone in DEPTH:  # the same selection, ready for mmaction2 (weights: see the config)
+    if cfg.backbone in DEPTH and not sharded:  # the same selection, ready for mmaction2 (weights: see the config)
         write_config(cfg, run, None)
     device = _device(cfg.device)
     torch.manual_seed(cfg.seed)  # the initial weights of everything not loaded from a file

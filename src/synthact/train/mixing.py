@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import contract as C
+from .. import shards
 from ..assets import class_map
 from ..data.splits import subset_classes
 from ..errors import BadConfig
@@ -129,10 +130,12 @@ def select(real: str, real_root: Path, synthetic_root: Path | None = None, synth
 
 def _synthetic(root: Path, dataset: str, labels: list[str], n: int, rng: np.random.Generator) -> list[Sample]:
     ours = C.read_classes(root / C.CLASSES)
-    entries = C.read_annotations(C.synthetic_list_path(root))
+    sharded = shards.is_shard_folder(root)  # synthact export's shards read like the root they came from
+    entries = shards.entries(root) if sharded else C.read_annotations(C.synthetic_list_path(root))
     target = {i: synthetic_target(c, dataset, labels) for i, c in enumerate(ours)}
     index = {c: i for i, c in enumerate(labels)}
-    pool = [Sample(str(root / C.RAWFRAMES), e.clip, e.num_frames, index[target[e.label]])
+    prefix = str(root if sharded else root / C.RAWFRAMES)
+    pool = [Sample(prefix, e.clip, e.num_frames, index[target[e.label]], sharded=sharded)
             for e in entries if target.get(e.label)]
     covered = sorted({s.label for s in pool})
     if not covered:
