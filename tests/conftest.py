@@ -28,6 +28,16 @@ def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run([str(BIN / args[0]), *args[1:]], capture_output=True, text=True, timeout=timeout)
 
 
+def refusal(r: subprocess.CompletedProcess, *words: str) -> str:
+    """Exit 2 and exactly one ``error:`` line on stderr holding ``words``, no traceback."""
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.stderr, r.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
+    return lines[0]
+
+
 def wait_for_manifest(root: Path, n: int, proc: subprocess.Popen, name: str = "manifest.jsonl",
                       timeout: float = 240) -> None:
     """Block until ``n`` clips are recorded in ``root/name`` (a run to be killed mid-way)."""

@@ -19,19 +19,9 @@ from synthact.errors import SynthactError
 from synthact.render.bvh import FRAME_TIME, load_bvh, parse_bvh
 from synthact.render.mocap import bone_maps, load_library
 
-from .conftest import run_cli
+from .conftest import refusal, run_cli
 
 SMALL = ("--per-class", "1", "--frames", "3", "--size", "64x48", "--quiet")
-
-
-def refusal(r, *words: str) -> str:
-    """Exit 2 and exactly one ``error:`` line holding ``words``."""
-    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
-    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.stderr, r.stderr
-    for w in words:
-        assert w in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from synthact.errors import RootBusy
 from synthact.render.clips import RenderJob, render_batch
 from synthact.rootlock import root_lock
 
-from .conftest import BIN, run_cli, wait_for_manifest
+from .conftest import BIN, refusal, run_cli, wait_for_manifest
 
 RENDER = ("--classes", "wave,punch,clap", "--per-class", "2", "--frames", "4", "--size", "64x48", "--seed", "1",
           "--quiet")
@@ -35,10 +35,7 @@ def _both(a: tuple, b: tuple, timeout: float = 600) -> list[tuple[int, str, str]
 
 
 def _refusal(err: str) -> str:
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert "Traceback" not in err
-    return lines[0]
+    return refusal(subprocess.CompletedProcess([], 2, "", err))
 
 
 def test_two_renders_into_one_root_one_renders_the_other_refuses(tmp_path):

@@ -13,7 +13,7 @@ from synthact import contract as C
 from synthact.render.clips import RenderJob, render_batch
 from synthact.rootlock import LOCK
 
-from .conftest import run_cli
+from .conftest import refusal, run_cli
 
 SMALL = ("--frames", "4", "--size", "64x48", "--quiet")
 
@@ -27,15 +27,6 @@ def snapshot(folder: Path) -> dict:
             st = p.lstat()
             out[str(p.relative_to(folder))] = (0, 0) if p.is_dir() else (st.st_size, st.st_mtime_ns)
     return out
-
-
-def refusal(r, *words: str) -> str:
-    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
-    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.stderr, r.stderr
-    for w in words:
-        assert w in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -425,6 +425,16 @@ def repair_manifest(root: Path, name: str = MANIFEST) -> list[dict]:
     return records
 
 
+def read_text(path: Path, what: str, error: type[Exception] = BadData) -> str:
+    """A text input (a split file, a YAML config), or one line naming it: not found, unreadable."""
+    try:
+        return Path(path).read_text()
+    except FileNotFoundError:
+        raise error(f"{path}: {what} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: cannot read {what} ({exc})") from None
+
+
 def write_json(path: Path, obj: Any, indent: int | None = 1) -> None:
     """Atomically: a reader (or a kill) sees the old file or the new one, never a torn one."""
     path = Path(path)

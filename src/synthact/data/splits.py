@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..assets import class_map, resolve_classes
-from ..contract import check_name
+from ..contract import check_name, read_text
 from ..errors import BadConfig, BadData
 
 DATASETS = ("ucf101", "hmdb51")
@@ -73,12 +73,7 @@ def label_order(names) -> list[str]:
 
 def _lines(path: Path) -> list[tuple[int, str]]:
     """(line number, stripped text) of each non-blank line, CRLF or LF."""
-    try:
-        text = Path(path).read_text()
-    except FileNotFoundError:
-        raise BadData(f"{path}: split file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadData(f"{path}: cannot read split file ({exc})") from None
+    text = read_text(path, "split file")
     return [(i, ln.strip()) for i, ln in enumerate(text.replace("\r", "").split("\n"), start=1) if ln.strip()]
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ..contract import ContractError, check_name
+from ..contract import ContractError, check_name, read_text
 from ..errors import BadConfig, BadData, one_line
 from .bvh import load_bvh
 from .mannequin import INDEX, NAMES, PARENT, Skeleton
@@ -76,12 +76,7 @@ def read_yaml(path: Path, what: str):
     """A YAML file (``what``: a motion library, a bone map). A syntax error is named by file and
     line (yaml itself would blame "<unicode string>"), and so is a value yaml cannot build (a date
     such as 2024-13-45)."""
-    try:
-        text = Path(path).read_text()
-    except FileNotFoundError:
-        raise BadConfig(f"{path}: {what} not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadConfig(f"{path}: cannot read {what} ({exc})") from None
+    text = read_text(path, what, BadConfig)
     try:
         return yaml.safe_load(text)
     except yaml.reader.ReaderError as exc:  # a control character: yaml gives its offset, not its line
