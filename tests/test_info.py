@@ -40,6 +40,8 @@ def test_info_of_a_run_folder(data, tmp_path):
     assert info["kind"] == "run" and info["epochs_done"] == 2 and info["epochs"] == 2
     assert info["final"]["top1"] == json.loads((run / "metrics.json").read_text())["top1"]
     assert info["todo"] == []
+    for name in ("config.json", "metrics.json"):
+        assert json.loads((run / name).read_text())["versions"] == versions()
 
 
 def test_version_and_a_rerun_with_other_versions_warns(tmp_path):

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import contract as C
-from ..errors import BadConfig, BadData, MissingDependency
+from ..errors import BadConfig, BadData, MissingDependency, warn
+from ..provenance import differences, versions
 from .mixing import parse_real
 from .recipe import BACKBONES, WEIGHT_DECAY
 
@@ -157,6 +158,9 @@ def check_resume(run: Path, cfg: TrainConfig, sel) -> None:
                             f"now (the roots changed?); resume refused: train into another --out")
     if C.read_classes(Path(run) / C.CLASSES) != sel.classes:
         raise BadConfig(f"{Path(run) / C.CLASSES}: the label space changed since the run began; resume refused")
+    changed = differences(old.get("versions"))
+    if changed:
+        warn(f"{path}: this run was started with other versions ({', '.join(changed)})")
 
 
 def record(run: Path, cfg: TrainConfig, sel) -> None:
@@ -164,4 +168,4 @@ def record(run: Path, cfg: TrainConfig, sel) -> None:
     for name, entries in _entries(sel).items():
         C.write_annotations(Path(run) / name, entries)
     C.write_classes(Path(run), sel.classes)
-    C.write_json(Path(run) / CONFIG, asdict(cfg))
+    C.write_json(Path(run) / CONFIG, {**asdict(cfg), "versions": versions()})

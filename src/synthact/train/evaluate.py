@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 
 from .. import contract as C
 from ..errors import BadConfig
+from ..provenance import versions
 from .dataset import TSNDataset, worker_errors
 
 PROTOCOLS = {"tsn": ("test", 25), "fast": ("val", None)}
@@ -116,7 +117,7 @@ def fuse_to(out: Path, runs: list[Path], weights: list[float], protocol: str = "
     res = fuse(runs, weights, protocol)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    C.write_json(out / "metrics.json", res)   # whole: ablate reads it to skip the cell
+    C.write_json(out / "metrics.json", {**res, "versions": versions()})   # whole: ablate reads it to skip the cell
     confusion_png(np.array(res["confusion"]), C.read_classes(Path(runs[0]) / C.CLASSES), out / "confusion.png",
                   f"fused {weights}: top-1 {res['top1']:.3f}, mean class {res['mean_class']:.3f}")
     return res

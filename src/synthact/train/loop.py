@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 from .. import contract as C
 from ..errors import BadConfig
 from ..progress import Progress
+from ..provenance import versions
 from ..rootlock import root_lock
 from . import recipe
 from .checkpoint import ARCH_KEYS, RESUME_KEYS, load_checkpoint, restore
@@ -160,6 +161,7 @@ def _fit_locked(cfg: TrainConfig, resume: bool, progress: bool) -> dict:
     metrics = evaluate_run(run, model, sel, cfg, device)
     metrics["history"] = history
     metrics["selection"] = sel.info
+    metrics["versions"] = versions()
     C.write_json(run / "metrics.json", json_safe(metrics))   # whole, so ablate never reads half of it
     return metrics
 

@@ -19,6 +19,7 @@ import torch
 
 from .. import contract as C
 from ..errors import BadConfig, MissingDependency
+from ..provenance import versions
 from . import recipe
 from .models import TSN
 
@@ -188,5 +189,5 @@ def train_mmaction(cfg, run: Path, resume: bool, settings: dict) -> dict:
     metrics = {"top1": float(res["acc/top1"]), "mean_class": float(res["acc/mean1"]), "engine": "mmaction2",
                "protocol": cfg.eval_protocol, "n": len(C.read_annotations(Path(run) / "val_list.txt", clip_ids=False)),
                "mmaction2": {k: float(v) for k, v in res.items()}}
-    C.write_json(Path(run) / "metrics.json", metrics)
+    C.write_json(Path(run) / "metrics.json", {**metrics, "versions": versions()})
     return metrics
