@@ -6,13 +6,14 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
 from synthact import contract as C
 from synthact.errors import RootBusy
 from synthact.render.clips import RenderJob, render_batch
-from synthact.rootlock import root_lock
+from synthact.rootlock import LOCK, root_lock
 
 from .conftest import BIN, refusal, run_cli, wait_for_manifest
 
@@ -25,10 +26,24 @@ def _start(*args: str) -> subprocess.Popen:
                             text=True)
 
 
-def _both(a: tuple, b: tuple, timeout: float = 600) -> list[tuple[int, str, str]]:
-    """Start two commands 0.3 s apart; their (exit code, stdout, stderr), in start order."""
+def _holds(folder: Path, proc: subprocess.Popen, timeout: float = 240) -> None:
+    """Block until ``proc`` holds ``folder``'s lock (its start-up takes longer on a loaded machine)."""
+    end = time.time() + timeout
+    while time.time() < end and proc.poll() is None:
+        try:
+            if json.loads((Path(folder) / LOCK).read_text() or "{}").get("pid") == proc.pid:
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"{proc.args}: never took the lock of {folder} (exit {proc.poll()})")
+
+
+def _both(folder, a: tuple, b: tuple, timeout: float = 600) -> list[tuple[int, str, str]]:
+    """Start the first command, and the second as soon as the first holds ``folder``'s lock, so
+    that both run at once; their (exit code, stdout, stderr), in start order."""
     first = _start(*a)
-    time.sleep(0.3)
+    _holds(folder, first)
     second = _start(*b)
     outs = [p.communicate(timeout=timeout) for p in (first, second)]
     return [(p.returncode, *o) for p, o in zip((first, second), outs)]
@@ -40,7 +55,7 @@ def _refusal(err: str) -> str:
 
 def test_two_renders_into_one_root_one_renders_the_other_refuses(tmp_path):
     out = str(tmp_path / "synth")
-    (rc1, out1, err1), (rc2, _, err2) = _both(("render-clips", "--out", out, *RENDER),
+    (rc1, out1, err1), (rc2, _, err2) = _both(out, ("render-clips", "--out", out, *RENDER),
                                              ("render-clips", "--out", out, *RENDER))
     assert rc1 == 0, err1
     assert "6 rendered" in out1
@@ -53,7 +68,7 @@ def test_two_renders_into_one_root_one_renders_the_other_refuses(tmp_path):
 
 def test_with_wait_the_second_render_finds_everything_done(tmp_path):
     out = str(tmp_path / "synth")
-    (rc1, out1, err1), (rc2, out2, err2) = _both(("render-clips", "--out", out, *RENDER),
+    (rc1, out1, err1), (rc2, out2, err2) = _both(out, ("render-clips", "--out", out, *RENDER),
                                                 ("render-clips", "--out", out, *RENDER, "--wait"))
     assert (rc1, rc2) == (0, 0), err1 + err2
     assert "6 rendered" in out1
@@ -84,7 +99,8 @@ def rendered(tmp_path_factory):
 
 def test_two_flow_runs_one_computes_the_other_refuses_and_nothing_is_lost(rendered):
     root = str(rendered)
-    (rc1, out1, err1), (rc2, _, err2) = _both(("extract-flow", "--root", root, "--method", "tvl1-fast", "--quiet"),
+    (rc1, out1, err1), (rc2, _, err2) = _both(root, ("extract-flow", "--root", root, "--method", "tvl1-fast",
+                                                     "--quiet"),
                                              ("extract-flow", "--root", root, "--method", "tvl1-fast", "--quiet"))
     assert rc1 == 0, err1
     assert "9 clips done, 0 already done, 0 failed of 9" in out1
@@ -98,13 +114,13 @@ def test_prepare_twice_at_once_one_prepares_the_other_refuses_then_waits(fixture
     out = str(tmp_path / "ucf")
     args = ("synthact", "prepare", "ucf101", "--videos", str(fixtures / "real/videos/ucf101"),
             "--splits", str(fixtures / "real/splits/ucf101"), "--out", out, "--classes", "PushUps",
-            "--size", "96x72", "--allow-missing", "--quiet")
-    (rc1, out1, err1), (rc2, _, err2) = _both(args, args)
+            "--size", "96x72", "--flow", "tvl1", "--allow-missing", "--quiet")  # TV-L1: the first holds on
+    (rc1, out1, err1), (rc2, _, err2) = _both(out, args, args)
     assert rc1 == 0, err1
     assert rc2 == 2 and "in use by pid" in _refusal(err2)
     prepared = len(C.read_manifest(tmp_path / "ucf"))
     assert prepared >= 1
-    (rc1, _, err1), (rc2, out2, err2) = _both(args, (*args, "--wait"))
+    (rc1, _, err1), (rc2, out2, err2) = _both(out, args, (*args, "--wait"))
     assert (rc1, rc2) == (0, 0), err1 + err2
     assert f"0 videos prepared, {prepared} already done" in out2
 

@@ -6,6 +6,8 @@ read, with no unpacking; the index is loaded once per process (DataLoader worker
 from __future__ import annotations
 
 import json
+import os
+from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
 
@@ -40,15 +42,29 @@ def entries(folder: Path) -> list[C.Entry]:
     return [C.Entry(clip, e["num_frames"], label[clip.split("/")[0]]) for clip, e in sorted(index(str(folder)).items())]
 
 
+_OPEN: OrderedDict[str, int] = OrderedDict()
+MAX_OPEN = 64  # shards kept open per process; the least recently read is closed beyond that
+
+
+def _open(path: str) -> int:
+    """A read-only descriptor of a shard, kept open: a frame is then one ``pread`` (no seek state,
+    so forked DataLoader workers may share it)."""
+    fd = _OPEN.pop(path, None)
+    if fd is None:
+        fd = os.open(path, os.O_RDONLY)
+        while len(_OPEN) >= MAX_OPEN:
+            os.close(_OPEN.popitem(last=False)[1])
+    _OPEN[path] = fd
+    return fd
+
+
 def read_member(folder: Path, clip: str, name: str) -> bytes:
     """The bytes of one file of a clip (``img_00001.jpg``, ``flow_x_00001.jpg``) from its shard."""
     e = index(str(folder)).get(clip)
     m = e and e["members"].get(name)
     if not m:
         raise C.ContractError(f"{folder}: no {name} of {clip} in its shards")
-    with open(Path(folder) / e["shard"], "rb") as f:
-        f.seek(m["offset"])
-        data = f.read(m["size"])
+    data = os.pread(_open(str(Path(folder) / e["shard"])), m["size"], m["offset"])
     if len(data) != m["size"]:
         raise C.ContractError(f"{Path(folder) / e['shard']}: cut short inside {clip}/{name}")
     return data
