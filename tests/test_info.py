@@ -22,6 +22,7 @@ def test_info_reports_a_root_and_what_is_left_to_do(tmp_path):
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     assert info["clips"] == 6 and info["clips_per_class"] == {"clap": 3, "wave": 3}
+    assert info["motion_sources"] == {"procedural": 6}
     assert info["settings"]["frames"] == 3 and info["settings"]["versions"] == versions()
     assert info["flow"] == {"method": "dis", "complete": 4, "of": 6}
     assert info["todo"] == ["extract-flow --resume: 2 clips without flow"]

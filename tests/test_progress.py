@@ -58,3 +58,12 @@ def test_training_piped_to_a_log_writes_plain_epoch_lines(data, tmp_path):
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("epoch 2/2: ")]
     assert lines and lines[-1].startswith("epoch 2/2: 3/3 batches (100%)") and "images/s" in lines[-1]
     assert "epoch 2: loss" in r.stdout
+
+
+def test_library_warnings_are_one_line_each():
+    import subprocess
+    import sys
+    code = ("import warnings\nfrom synthact.cli import _log_warnings\n_log_warnings()\n"
+            "warnings.warn('deprecated thing\\nwith a second line', DeprecationWarning)")
+    r = subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True, text=True)
+    assert r.stderr.strip() == "warning: DeprecationWarning: deprecated thing"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -42,6 +43,9 @@ def _log_warnings() -> None:
         handler.setFormatter(logging.Formatter("warning: %(message)s"))
         log.addHandler(handler)
         log.propagate = False
+        # libraries' Python warnings (mmengine, torchvision) as one line each, not with their source line
+        warnings.showwarning = lambda message, category, *_: log.warning(
+            f"{category.__name__}: {str(message).strip().splitlines()[0] if str(message).strip() else ''}")
 
 
 WAIT = click.option("--wait", is_flag=True, help="If another job is writing this folder, wait for it instead of "

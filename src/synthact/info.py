@@ -48,7 +48,9 @@ def root_info(root: Path) -> dict:
         todo.append(f"the next run recovers {left} staging entries a killed run left")
     if unlisted:
         todo.append(f"{len(unlisted)} clip folders no manifest line lists (e.g. {unlisted[0]}): not ours")
+    motions = Counter(((r.get("motion") or {}).get("file") or "procedural") for r in records)
     return {"kind": "root", "root": str(root), "settings": C.recorded_settings(root), "clips": len(records),
+            "motion_sources": dict(sorted(motions.items())) if records and "class" in records[0] else {},
             "clips_per_class": dict(sorted(Counter(c.split("/")[0] for c in listed).items())),
             "frames": sum(int(r.get("num_frames", 0)) for r in records),
             "flow": {"method": flow.method, "complete": len(flowed), "of": len(listed)} if flow else None,
@@ -94,6 +96,8 @@ def as_text(info: dict) -> str:
         lines += [f"  {c}: {n}" for c, n in info["clips_per_class"].items()]
         f = info["flow"]
         lines.append(f"flow: {f['method']}, {f['complete']} of {f['of']} clips complete" if f else "flow: none")
+        if info["motion_sources"]:
+            lines.append("motion: " + ", ".join(f"{m} ({n} clips)" for m, n in info["motion_sources"].items()))
         lines.append(f"failures recorded: {len(info['failures'])}")
     else:
         lines.append(f"selection: {json.dumps(info['selection'], sort_keys=True)}")
