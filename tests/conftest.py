@@ -50,6 +50,15 @@ def wait_for_manifest(root: Path, n: int, proc: subprocess.Popen, name: str = "m
     raise AssertionError(f"run did not reach {n} finished clips in {name} (exit {proc.poll()})")
 
 
+def small_root(root: Path, classes: str) -> Path:
+    """Two clips per class of 4 frames at 64x48, with DIS flow: a root for tests to read or abuse."""
+    from synthact.render.clips import RenderJob, render_batch
+    assert render_batch(RenderJob(out=root, classes=classes, per_class=2, frames=4, size=(64, 48), workers=2),
+                        progress=False).ok
+    assert run_cli("extract-flow", "--root", str(root), "--method", "dis", "--quiet").returncode == 0
+    return root
+
+
 @pytest.fixture(scope="session")
 def data(tmp_path_factory):
     """A rendered synthetic root and a target-domain root (3 classes, 12 frames, DIS flow), with

@@ -9,18 +9,13 @@ import pytest
 
 from synthact import contract as C
 from synthact.export import INDEX, sample_key
-from synthact.render.clips import RenderJob, render_batch
 
-from .conftest import run_cli
+from .conftest import run_cli, small_root
 
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
-    r = tmp_path_factory.mktemp("export") / "synth"
-    assert render_batch(RenderJob(out=r, classes="wave,clap,jump", per_class=2, frames=4, size=(64, 48), workers=2),
-                        progress=False).ok
-    assert run_cli("extract-flow", "--root", str(r), "--method", "dis", "--quiet").returncode == 0
-    return r
+    return small_root(tmp_path_factory.mktemp("export") / "synth", "wave,clap,jump")
 
 
 def test_webdataset_shards_hold_every_frame_flow_and_record(root, tmp_path):

@@ -13,7 +13,7 @@ from synthact import contract as C
 from synthact.render.clips import RenderJob, render_batch
 from synthact.rootlock import LOCK
 
-from .conftest import refusal, run_cli
+from .conftest import refusal, run_cli, small_root
 
 SMALL = ("--frames", "4", "--size", "64x48", "--quiet")
 
@@ -32,11 +32,7 @@ def snapshot(folder: Path) -> dict:
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     """A small rendered root with flow, to be copied and abused by each test."""
-    root = tmp_path_factory.mktemp("safety") / "root"
-    assert render_batch(RenderJob(out=root, classes="wave,clap", per_class=2, frames=4, size=(64, 48), workers=2),
-                        progress=False).ok
-    assert run_cli("extract-flow", "--root", str(root), "--method", "dis", "--quiet").returncode == 0
-    return root
+    return small_root(tmp_path_factory.mktemp("safety") / "root", "wave,clap")
 
 
 def _copy(prepared: Path, tmp_path: Path) -> tuple[Path, dict]:

@@ -111,8 +111,9 @@ def _reorder(c: Capture, order: list[int], names: list[str] | None = None) -> Ca
                    c.root_moves)
 
 
-def renamed_shuffled(c: Capture, rng) -> Capture:
-    kids = {}
+def _depth_first(c: Capture, rng=None) -> list[int]:
+    """Joints in depth-first order from the root (children shuffled by ``rng`` when given)."""
+    kids: dict[int, list[int]] = {}
     for j, p in enumerate(c.parents):
         kids.setdefault(p, []).append(j)
     order = []
@@ -120,10 +121,16 @@ def renamed_shuffled(c: Capture, rng) -> Capture:
     def visit(j):
         order.append(j)
         ks = list(kids.get(j, []))
-        rng.shuffle(ks)
+        if rng is not None:
+            rng.shuffle(ks)
         for k in ks:
             visit(k)
     visit(kids[-1][0])
+    return order
+
+
+def renamed_shuffled(c: Capture, rng) -> Capture:
+    order = _depth_first(c, rng)
     return _reorder(c, order, [f"J{i:03d}" for i in range(len(order))])
 
 
@@ -150,17 +157,7 @@ def _insert(c: Capture, parent: int, name: str, offset, L=None, end=False) -> Ca
 
 
 def _parents_first(c: Capture) -> Capture:
-    kids = {}
-    for j, p in enumerate(c.parents):
-        kids.setdefault(p, []).append(j)
-    order = []
-
-    def visit(j):
-        order.append(j)
-        for k in kids.get(j, []):
-            visit(k)
-    visit(kids[-1][0])
-    return _reorder(c, order)
+    return _reorder(c, _depth_first(c))
 
 
 def with_helpers(c: Capture) -> Capture:
