@@ -15,18 +15,20 @@ import traceback
 from dataclasses import fields
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import yaml
 
 from . import contract as C
 from .errors import BadConfig, BadData, SynthactError, one_line, warn
+from .executor import LOCAL, Executor, cluster_gpus
 from .rootlock import root_lock
 from .train.config import TrainConfig, check
 
 GRID_KEYS = {"synthetic": [0], "real_fraction": [1.0], "modality": ["rgb"], "splits": [1], "seeds": [0]}
 TOP_KEYS = {"name", "real", "real_root", "synthetic_root", "classes", "fusion_weights", "eval_protocol", "train",
-            "note"} | set(GRID_KEYS)
+            "note", "cell_cpus"} | set(GRID_KEYS)
 TRAIN_KEYS = {f.name for f in fields(TrainConfig)} - {"out", "real", "real_root", "synthetic_root", "synthetic",
                                                       "real_fraction", "classes", "synthetic_only", "modality",
                                                       "seed", "eval_protocol", "num_classes", "info"}
@@ -106,6 +108,9 @@ def _check_values(cfg: dict, path) -> None:
             problem = _grid_problem(key, v)
             if problem:
                 raise BadConfig(f"{path}: {key} {v!r}: each value must be {problem}")
+    cpus = cfg.get("cell_cpus", 1)
+    if not (isinstance(cpus, int) and not isinstance(cpus, bool) and cpus >= 1):
+        raise BadConfig(f"{path}: cell_cpus {cpus!r}: expected a whole number >= 1 (CPUs per cell under Ray)")
     w = cfg["fusion_weights"]
     if not (isinstance(w, list) and len(w) == 2 and all(C.finite(x) for x in w)):
         raise BadConfig(f"{path}: fusion_weights {w!r}: expected two finite numbers (rgb, flow)")
@@ -153,26 +158,70 @@ def run_cell(cfg: dict, cell: dict, root: Path, progress: bool) -> dict:
     return fit(_train_config(cfg, cell, out), resume=(out / "checkpoint.pt").exists(), progress=progress)
 
 
-def run_grid(spec: str | Path, out: Path, progress: bool = True, echo=print, wait: bool = False) -> dict:
+class CellTask(NamedTuple):
+    """One training cell for a Ray worker."""
+
+    cfg: dict
+    cell: dict
+    root: str
+
+
+def cell_task(task: CellTask) -> dict:
+    """Train one cell (no progress bars: its output is the worker's); its metrics."""
+    start = time.perf_counter()
+    return {"metrics": run_cell(task.cfg, task.cell, Path(task.root), False),
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+def run_grid(spec: str | Path, out: Path, progress: bool = True, echo=print, wait: bool = False,
+             executor: Executor = LOCAL) -> dict:
     """Run every cell of the grid in ``spec`` into ``out`` (locked for the run), skipping cells
-    with metrics; returns counts and the paths of the table, CSV and plot."""
+    with metrics; returns counts and the paths of the table, CSV and plot. Under Ray the training
+    cells run concurrently, one GPU each (``cell_cpus`` CPUs each where the cluster has no GPU);
+    fusion cells then fuse their scores here."""
     cfg = load_config(spec)
     out = Path(out)
     with root_lock(out, wait):
-        return _grid_locked(cfg, out, progress, echo)
+        executor.check_root(out)
+        return _grid_locked(cfg, out, progress, echo, executor)
 
 
-def _grid_locked(cfg: dict, out: Path, progress: bool, echo) -> dict:
+def _on_ray(cfg: dict, todo: list[dict], out: Path, echo, executor: Executor) -> dict:
+    """Results of the training cells in ``todo`` (id -> (metrics, status, seconds)), run on Ray."""
+    from .batch import run_tasks
+    if not todo:
+        return {}
+    per = {"num_gpus": 1} if cluster_gpus(executor) else {"num_cpus": cfg.get("cell_cpus", 1)}
+    results = {}
+    for k, o in enumerate(run_tasks(cell_task, [CellTask(cfg, c, str(out)) for c in todo], None,
+                                    executor=executor, resources=per, max_attempts=2), start=1):
+        cid = o.task.cell["id"]
+        if o.ok:
+            results[cid] = (o.result["metrics"], "ok", o.result["seconds"])
+            echo(f"[{k}/{len(todo)}] {cid}: top-1 {o.result['metrics']['top1']:.4f} ({o.node})")
+        else:
+            results[cid] = ({}, f"failed: {o.error}", None)
+            echo(f"[{k}/{len(todo)}] {cid}: failed: {o.error}")
+    return results
+
+
+def _grid_locked(cfg: dict, out: Path, progress: bool, echo, executor: Executor) -> dict:
     _write_text(out / "config.resolved.yaml", yaml.safe_dump(cfg, sort_keys=False))
     rows, failed, skipped = [], 0, 0
     todo = cells(cfg)
+    done = {c["id"]: _done_metrics(out / "cells" / c["id"] / "metrics.json") for c in todo}
+    remote = _on_ray(cfg, [c for c in todo if done[c["id"]] is None and c["modality"] != "fusion"], out, echo,
+                     executor) if executor.is_ray else {}
     for i, cell in enumerate(todo, start=1):
         start = time.perf_counter()
         row = {k: cell[k] for k in ("split", "seed", "synthetic", "real_fraction", "modality")}
-        m = _done_metrics(out / "cells" / cell["id"] / "metrics.json")
+        m, seconds = done[cell["id"]], None
         if m is not None:
             status = "done"
             skipped += 1
+        elif cell["id"] in remote:
+            m, status, seconds = remote[cell["id"]]
+            failed += status != "ok"
         else:
             echo(f"[{i}/{len(todo)}] {cell['id']}")
             try:
@@ -181,8 +230,9 @@ def _grid_locked(cfg: dict, out: Path, progress: bool, echo) -> dict:
                 m, status = {}, f"failed: {_reason(exc)}"
                 failed += 1
                 echo(f"      {status}")
+        seconds = seconds if seconds is not None else round(time.perf_counter() - start, 1)
         row.update({"top1": m.get("top1"), "mean_class": m.get("mean_class"), "n_val": m.get("n"),
-                    "status": status, "seconds": round(time.perf_counter() - start, 1), "cell": cell["id"]})
+                    "status": status, "seconds": seconds, "cell": cell["id"]})
         rows.append(row)
         write_results(out, rows, cfg)
     return {"cells": len(rows), "failed": failed, "skipped": skipped, "csv": out / "results.csv",

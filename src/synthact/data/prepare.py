@@ -17,6 +17,7 @@ import cv2
 from .. import contract as C
 from ..batch import run_batch
 from ..errors import BadConfig
+from ..executor import LOCAL, Executor
 from ..flow import extract
 from ..flow.methods import make_flow
 from ..rootlock import root_lock
@@ -36,8 +37,9 @@ class PrepareJob:
     classes: str | None = None
     flow: str | None = None
     size: tuple[int, int] = (340, 256)
-    workers: int = 1
+    workers: int | None = 1   # None under Ray: as many as the cluster's CPUs
     wait: bool = False       # wait for another job writing the root instead of refusing
+    executor: Executor = LOCAL
 
 
 @dataclass
@@ -52,6 +54,7 @@ class PrepareSummary:
     failures: list = field(default_factory=list)
     seconds: float = 0.0
     lists: list = field(default_factory=list)
+    nodes: dict = field(default_factory=dict)   # machine -> videos it prepared
 
 
 def decode_video(path: Path, size: tuple[int, int], out_dir: Path) -> dict:
@@ -144,6 +147,7 @@ def prepare(job: PrepareJob, progress: bool = True) -> PrepareSummary:
 
 
 def _prepare_locked(job: PrepareJob, root: Path, splits: Splits, progress: bool) -> PrepareSummary:
+    job.executor.check_root(root)
     C.claim_settings(root, {"kind": "real", "dataset": job.dataset, "size": list(job.size)})
     lines = C.reconcile(root)
     if job.flow:
@@ -177,8 +181,8 @@ def _prepare_locked(job: PrepareJob, root: Path, splits: Splits, progress: bool)
 
     res = run_batch(prepare_task, tasks, job.workers, name=lambda t: t.clip, on_ok=record, initializer=_init_worker,
                     initargs=(job.flow,), desc=f"prepare {job.dataset}", unit="video", rate="frames/s",
-                    progress=progress)
-    summary.failures, summary.seconds, summary.frames = res.failures, res.seconds, res.work
+                    progress=progress, executor=job.executor, resources={"num_cpus": 1})
+    summary.failures, summary.seconds, summary.frames, summary.nodes = res.failures, res.seconds, res.work, res.nodes
     summary.lists = write_dataset_lists(root, splits, {c: r["num_frames"] for c, r in done.items()})
     if summary.missing:
         C.write_lines(root / C.MISSING, [f"{c}: {why}" for c, why in summary.missing])

@@ -18,6 +18,7 @@ import cv2
 from .. import contract as C
 from ..batch import run_batch
 from ..errors import BadConfig, MissingDependency, warn
+from ..executor import LOCAL, Executor, cluster_gpus
 from ..progress import Progress
 from ..provenance import differences, versions
 from ..rootlock import root_lock
@@ -112,6 +113,7 @@ class FlowSummary:
     pairs: int = 0
     seconds: float = 0.0
     failures: list = field(default_factory=list)
+    nodes: dict = field(default_factory=dict)   # machine -> clips it computed
 
     @property
     def ok(self) -> bool:
@@ -119,22 +121,28 @@ class FlowSummary:
         return not self.failures
 
 
-def run_flow(root: Path, method: str, workers: int, resume: bool = False, overwrite: bool = False,
+def run_flow(root: Path, method: str, workers: int | None, resume: bool = False, overwrite: bool = False,
              progress: bool = True, device: str | None = None, batch: int = 64,
-             decode_on_device: bool = False, wait: bool = False) -> FlowSummary:
+             decode_on_device: bool = False, wait: bool = False, executor: Executor = LOCAL) -> FlowSummary:
     """Flow for every clip of the rawframe root ``root`` that lacks it: ``workers`` processes for
-    the OpenCV methods; ``device`` and ``batch`` pairs for tvl1-torch. The root is locked for the
-    run; ``flow.json`` changes only once the method is known to run here."""
+    the OpenCV methods; ``device`` and ``batch`` pairs for tvl1-torch (under Ray: one GPU per
+    worker where the cluster has GPUs). The root is locked for the run; ``flow.json`` changes only
+    once the method is known to run here."""
     root = Path(root)
     check_method(method)
     if not (root / C.RAWFRAMES).is_dir():
         raise BadConfig(f"{root}: no {C.RAWFRAMES}/ folder: not a rawframe root")
     if method == "tvl1-torch":
-        device = torch_device(device)
+        if not executor.is_ray:
+            device = torch_device(device)
+        elif device is None:  # under Ray the workers' machines have the devices, not necessarily this one
+            device = "cuda" if cluster_gpus(executor) else "cpu"
     else:
         make_flow(method)  # fails here, before the root is touched, where OpenCV lacks the method
     with root_lock(root, wait):
-        return _flow_locked(root, method, workers, resume, overwrite, progress, device, batch, decode_on_device)
+        executor.check_root(root)
+        return _flow_locked(root, method, workers, resume, overwrite, progress, device, batch, decode_on_device,
+                            executor)
 
 
 def torch_device(device: str | None) -> str:
@@ -152,8 +160,8 @@ def torch_device(device: str | None) -> str:
     return device
 
 
-def _flow_locked(root: Path, method: str, workers: int, resume: bool, overwrite: bool, progress: bool,
-                 device: str | None, batch: int, decode_on_device: bool) -> FlowSummary:
+def _flow_locked(root: Path, method: str, workers: int | None, resume: bool, overwrite: bool, progress: bool,
+                 device: str | None, batch: int, decode_on_device: bool, executor: Executor) -> FlowSummary:
     C.recover_staging(root)
     claim_root(root, flow_info(method), resume, overwrite)
     all_clips = list(C.iter_clips(root))
@@ -166,14 +174,40 @@ def _flow_locked(root: Path, method: str, workers: int, resume: bool, overwrite:
         summary.done += 1
         return result["pairs"]
 
-    if method == "tvl1-torch":
+    if method == "tvl1-torch" and not executor.is_ray:
         return _run_torch(root, todo, summary, record, device, batch, progress, decode_on_device)
-    res = run_batch(flow_task, [FlowTask(str(root), c) for c in todo], workers, name=lambda t: t.clip,
-                    on_ok=lambda out: record(out.result),
-                    initializer=init_flow_worker, initargs=(method,), desc=f"flow {method}", rate="pairs/s",
-                    progress=progress)
-    summary.failures, summary.seconds, summary.pairs = res.failures, res.seconds, res.work
+    if method == "tvl1-torch":
+        res = _run_torch_ray(root, todo, summary, record, device, batch, progress, decode_on_device, workers,
+                             executor)
+    else:
+        res = run_batch(flow_task, [FlowTask(str(root), c) for c in todo], workers, name=lambda t: t.clip,
+                        on_ok=lambda out: record(out.result),
+                        initializer=init_flow_worker, initargs=(method,), desc=f"flow {method}", rate="pairs/s",
+                        progress=progress, executor=executor, resources={"num_cpus": 1})
+    summary.failures += res.failures
+    summary.seconds, summary.pairs, summary.nodes = res.seconds, res.work, res.nodes
     return summary
+
+
+def _run_torch_ray(root: Path, todo: list[str], summary: FlowSummary, record, device: str, batch: int,
+                   progress: bool, decode_on_device: bool, workers: int | None, executor: Executor):
+    """tvl1-torch on Ray: groups of clips, each group one task on a worker holding one GPU (its CUDA
+    context kept across tasks); a group is big enough to fill the device's batches."""
+    from .torch_extract import TorchFlowTask, torch_flow_task
+    per = {"num_gpus": 1} if device.startswith("cuda") else {"num_cpus": 1}
+    slots = workers or executor.slots(per)
+    size = max(1, min(64, -(-len(todo) // (4 * slots))))  # about four groups per worker: balance and retries
+    groups = [TorchFlowTask(str(root), tuple(todo[i:i + size]), device, batch, decode_on_device)
+              for i in range(0, len(todo), size)]
+
+    def finished(out) -> int:
+        for clip, err in out.result["failures"]:
+            summary.failures.append((clip, err))
+        return sum(record(r) for r in out.result["done"])
+
+    return run_batch(torch_flow_task, groups, slots, name=lambda t: f"{t.clips[0]} (+{len(t.clips) - 1})",
+                     on_ok=finished, desc=f"flow tvl1-torch ({device}, groups of {size})", unit="group",
+                     rate="pairs/s", progress=progress, executor=executor, resources=per)
 
 
 def _run_torch(root: Path, todo: list[str], summary: FlowSummary, record, device: str | None, batch: int,

@@ -17,6 +17,7 @@ from collections import deque
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -78,6 +79,24 @@ def flow_of_clips(clips: list[Clip], batch: int, params: TVL1Params, bound: floa
     q = torch.cat([quantise(tvl1(i0[s:s + batch], i1[s:s + batch], params), bound)
                    for s in range(0, i0.shape[0], batch)]).cpu().numpy()
     return np.split(q, np.cumsum([c.frames.shape[0] - 1 for c in clips])[:-1])
+
+
+class TorchFlowTask(NamedTuple):
+    """A group of clips for one tvl1-torch worker (``extract-flow --executor ray``)."""
+
+    root: str
+    clips: tuple
+    device: str
+    batch: int
+    decode_on_device: bool
+
+
+def torch_flow_task(task: TorchFlowTask) -> dict:
+    """Flow for a group of clips, committed per clip; their flow manifest lines and failures."""
+    done, failures = [], []
+    run_torch_flow(Path(task.root), list(task.clips), task.device, task.batch, done.append,
+                   lambda clip, err: failures.append((clip, err)), decode_on_device=task.decode_on_device)
+    return {"done": done, "failures": failures}
 
 
 def run_torch_flow(root: Path, clips: list[str], device: str, batch: int, on_done, on_fail,

@@ -20,6 +20,7 @@ from .. import contract as C
 from ..assets import resolve_classes
 from ..batch import run_batch
 from ..errors import BadConfig
+from ..executor import LOCAL, Executor
 from ..provenance import versions
 from ..rootlock import root_lock
 from .mocap import bone_maps, load_library
@@ -49,6 +50,7 @@ class RenderJob:
     bone_map: str | None = None     # overrides the library's bone map
     body: str = "mannequin"         # mannequin | makehuman | rigged file, or a weighted mix
     wait: bool = False              # wait for another job writing the root instead of refusing
+    executor: Executor = LOCAL      # where the clips render (workers=None under Ray: every CPU)
 
 
 @dataclass
@@ -61,6 +63,7 @@ class RenderSummary:
     failures: list = field(default_factory=list)
     seconds: float = 0.0
     frames: int = 0
+    nodes: dict = field(default_factory=dict)   # machine -> clips it rendered
 
     @property
     def ok(self) -> bool:
@@ -134,6 +137,11 @@ def _reconcile(root: Path) -> set[str]:
 
 
 # ------------------------------------------------------------------ worker side
+# One CPU per render worker under Ray: Blender averages ~1.6 busy threads, but its second thread
+# idles most of a frame, so one worker per core keeps the cores fuller than two cores per worker would
+# (2 workers on 2 cores run 1.56x one worker here: see BENCHMARKS.md).
+RENDER_RESOURCES = {"num_cpus": 1}
+
 _STAGE = None
 _RIGGED: dict = {}
 
@@ -249,6 +257,7 @@ def render_batch(job: RenderJob, progress: bool = True) -> RenderSummary:
 
 
 def _render_locked(job: RenderJob, root: Path, records: list[ClipRecord], progress: bool) -> RenderSummary:
+    job.executor.check_root(root)
     C.claim_settings(root, root_settings(job))
     done = _reconcile(root)
     if job.gt_flow:  # claim the root so that extract-flow never mixes estimated flow in
@@ -267,8 +276,9 @@ def _render_locked(job: RenderJob, root: Path, records: list[ClipRecord], progre
         res = run_batch(render_clip, [RenderTask(r, str(root), job.video) for r in todo], job.workers,
                         name=lambda t: t.record.clip, on_ok=record, initializer=_init_worker, desc="render",
                         rate="frames/s", progress=progress, initargs=(job.engine, job.size, job.fps, job.gt_flow,
-                                                     str(root / "render.log")))
-    summary.failures, summary.seconds, summary.frames = res.failures, res.seconds, res.work
+                                                     str(root / "render.log")),
+                        executor=job.executor, resources=RENDER_RESOURCES)
+    summary.failures, summary.seconds, summary.frames, summary.nodes = res.failures, res.seconds, res.work, res.nodes
     C.write_index(root)
     write_preview(root)
     return summary

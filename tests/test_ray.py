@@ -1,0 +1,158 @@
+"""--executor ray: a real Ray on this machine (2 CPUs) gives what the local pool gives, survives a
+killed worker, and refuses a root the workers cannot see."""
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from synthact import contract as C
+
+from .conftest import BIN, refusal, wait_for_manifest
+
+RENDER = ("--classes", "wave,jump", "--per-class", "2", "--frames", "6", "--size", "80x60", "--quiet")
+SLOW_RENDER = ("--classes", "jump,clap,kick", "--per-class", "3", "--frames", "24", "--size", "96x72", "--quiet")
+
+
+def _run(*args, env=None, cwd=None, timeout=600) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / args[0]), *args[1:]], capture_output=True, text=True, timeout=timeout,
+                          env=env, cwd=cwd)
+
+
+def _env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A Ray head started with `ray start` from its own folder (so its workers' working directory is
+    not the driver's), joined through RAY_ADDRESS=auto."""
+    head = tmp_path_factory.mktemp("head")
+    r = subprocess.run([str(BIN / "ray"), "start", "--head", "--num-cpus", "2", "--include-dashboard=false",
+                        "--disable-usage-stats"], cwd=head, capture_output=True, text=True, timeout=120,
+                       env=_env())
+    assert r.returncode == 0, r.stderr
+    yield _env(RAY_ADDRESS="auto")
+    subprocess.run([str(BIN / "ray"), "stop", "--force"], capture_output=True, timeout=120)
+
+
+def _pixels(root: Path) -> dict:
+    """Every JPEG of a root, decoded (Blender stamps the render date into its JPEG comments)."""
+    return {str(p.relative_to(root)): cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+            for p in sorted((root / C.RAWFRAMES).rglob("*.jpg"))}
+
+
+def _same_pixels(a: Path, b: Path) -> None:
+    pa, pb = _pixels(a), _pixels(b)
+    assert pa.keys() == pb.keys() and pa
+    for k in pa:
+        assert np.array_equal(pa[k], pb[k]), k
+
+
+def _records(root: Path, name: str = C.MANIFEST) -> list[dict]:
+    drop = {"render_seconds", "seconds"}
+    return sorted(({k: v for k, v in r.items() if k not in drop} for r in C.read_manifest(root, name)),
+                  key=lambda r: r["clip"])
+
+
+def test_render_and_flow_on_a_local_ray_equal_the_local_pool(tmp_path):
+    """No RAY_ADDRESS: the command starts a Ray on this machine for the run."""
+    local, on_ray = tmp_path / "local", tmp_path / "ray"
+    assert _run("render-clips", "--out", str(local), "--workers", "2", *RENDER, env=_env()).returncode == 0
+    r = _run("render-clips", "--out", str(on_ray), "--executor", "ray", *RENDER, env=_env())
+    assert r.returncode == 0, r.stderr
+    assert "4 rendered, 0 already done, 0 failed of 4 clips" in r.stdout and "; per node: " in r.stdout
+    _same_pixels(local, on_ray)
+    assert _records(local) == _records(on_ray)
+    lists = sorted(p.relative_to(local) for p in local.rglob("*.txt"))
+    assert lists
+    for p in lists:
+        assert (local / p).read_bytes() == (on_ray / p).read_bytes(), p
+    for root, extra in ((local, ("--workers", "2")), (on_ray, ("--executor", "ray"))):
+        r = _run("extract-flow", "--root", str(root), "--method", "tvl1-fast", "--quiet", *extra, env=_env())
+        assert r.returncode == 0, r.stderr
+    flows = sorted(p.relative_to(local) for p in (local / C.RAWFRAMES).rglob("flow_*.jpg"))
+    assert len(flows) == 2 * 4 * 5
+    for p in flows:  # OpenCV's encoder stamps nothing: the flow files are the same bytes
+        assert (local / p).read_bytes() == (on_ray / p).read_bytes(), p
+    assert _records(local, C.FLOW_MANIFEST) == _records(on_ray, C.FLOW_MANIFEST)
+
+
+def test_prepare_on_ray_equals_the_local_pool(fixtures, tmp_path, cluster):
+    args = ("prepare", "hmdb51", "--videos", str(fixtures / "real/videos/hmdb51"), "--splits",
+            str(fixtures / "real/splits/hmdb51"), "--classes", "wave,punch", "--size", "64x48", "--flow", "dis",
+            "--allow-missing", "--quiet")
+    a, b = tmp_path / "local", tmp_path / "ray"
+    ra = _run("synthact", *args, "--out", str(a), "--workers", "2", env=_env())
+    rb = _run("synthact", *args, "--out", str(b), "--executor", "ray", env=cluster)
+    assert ra.returncode == 0 and rb.returncode == 0, rb.stderr
+    assert "per node: " in rb.stdout
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file() and p.suffix in (".jpg", ".txt"))
+    assert any(p.name.startswith("flow_x") for p in files) and any("annotations" in str(p) for p in files)
+    for p in files:
+        assert (a / p).read_bytes() == (b / p).read_bytes(), p
+    assert _records(a) == _records(b)
+
+
+def _worker_pids() -> list[int]:
+    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    return [int(ln.split()[0]) for ln in out.splitlines() if "ray::_Worker" in ln]
+
+
+def test_a_killed_ray_worker_loses_nothing_and_its_clip_is_redone(tmp_path, cluster):
+    out = tmp_path / "synth"
+    proc = subprocess.Popen([str(BIN / "render-clips"), "--out", str(out), "--executor", "ray", *SLOW_RENDER],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cluster)
+    wait_for_manifest(out, 2, proc)
+    pids = _worker_pids()
+    assert pids, "no Ray render worker found"
+    os.kill(pids[0], signal.SIGKILL)     # mid-clip: its clip is retried on a restarted worker
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr
+    assert "9 rendered, 0 already done, 0 failed of 9 clips" in stdout
+    assert sorted(r["clip"] for r in C.read_manifest(out)) == sorted(C.iter_clips(out))
+    assert len(C.read_manifest(out)) == 9 and C.leftovers(out) == 0
+    for clip in C.iter_clips(out):
+        assert C.count_frames(C.clip_dir(out, clip)) == 24
+
+
+def test_a_root_the_workers_cannot_see_is_refused_before_anything_is_written(tmp_path, cluster):
+    """/proc/self/cwd/... names the driver's folder for the driver and the Ray head's folder for its
+    workers: one path, two storages, as a node-local /scratch would be on a cluster."""
+    driver = tmp_path / "driver"
+    driver.mkdir()
+    r = _run("render-clips", "--out", "/proc/self/cwd/synth", "--executor", "ray", *RENDER, env=cluster,
+             cwd=driver)
+    line = refusal(r, "not on storage every Ray node sees", "synthact merge")
+    assert "No such file" in line
+    assert not (driver / "synth" / C.MANIFEST).exists() and not list(driver.glob("synth/.synthact-probe*"))
+
+
+def test_ablate_cells_on_ray_give_the_local_results(data, tmp_path, cluster):
+    synth, target = data
+    cfg = {"name": "tiny", "real": "target", "real_root": str(target), "synthetic_root": str(synth),
+           "synthetic": [0, 6], "real_fraction": [1.0], "modality": ["rgb", "flow"], "eval_protocol": "fast",
+           "train": {"backbone": "mobilenet_v3_small", "size": 32, "epochs": 1, "batch_size": 4, "workers": 0}}
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    start = time.perf_counter()
+    ra = _run("synthact", "ablate", "--config", str(path), "--out", str(tmp_path / "local"), "--quiet", env=_env())
+    rb = _run("synthact", "ablate", "--config", str(path), "--out", str(tmp_path / "ray"), "--quiet",
+              "--executor", "ray", env=cluster)
+    assert ra.returncode == 0 and rb.returncode == 0, (ra.stderr, rb.stderr, time.perf_counter() - start)
+    rows = [list(csv.DictReader(open(tmp_path / d / "results.csv"))) for d in ("local", "ray")]
+    assert len(rows[0]) == 4
+    for x, y in zip(*rows):
+        x.pop("seconds"), y.pop("seconds")
+        assert x == y
+    assert all(x["status"] == "ok" for x in rows[1])
