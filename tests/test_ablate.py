@@ -117,3 +117,33 @@ def test_demo_code_path_at_a_tiny_scale(tmp_path, capsys):
     assert len(rows) == 2 * 2 * 3 and all(x["status"] == "ok" for x in rows)
     for name in ("synthetic/preview.png", "target/preview.png", "ablation/accuracy_vs_synthetic.png"):
         assert cv2.imread(str(tmp_path / "demo" / name)) is not None
+
+
+def test_synthetic_sets_are_a_grid_axis(data, tmp_path):
+    """Two generation choices compared in one table: here the same root under two names, so the two
+    sets' cells must agree exactly, and the real-only baseline runs once for both."""
+    synth, _ = data
+    path = _grid(data, tmp_path, synthetic_root=None, synthetic_roots={"plain": str(synth), "again": str(synth)})
+    out = tmp_path / "out"
+    r = run_cli("synthact", "ablate", "--config", str(path), "--out", str(out), "--quiet")
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert [(x["synthetic"], x["synthetic_set"], x["status"]) for x in rows] == [
+        ("0", "", "ok"), ("6", "again", "ok"), ("6", "plain", "ok")]
+    assert rows[1]["top1"] == rows[2]["top1"]
+    md = (out / "results.md").read_text()
+    assert "| modality | synthetic set | real fraction | +0 synthetic | +6 synthetic |" in md
+    base = f"{100 * float(rows[0]['top1']):.1f}"
+    assert f"| rgb | plain | 1 | {base}" in md and f"| rgb | again | 1 | {base}" in md
+    assert cv2.imread(str(out / "accuracy_vs_synthetic.png")) is not None
+
+
+@pytest.mark.parametrize("over, message", [
+    ({"synthetic_roots": {"a": "x"}}, "give synthetic_root or synthetic_roots, not both"),
+    ({"synthetic_root": None, "synthetic_roots": ["x"]}, "synthetic_roots: expected a mapping"),
+    ({"synthetic_root": None, "synthetic_roots": {"../a": "x"}}, "set name '../a' must be"),
+    ({"synthetic_root": None, "synthetic_roots": {"a": 3}}, "synthetic_roots.a 3: expected a root path"),
+])
+def test_bad_synthetic_sets_are_refused(data, tmp_path, over, message):
+    r = run_cli("synthact", "ablate", "--config", str(_grid(data, tmp_path, **over)), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and message in r.stderr, r.stderr

@@ -10,6 +10,7 @@ import csv
 import io
 import itertools
 import os
+import re
 import time
 import traceback
 from dataclasses import fields
@@ -28,11 +29,12 @@ from .train.config import TrainConfig, check
 
 GRID_KEYS = {"synthetic": [0], "real_fraction": [1.0], "modality": ["rgb"], "splits": [1], "seeds": [0]}
 TOP_KEYS = {"name", "real", "real_root", "synthetic_root", "classes", "fusion_weights", "eval_protocol", "train",
-            "note", "cell_cpus"} | set(GRID_KEYS)
+            "note", "cell_cpus", "synthetic_roots"} | set(GRID_KEYS)
 TRAIN_KEYS = {f.name for f in fields(TrainConfig)} - {"out", "real", "real_root", "synthetic_root", "synthetic",
                                                       "real_fraction", "classes", "synthetic_only", "modality",
                                                       "seed", "eval_protocol", "num_classes", "info"}
 MODALITIES = ("rgb", "flow", "fusion")
+SET_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
 
 
 def shipped_configs() -> list[str]:
@@ -103,6 +105,18 @@ def _check_values(cfg: dict, path) -> None:
     for key in ("synthetic_root", "classes", "name", "note"):
         if cfg.get(key) is not None and not isinstance(cfg[key], str):
             raise BadConfig(f"{path}: {key} {cfg[key]!r}: expected a text")
+    sets = cfg.get("synthetic_roots")
+    if sets is not None:
+        if cfg.get("synthetic_root") is not None:
+            raise BadConfig(f"{path}: give synthetic_root or synthetic_roots, not both")
+        if not (isinstance(sets, dict) and sets):
+            raise BadConfig(f"{path}: synthetic_roots: expected a mapping of set name -> root, e.g. "
+                            f"{{plain: synth_a, profiled: synth_b}}")
+        for k, v in sets.items():
+            if not (isinstance(k, str) and SET_NAME.fullmatch(k)):
+                raise BadConfig(f"{path}: synthetic_roots: set name {k!r} must be letters, digits, '-' or '_'")
+            if not isinstance(v, str) or not v:
+                raise BadConfig(f"{path}: synthetic_roots.{k} {v!r}: expected a root path")
     for key in GRID_KEYS:
         for v in cfg[key]:
             problem = _grid_problem(key, v)
@@ -125,15 +139,27 @@ def _check_values(cfg: dict, path) -> None:
             check(_train_config(cfg, cell, Path("<out>")), name)
 
 
+def synthetic_sets(cfg: dict) -> dict[str, str | None]:
+    """Set name -> synthetic root: ``synthetic_roots`` (a grid axis), else the one ``synthetic_root``
+    under the name ``""`` (cell ids and tables as without the axis)."""
+    return dict(cfg["synthetic_roots"]) if cfg.get("synthetic_roots") else {"": cfg.get("synthetic_root")}
+
+
 def cells(cfg: dict) -> list[dict]:
-    """The grid's cells, each a run folder id; a cell with neither real nor synthetic data is left out."""
+    """The grid's cells, each a run folder id; a cell with neither real nor synthetic data is left out,
+    and a cell without synthetic clips is run once, not once per synthetic set."""
     out = []
-    for split, seed, n, frac, mod in itertools.product(cfg["splits"], cfg["seeds"], cfg["synthetic"],
-                                                        cfg["real_fraction"], cfg["modality"]):
+    sets = synthetic_sets(cfg)
+    for split, seed, n, frac, mod, name in itertools.product(cfg["splits"], cfg["seeds"], cfg["synthetic"],
+                                                              cfg["real_fraction"], cfg["modality"], sets):
         if frac == 0 and n == 0:
             continue  # neither real nor synthetic data
+        if n == 0 and name != next(iter(sets)):
+            continue  # the real-only baseline does not depend on the synthetic set
+        label = name if n else ""
         out.append({"split": split, "seed": seed, "synthetic": n, "real_fraction": frac, "modality": mod,
-                    "id": f"s{split}_seed{seed}_syn{n}_real{frac:g}_{mod}"})
+                    "set": label, "root": sets[name] if n else None,
+                    "id": f"s{split}_seed{seed}_syn{n}_real{frac:g}_{mod}" + (f"_{label}" if label else "")})
     # fusion reads the two streams' scores: run them first
     return sorted(out, key=lambda c: c["modality"] == "fusion")
 
@@ -141,7 +167,7 @@ def cells(cfg: dict) -> list[dict]:
 def _train_config(cfg: dict, cell: dict, out: Path) -> TrainConfig:
     name = cfg["real"].split(":")[0]
     return TrainConfig(out=str(out), real=f"{name}:split{cell['split']}", real_root=str(cfg["real_root"]),
-                       synthetic_root=cfg.get("synthetic_root"), synthetic=cell["synthetic"],
+                       synthetic_root=cell.get("root", cfg.get("synthetic_root")), synthetic=cell["synthetic"],
                        real_fraction=cell["real_fraction"] or 1.0, synthetic_only=cell["real_fraction"] == 0,
                        classes=cfg.get("classes"), modality=cell["modality"], seed=cell["seed"],
                        eval_protocol=cfg["eval_protocol"], **cfg["train"])
@@ -153,7 +179,7 @@ def run_cell(cfg: dict, cell: dict, root: Path, progress: bool) -> dict:
     from .train.loop import fit
     out = root / "cells" / cell["id"]
     if cell["modality"] == "fusion":
-        streams = [root / "cells" / cell["id"].replace("_fusion", f"_{m}") for m in ("rgb", "flow")]
+        streams = [root / "cells" / cell["id"].replace("_fusion", f"_{m}", 1) for m in ("rgb", "flow")]
         return fuse_to(out, streams, [float(w) for w in cfg["fusion_weights"]], cfg["eval_protocol"])
     return fit(_train_config(cfg, cell, out), resume=(out / "checkpoint.pt").exists(), progress=progress)
 
@@ -215,6 +241,8 @@ def _grid_locked(cfg: dict, out: Path, progress: bool, echo, executor: Executor)
     for i, cell in enumerate(todo, start=1):
         start = time.perf_counter()
         row = {k: cell[k] for k in ("split", "seed", "synthetic", "real_fraction", "modality")}
+        if cfg.get("synthetic_roots"):
+            row["synthetic_set"] = cell["set"]
         m, seconds = done[cell["id"]], None
         if m is not None:
             status = "done"
@@ -281,31 +309,40 @@ def write_results(out: Path, rows: list[dict], cfg: dict) -> None:
 
 
 def _groups(rows: list[dict]) -> dict:
+    """Top-1 (%) per (modality, synthetic set, real fraction, synthetic count); the real-only
+    baseline (count 0, no set) is shared by every set's line."""
     groups: dict[tuple, list[float]] = {}
+    sets = sorted({r.get("synthetic_set", "") for r in rows if r["synthetic"]}) or [""]
     for r in rows:
         if r["top1"] is not None:
-            groups.setdefault((r["modality"], r["real_fraction"], r["synthetic"]), []).append(100 * r["top1"])
+            for name in (sets if not r["synthetic"] else [r.get("synthetic_set", "")]):
+                groups.setdefault((r["modality"], name, r["real_fraction"], r["synthetic"]), []).append(100 * r["top1"])
     return groups
 
 
 def table(rows: list[dict], cfg: dict) -> str:
-    """Top-1 (%) as mean ± std over splits and seeds: one row per modality and real fraction,
-    one column per synthetic count, as the paper prints it."""
+    """Top-1 (%) as mean ± std over splits and seeds: one row per modality (and synthetic set) and
+    real fraction, one column per synthetic count, as the paper prints it."""
     groups = _groups(rows)
     counts = sorted({r["synthetic"] for r in rows})
+    sets = sorted({k[1] for k in groups})
+    by_set = sets != [""]
     lines = [f"# {cfg.get('name', 'ablation')}: top-1 accuracy (%) on {cfg['real']} "
              f"({cfg['eval_protocol']} protocol), mean ± std over splits {cfg['splits']} x seeds {cfg['seeds']}", "",
-             "| modality | real fraction | " + " | ".join(f"+{n} synthetic" for n in counts) + " |",
-             "|---|---|" + "---|" * len(counts)]
+             "| modality | " + ("synthetic set | " if by_set else "") + "real fraction | "
+             + " | ".join(f"+{n} synthetic" for n in counts) + " |",
+             "|---|" + ("---|" if by_set else "") + "---|" + "---|" * len(counts)]
     for mod in MODALITIES:
-        for frac in sorted({r["real_fraction"] for r in rows}, reverse=True):
-            cells_ = []
-            for n in counts:
-                v = groups.get((mod, frac, n))
-                cells_.append("" if not v else f"{np.mean(v):.1f} ± {np.std(v):.1f} (n={len(v)})")
-            if any(cells_):
-                label = "synthetic only" if frac == 0 else f"{frac:g}"
-                lines.append(f"| {mod} | {label} | " + " | ".join(cells_) + " |")
+        for name in sets:
+            for frac in sorted({r["real_fraction"] for r in rows}, reverse=True):
+                cells_ = []
+                for n in counts:
+                    v = groups.get((mod, name, frac, n))
+                    cells_.append("" if not v else f"{np.mean(v):.1f} ± {np.std(v):.1f} (n={len(v)})")
+                if any(cells_):
+                    label = "synthetic only" if frac == 0 else f"{frac:g}"
+                    lines.append(f"| {mod} | " + (f"{name} | " if by_set else "") + f"{label} | "
+                                 + " | ".join(cells_) + " |")
     failed = [r for r in rows if str(r["status"]).startswith("failed")]
     if failed:
         lines += ["", f"{len(failed)} cell(s) failed: " + "; ".join(f"{r['cell']} ({r['status']})" for r in failed)]
@@ -319,13 +356,11 @@ def plot(rows: list[dict], path: Path, cfg: dict) -> None:
     import matplotlib.pyplot as plt
     groups = _groups(rows)
     fig, ax = plt.subplots(figsize=(6, 4))
-    for mod in MODALITIES:
-        for frac in sorted({k[1] for k in groups if k[0] == mod}, reverse=True):
-            pts = sorted((n, np.mean(v), np.std(v)) for (m, f, n), v in groups.items() if m == mod and f == frac)
-            if pts:
-                n, mean, std = map(np.array, zip(*pts))
-                label = f"{mod}, {'synthetic only' if frac == 0 else f'real x{frac:g}'}"
-                ax.errorbar(n, mean, yerr=std, marker="o", capsize=3, label=label)
+    for mod, name, frac in sorted({k[:3] for k in groups}, key=lambda k: (MODALITIES.index(k[0]), k[1], -k[2])):
+        pts = sorted((n, np.mean(v), np.std(v)) for (m, s, f, n), v in groups.items() if (m, s, f) == (mod, name, frac))
+        n, mean, std = map(np.array, zip(*pts))
+        label = f"{mod}{f' ({name})' if name else ''}, {'synthetic only' if frac == 0 else f'real x{frac:g}'}"
+        ax.errorbar(n, mean, yerr=std, marker="o", capsize=3, label=label)
     ax.set_xlabel("synthetic clips added")
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_title(f"{cfg.get('name', 'ablation')} ({cfg['real']})", fontsize=10)
