@@ -60,5 +60,5 @@ def animate(record: ClipRecord, body: SkinnedBody | None = None) -> Animation:
     if body is not None:
         skinned = Skinned(body, pose_body(body, skel, posed, verts[:, :, 2].min(axis=1)))
         verts = skinned.frames[:, ::5]  # framing needs the silhouette, not every vertex
-    cam = frame_clip(verts, posed.heads[:, INDEX["pelvis"], :2], record.camera, tuple(record.size))
+    cam = frame_clip(verts, posed.heads[:, INDEX["pelvis"], :2], record.camera, tuple(record.size), record.fps)
     return Animation(skel, posed, quats, root_loc, cam, used, skinned)

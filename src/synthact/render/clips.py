@@ -19,6 +19,7 @@ from typing import NamedTuple
 from .. import contract as C
 from ..assets import resolve_classes
 from ..batch import run_batch
+from ..data.profile import load_profile
 from ..errors import BadConfig
 from ..executor import LOCAL, Executor
 from ..provenance import versions
@@ -51,6 +52,7 @@ class RenderJob:
     body: str = "mannequin"         # mannequin | makehuman | rigged file, or a weighted mix
     wait: bool = False              # wait for another job writing the root instead of refusing
     executor: Executor = LOCAL      # where the clips render (workers=None under Ray: every CPU)
+    profile: str | None = None      # a shot profile (shipped name or YAML) the cameras are drawn from
 
 
 @dataclass
@@ -106,8 +108,9 @@ def plan(job: RenderJob) -> list[ClipRecord]:
     for c in classes:
         C.check_name(c, "class", job.motions or "--classes")
     bodies = parse_body_spec(job.body)
-    return [sample_record(c, job.seed, i, job.frames, job.fps, job.size, job.engine, job.gt_flow, library, bodies)
-            for c in classes for i in range(1, counts[c] + 1)]
+    profile = load_profile(job.profile) if job.profile else None
+    return [sample_record(c, job.seed, i, job.frames, job.fps, job.size, job.engine, job.gt_flow, library, bodies,
+                          profile) for c in classes for i in range(1, counts[c] + 1)]
 
 
 def _check_writable(out: Path) -> None:
@@ -122,8 +125,12 @@ def _check_writable(out: Path) -> None:
 
 def root_settings(job: RenderJob) -> dict:
     """What every clip of a synthetic root shares (see :func:`contract.claim_settings`)."""
-    return {"kind": "synthetic", "frames": job.frames, "fps": job.fps, "size": list(job.size), "engine": job.engine,
-            "gt_flow": job.gt_flow, "bodies": sorted({body_model({"model": m}) for m, _ in parse_body_spec(job.body)})}
+    settings = {"kind": "synthetic", "frames": job.frames, "fps": job.fps, "size": list(job.size),
+                "engine": job.engine, "gt_flow": job.gt_flow,
+                "bodies": sorted({body_model({"model": m}) for m, _ in parse_body_spec(job.body)})}
+    # null without one: a root is drawn from one profile or none (roots older than profiles lack the key)
+    settings["profile"] = load_profile(job.profile).name if job.profile else None
+    return settings
 
 
 def _reconcile(root: Path) -> set[str]:

@@ -16,10 +16,12 @@ A manifest line (``json.dumps(line, sort_keys=True)``) holds::
     body         proportions (height leg arm torso girth shoulders hips head), grey, model
                  (absent before skinned bodies: the mannequin), phenotype (makehuman only)
     action       speed amp phase mirror style{channel: degrees}
-    camera       azimuth elevation lens fill pan zoom follow
+    camera       azimuth elevation lens fill pan zoom follow; with --profile also framing, view and
+                 handheld {shake frequency phases drift drift_angle reframe reframe_at} (moving camera)
     light        azimuth elevation strength
     num_frames camera_distance camera_follows render_seconds            measured by the render
     motion_used  what a capture gave (see ``mocap.sample_positions``); captured motion only
+    profile      the shot profile's name (render-clips --profile only)
 
 Optional keys are written only when set, exactly as before the records were typed.
 """
@@ -108,6 +110,20 @@ class Action:
 
 
 @dataclass(frozen=True)
+class Handheld:
+    """A hand-held camera (``render-clips --profile``, camera motion drawn): a shake of three
+    sinusoids per axis, a slow drift of its position and one reframing turn."""
+
+    shake: float          # degrees, peak yaw / pitch of the shake
+    frequency: float      # Hz, the shake's base frequency (harmonics at 2.3x and 5.1x)
+    phases: list[float]   # six phases in turns: yaw x3, pitch x3
+    drift: float          # metres the camera wanders over the clip (in its image plane)
+    drift_angle: float    # degrees, the drift's direction in the image plane (0: right)
+    reframe: float        # degrees of one yaw correction, eased in around ``reframe_at``
+    reframe_at: float     # when, 0..1 of the clip
+
+
+@dataclass(frozen=True)
 class Camera:
     """The sampled shot; ``camera.frame_clip`` turns it into a path that keeps the body in frame."""
 
@@ -118,6 +134,9 @@ class Camera:
     pan: float         # azimuth drift over the clip, degrees
     zoom: float        # focal length factor reached at the end
     follow: bool       # track the root (forced on for travelling motions)
+    framing: Literal["full", "upper", "head", "lower"] | None = _optional()   # from a profile (None: full)
+    view: Literal["front", "left", "back", "right"] | None = _optional()     # the azimuth's sector (profile)
+    handheld: Handheld | None = _optional()  # a hand-held camera's motion (profile: camera moving)
 
 
 @dataclass(frozen=True)
@@ -148,6 +167,7 @@ class ClipRecord:
     action: Action
     camera: Camera
     light: Light
+    profile: str | None = _optional()   # the shot profile the camera was drawn from (render-clips --profile)
 
     @property
     def moved_by(self) -> Motion:
@@ -166,7 +186,7 @@ class RenderedClip(ClipRecord):
     render_seconds: float
 
 
-_CLASSES = (ProceduralMotion, CapturedMotion, Body, Action, Camera, Light, ClipRecord, RenderedClip)
+_CLASSES = (ProceduralMotion, CapturedMotion, Body, Action, Handheld, Camera, Light, ClipRecord, RenderedClip)
 _KEY = {"cls": "class"}   # attribute -> manifest key, where the key is a Python keyword
 _OMIT_WHEN_NONE = {_KEY.get(f.name, f.name) for c in _CLASSES for f in fields(c) if f.metadata.get(_OPTIONAL)}
 # a None under any other key is a value (a capture with no frame range or bone map): written as null

@@ -6,13 +6,14 @@ same (batch seed, class, index) always gives the same record.
 from __future__ import annotations
 
 import zlib
+from dataclasses import replace
 
 import numpy as np
 
 from ..errors import BadConfig
 from .actions import ACTIONS
 from .mannequin import sample_proportions
-from .record import Action, Body, Camera, CapturedMotion, ClipRecord, Light, Motion, ProceduralMotion
+from .record import Action, Body, Camera, CapturedMotion, ClipRecord, Handheld, Light, Motion, ProceduralMotion
 from .skinned import sample_body_model
 
 STYLE_RANGES = {  # per-clip posture quirks added to every action, degrees
@@ -32,13 +33,37 @@ def clip_name(cls: str, batch_seed: int, index: int) -> str:
     return f"{cls}/{cls}_s{batch_seed}_{index:05d}"
 
 
+VIEW_AZIMUTH = {"front": 0.0, "left": 90.0, "back": 180.0, "right": 270.0}   # sector centres, +-45 degrees
+# the camera on the body's left sees its left side: the body faces -Y, so its left is +X (azimuth 90)
+
+
+def profiled_camera(camera: Camera, profile, cls: str, seed: int) -> Camera:
+    """``camera`` with a profile's draws for ``cls`` (``data.profile.draw``): the azimuth within the
+    drawn view's sector, the framing (a tight crop for upper / head / lower shots), and for a moving
+    camera a hand-held motion, else a still one. Drawn from the clip's own third stream, so every
+    other draw of the clip stays as without a profile."""
+    from ..data.profile import draw
+    rng = np.random.default_rng([seed, 2])
+    u = lambda lo, hi: round(float(rng.uniform(lo, hi)), 4)  # noqa: E731
+    shot = draw(profile, cls, rng)
+    framing = shot.body if shot.body in ("full", "upper", "head", "lower") else "full"
+    azimuth = round((VIEW_AZIMUTH[shot.view] + u(-45.0, 45.0)) % 360.0, 4)
+    fill = camera.fill if framing == "full" else u(0.9, 1.0)   # a crop frames its part tightly
+    if shot.camera == "static":
+        return replace(camera, azimuth=azimuth, fill=fill, pan=0.0, zoom=1.0, framing=framing, view=shot.view)
+    handheld = Handheld(shake=u(0.3, 2.0), frequency=u(0.3, 1.5), phases=[u(0.0, 1.0) for _ in range(6)],
+                        drift=u(0.0, 0.3), drift_angle=u(0.0, 360.0), reframe=u(-8.0, 8.0), reframe_at=u(0.2, 0.8))
+    return replace(camera, azimuth=azimuth, fill=fill, framing=framing, view=shot.view, handheld=handheld)
+
+
 def sample_record(cls: str, batch_seed: int, index: int, frames: int, fps: int,
                   size: tuple[int, int], engine: str, gt_flow: bool, motions: dict | None = None,
-                  bodies: list | None = None) -> ClipRecord:
+                  bodies: list | None = None, profile=None) -> ClipRecord:
     """The record of clip ``index`` of class ``cls``: every random choice drawn, in a fixed order,
     from the clip's own seed. ``motions``: a loaded motion library (``mocap.load_library``); its
     classes are cut from captures, not procedural. ``bodies``: the parsed ``--body`` spec
-    (default: the mannequin). An unknown class is a :class:`BadConfig`."""
+    (default: the mannequin). ``profile``: a loaded shot profile (``data.profile.load_profile``)
+    the camera is drawn from. An unknown class is a :class:`BadConfig`."""
     seed = clip_seed(batch_seed, cls, index)
     rng = np.random.default_rng(seed)
     u = lambda lo, hi: round(float(rng.uniform(lo, hi)), 4)  # noqa: E731
@@ -71,6 +96,9 @@ def sample_record(cls: str, batch_seed: int, index: int, frames: int, fps: int,
         follow=bool(rng.random() < 0.5),
     )
     light = Light(azimuth=u(0.0, 360.0), elevation=u(15.0, 75.0), strength=u(0.7, 1.3))
+    if profile is not None:
+        camera = profiled_camera(camera, profile, cls, seed)
     return ClipRecord(clip=clip_name(cls, batch_seed, index), cls=cls, batch_seed=batch_seed, index=index, seed=seed,
                       frames=frames, fps=fps, size=list(size), engine=engine, gt_flow=gt_flow, motion=motion,
-                      body=body, action=action, camera=camera, light=light)
+                      body=body, action=action, camera=camera, light=light,
+                      profile=profile.name if profile is not None else None)

@@ -1,0 +1,97 @@
+"""render-clips --profile: framing, viewpoint and camera motion drawn from a dataset's shot
+statistics, recorded, and really seen in the frames."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from synthact import contract as C
+from synthact.data.profile import load_profile
+from synthact.render.animate import animate
+from synthact.render.record import read_records
+from synthact.render.sampling import VIEW_AZIMUTH, sample_record
+
+from .conftest import refusal, run_cli
+
+ARGS = ("--frames", "8", "--size", "96x72", "--quiet", "--workers", "2")
+
+
+def _record(cls="wave", index=1, profile=None):
+    return sample_record(cls, 0, index, 16, 25, (96, 72), "workbench", False, profile=profile)
+
+
+def test_a_profile_changes_only_the_camera_and_records_its_draws():
+    hmdb = load_profile("hmdb51")
+    for i in range(1, 30):
+        plain, shaped = _record("punch", i), _record("punch", i, hmdb)
+        assert replace(shaped, camera=plain.camera, profile=None) == plain   # every other draw as before
+        cam = shaped.camera
+        assert shaped.profile == "hmdb51" and cam.framing in ("full", "upper", "head", "lower")
+        centre = VIEW_AZIMUTH[cam.view]
+        assert abs((cam.azimuth - centre + 180) % 360 - 180) <= 45
+        if cam.handheld is None:   # a still camera neither pans nor zooms
+            assert cam.pan == 0.0 and cam.zoom == 1.0
+
+
+def test_the_draws_follow_the_class_shares():
+    """HMDB-51's cartwheels are all full body, mostly seen from the side, mostly with a moving camera;
+    our class names map onto HMDB's through the class map."""
+    hmdb = load_profile("hmdb51")
+    wheels = [_record("cartwheel", i, hmdb).camera for i in range(1, 201)]
+    assert {c.framing for c in wheels} == {"full"}
+    side = sum(c.view in ("left", "right") for c in wheels) / len(wheels)
+    assert 0.65 < side < 0.85                      # 39 % + 36 % in the profile
+    moving = sum(c.handheld is not None for c in wheels) / len(wheels)
+    assert 0.82 < moving < 0.97                    # 91 %
+
+
+def _bottom_rows_lit(root, clip) -> float:
+    """Share of a clip's frames whose bottom row holds body pixels (the body runs out of the frame)."""
+    d = C.clip_dir(root, clip)
+    frames = [C.read_image(d / C.img_name(k), gray=True) for k in range(1, C.count_frames(d) + 1)]
+    return float(np.mean([(f[-1] > 12).any() for f in frames]))
+
+
+def test_an_upper_body_shot_crops_at_the_hips_and_a_full_one_does_not(tmp_path):
+    hmdb = load_profile("hmdb51")
+    # find clips the profile frames upper-body and full-body with a still camera (no shake to blur it)
+    upper = next(i for i in range(1, 200) if _record("wave", i, hmdb).camera.framing == "upper")
+    full = next(i for i in range(1, 200) if _record("wave", i, hmdb).camera.framing == "full")
+    out = tmp_path / "p"
+    r = run_cli("render-clips", "--out", str(out), "--classes", "wave", "--per-class", str(max(upper, full)),
+                "--profile", "hmdb51", *ARGS)
+    assert r.returncode == 0, r.stderr
+    recs = {x.clip: x for x in read_records(out)}
+    up, fu = f"wave/wave_s0_{upper:05d}", f"wave/wave_s0_{full:05d}"
+    assert recs[up].camera.framing == "upper" and recs[fu].camera.framing == "full"
+    assert _bottom_rows_lit(out, up) == 1.0      # the body leaves the frame at its bottom edge
+    assert _bottom_rows_lit(out, fu) == 0.0      # the whole body, feet included, inside
+    assert C.recorded_settings(out)["profile"] == "hmdb51"
+    again = run_cli("render-clips", "--out", str(out), "--classes", "wave", "--per-class", "1", *ARGS)
+    refusal(again, "profile")
+
+
+def test_a_handheld_camera_moves_every_frame_and_a_still_one_does_not():
+    hmdb = load_profile("hmdb51")
+    recs = [_record("wave", i, hmdb) for i in range(1, 40)]
+    moving = next(r for r in recs if r.camera.handheld is not None and r.camera.pan == 0.0)
+    still = next(r for r in recs if r.camera.handheld is None)
+    cam = animate(moving).camera
+    steady = animate(replace(moving, camera=replace(moving.camera, handheld=None))).camera
+    turn = np.abs(np.diff(cam.quaternion, axis=0)).sum(axis=1)
+    assert (turn > 1e-5).all()                                   # the shake turns it in every frame
+    assert np.abs(np.diff(steady.quaternion, axis=0)).max() < 1e-9
+    assert np.linalg.norm(cam.position - steady.position, axis=1).max() > 0.0   # it drifts
+    s = animate(still).camera
+    if not s.follows:
+        assert np.abs(np.diff(s.position, axis=0)).max() < 1e-9 and np.abs(np.diff(s.quaternion, axis=0)).max() < 1e-9
+
+
+def test_a_bad_profile_is_refused_in_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: mine\noverall: {body: {full: -1}}\n")
+    r = run_cli("render-clips", "--out", str(tmp_path / "o"), "--classes", "wave", "--per-class", "1",
+                "--profile", str(bad), *ARGS)
+    refusal(r, str(bad))
+    assert not (tmp_path / "o" / C.MANIFEST).exists()
