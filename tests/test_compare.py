@@ -33,6 +33,8 @@ def test_identical_roots_have_no_gap(roots, tmp_path):
     assert r["gap"] == 0.0 and r["clips"] == {"real": 3, "synthetic": 3}
     assert all(row["gap"] == 0.0 for row in r["per_class"].values())
     assert compare_roots(real, real, tmp_path / "same")["gap"] == 0.0
+    one = compare_roots(real, twin, tmp_path / "one", max_clips=1)    # at most one clip per class and side
+    assert one["clips"] == {"real": 2, "synthetic": 2} and one["gap"] == 0.0
 
 
 def test_real_against_synthetic_gives_a_positive_gap_with_table_and_plots(roots, tmp_path):
