@@ -70,41 +70,32 @@ def run_demo(out: Path, workers: int = 2, scale: float = 1.0, progress: bool = T
     fixtures = os.environ.get("SYNTHACT_FIXTURES")
     if fixtures and Path(fixtures, "real").is_dir():
         click.echo("")
-        click.echo(real_fixture_check(out, Path(fixtures), workers, progress))
+        click.echo(real_fixture_check(out, Path(fixtures)))
     return s1.ok and s2.ok and f1.ok and f2.ok and not r["failed"]
 
 
-def real_fixture_check(out: Path, fixtures: Path, workers: int, progress: bool) -> str:
-    """Where the fixture real clips are present: the demo's models on the real videos of its classes
-    (UCF-101 Punch, HMDB-51 wave). A handful of clips: a check of the real-data path, not a score."""
-    import torch
+def real_fixture_check(out: Path, fixtures: Path) -> str:
+    """Where the fixture real clips are present: ``synthact predict`` with the demo's models on the
+    real videos of its classes (UCF-101 Punch, HMDB-51 wave): decoded, given flow by each run's own
+    method, scored by the fast protocol. A handful of clips: a check of the real-data path, not a score."""
+    import numpy as np
 
-    from . import contract as C
     from .assets import target_class
-    from .data.prepare import PrepareJob, prepare
-    from .train.dataset import Sample, TSNDataset
-    from .train.evaluate import load_run, predict
-    ours = sorted(CLASSES.split(","))
-    samples = []
-    for dataset in ("ucf101", "hmdb51"):
-        wanted = {target_class(c, dataset): c for c in ours if target_class(c, dataset)}
-        root = out / f"real_{dataset}"
-        videos = fixtures / "real/videos" / dataset
-        present = [c for c in wanted if (videos / c).is_dir()]
-        if not present:
-            continue
-        prepare(PrepareJob(dataset, videos, fixtures / "real/splits" / dataset, root, ",".join(present), FLOW, SIZE,
-                           workers), progress)
-        for r in C.read_manifest(root):
-            label = ours.index(wanted[r["clip"].split("/")[0]])
-            samples.append(Sample(str(root / C.RAWFRAMES), r["clip"], r["num_frames"], label))
-    lines = [f"real fixture clips ({len(samples)}: " + ", ".join(s.clip.split("/")[1] for s in samples) + ")",
+    from .train.predict import predict_videos
+    folders = [fixtures / "real/videos" / ds / target_class(c, ds) for ds in ("ucf101", "hmdb51")
+               for c in sorted(CLASSES.split(",")) if target_class(c, ds)]
+    folders = [f for f in folders if f.is_dir()]
+    found = (out / "ablation" / "cells").glob("s1_seed0_syn*_real1_*")
+    cells = sorted((c for c in found if not c.name.endswith("fusion")),
+                   key=lambda c: (c.name.rsplit("_", 1)[1], int(c.name.split("_syn")[1].split("_")[0])))
+    if not folders or not cells:
+        return "real fixture clips: none of the demo's classes among the fixtures"
+    res = predict_videos(cells, folders, protocol="fast", device="cpu", echo=None)
+    preds, classes = res["predictions"], res["classes"]
+    truth = np.array([classes.index(p.truth) for p in preds])
+    lines = [f"real fixture clips ({len(preds)}: " + ", ".join(p.video.stem for p in preds) + ")",
              "| model (demo cell) | correct |", "|---|---|"]
-    cells = (out / "ablation" / "cells").glob("s1_seed0_syn*_real1_*")
-    for cell in sorted((c for c in cells if not c.name.endswith("fusion")),
-                       key=lambda c: (c.name.rsplit("_", 1)[1], int(c.name.split("_syn")[1].split("_")[0]))):
-        model, run_cfg = load_run(cell)
-        ds = TSNDataset(samples, run_cfg["modality"], run_cfg["segments"], run_cfg["size"], "val")
-        res = predict(model, ds, 4, 0, torch.device("cpu"))
-        lines.append(f"| {cell.name} | {int(round(res['top1'] * len(samples)))} / {len(samples)} |")
+    for k, cell in enumerate(cells):
+        right = int((np.array([p.per_run[k].argmax() for p in preds]) == truth).sum())
+        lines.append(f"| {cell.name} | {right} / {len(preds)} |")
     return "\n".join(lines)
