@@ -10,6 +10,10 @@ The stages, in pipeline order, each reading and writing the one data contract (:
     fit(TrainConfig(out, real, real_root, ...)) -> dict                       train and evaluate one TSN
     fuse_to(out, runs, weights) -> dict                                       two-stream fusion of runs
     run_grid(config, out) -> dict                                             an ablation grid, table, plot
+    load_profile(name_or_path) -> Profile                                     a dataset's shot statistics
+    compare_roots(real, synthetic, out) -> dict                               the flow domain gap of two roots
+    predict_videos(runs, paths) -> dict                                       trained runs on video files
+    Executor("ray", address)                                                  where clip tasks run (executor=)
 
 Refusals raise the types of :mod:`synthact.errors`. Names load their module on first use, so
 ``import synthact`` stays cheap (no bpy, torch or OpenCV until a stage needs them).
@@ -29,6 +33,10 @@ _API = {
     "TrainConfig": "synthact.train.loop", "fit": "synthact.train.loop",
     "fuse_to": "synthact.train.evaluate",
     "run_grid": "synthact.ablate",
+    "Profile": "synthact.data.profile", "load_profile": "synthact.data.profile",
+    "compare_roots": "synthact.compare",
+    "predict_videos": "synthact.train.predict",
+    "Executor": "synthact.executor",
 }
 __all__ = sorted(_API)
 
