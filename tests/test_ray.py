@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -156,3 +157,23 @@ def test_ablate_cells_on_ray_give_the_local_results(data, tmp_path, cluster):
         x.pop("seconds"), y.pop("seconds")
         assert x == y
     assert all(x["status"] == "ok" for x in rows[1])
+
+
+def test_tvl1_torch_groups_on_ray_equal_the_local_path(tmp_path):
+    """tvl1-torch under Ray: groups of clips on workers (one GPU each where the cluster has GPUs;
+    here, without GPUs, one CPU each) give the files the local path gives."""
+    local, on_ray = tmp_path / "local", tmp_path / "ray"
+    r = _run("render-clips", "--out", str(local), "--classes", "wave,jump", "--per-class", "2", "--frames", "2",
+             "--size", "48x36", "--quiet", "--workers", "2", env=_env())
+    assert r.returncode == 0, r.stderr
+    shutil.copytree(local, on_ray)
+    a = _run("extract-flow", "--root", str(local), "--method", "tvl1-torch", "--device", "cpu", "--quiet", env=_env())
+    b = _run("extract-flow", "--root", str(on_ray), "--method", "tvl1-torch", "--device", "cpu", "--quiet",
+             "--executor", "ray", "--workers", "2", env=_env())
+    assert a.returncode == 0 and b.returncode == 0, (a.stderr, b.stderr)
+    assert "4 clips done" in b.stdout and "per node: " in b.stdout
+    flows = sorted(p.relative_to(local) for p in (local / C.RAWFRAMES).rglob("flow_*.jpg"))
+    assert len(flows) == 2 * 4
+    for p in flows:
+        assert (local / p).read_bytes() == (on_ray / p).read_bytes(), p
+    assert _records(local, C.FLOW_MANIFEST) == _records(on_ray, C.FLOW_MANIFEST)
