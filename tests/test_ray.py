@@ -177,3 +177,11 @@ def test_tvl1_torch_groups_on_ray_equal_the_local_path(tmp_path):
     for p in flows:
         assert (local / p).read_bytes() == (on_ray / p).read_bytes(), p
     assert _records(local, C.FLOW_MANIFEST) == _records(on_ray, C.FLOW_MANIFEST)
+
+
+def test_executor_options_are_checked_in_one_line(tmp_path):
+    r = _run("render-clips", "--out", str(tmp_path / "o"), "--ray-address", "127.0.0.1:1", *RENDER, env=_env())
+    refusal(r, "--ray-address is for --executor ray")
+    r = _run("extract-flow", "--root", str(tmp_path / "o"), "--executor", "slurm", env=_env())
+    assert r.returncode == 2 and "'slurm' is not one of 'local', 'ray'" in r.stderr
+    assert not (tmp_path / "o").exists()
