@@ -185,3 +185,19 @@ def test_executor_options_are_checked_in_one_line(tmp_path):
     r = _run("extract-flow", "--root", str(tmp_path / "o"), "--executor", "slurm", env=_env())
     assert r.returncode == 2 and "'slurm' is not one of 'local', 'ray'" in r.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_a_killed_driver_resumes_on_rerun(tmp_path, cluster):
+    out = tmp_path / "synth"
+    proc = subprocess.Popen([str(BIN / "render-clips"), "--out", str(out), "--executor", "ray", *SLOW_RENDER],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cluster,
+                            start_new_session=True)
+    wait_for_manifest(out, 2, proc)
+    os.killpg(proc.pid, signal.SIGKILL)   # the driver; Ray then ends its workers wherever they were
+    proc.wait()
+    r = _run("render-clips", "--out", str(out), "--executor", "ray", *SLOW_RENDER, env=cluster)
+    assert r.returncode == 0, r.stderr
+    done = int(r.stdout.split(" already done")[0].rsplit(" ", 1)[1])
+    assert 2 <= done < 9 and f"{9 - done} rendered" in r.stdout
+    listed = sorted(x["clip"] for x in C.read_manifest(out))
+    assert listed == sorted(C.iter_clips(out)) and len(listed) == 9 and C.leftovers(out) == 0
