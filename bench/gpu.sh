@@ -20,5 +20,6 @@ python3 -c "import torch, torchvision, triton, cv2; print('torch', torch.__versi
 'triton', triton.__version__, 'opencv', cv2.__version__, 'optflow', hasattr(cv2, 'optflow'))" | tee -a "$out/gpu.txt"
 [[ $parts == train ]] || timeout 330 python3 "$here/bench/flow_torch.py" --inputs "$here/.dev/pairs.npz" --device cuda --batches 64,256,512 \
     --repeat 3 --clips 64 --profile 2>&1 | tee "$out/flow.txt"
-[[ $parts == flow ]] || timeout 150 python3 "$here/bench/train.py" --device cuda --backbone resnet50 --batch 64 --steps 20 \
-    --workers 14 --root "$here/.dev/trainroot" 2>&1 | tee "$out/train.txt"
+# --compile: torch.compile's ResNet-50 TSN against eager (train-tsn --compile); compiling takes a minute or two
+[[ $parts == flow ]] || timeout 420 python3 "$here/bench/train.py" --device cuda --backbone resnet50 --batch 64 --steps 20 \
+    --workers 14 --root "$here/.dev/trainroot" --compile 2>&1 | tee "$out/train.txt"

@@ -4,10 +4,12 @@ training the same selection with the same recipe (`--engines`).
 
     .venv/bin/python bench/train.py [--device cpu|cuda] [--backbone resnet18] [--size 224]
                                     [--batch 8] [--steps 6] [--workers 2] [--modality rgb]
-                                    [--engines] [--epochs 2]
+                                    [--engines] [--epochs 2] [--compile]
 
 Images/s counts segment images (batch x segments). A ratio near 1 means training is not
-input-bound. It renders its own small rawframe root at 340x256 first (not timed).
+input-bound. It renders its own small rawframe root at 340x256 first (not timed). ``--compile``
+adds the model-only step under ``torch.compile`` (inductor; train-tsn ``--compile``) against the
+same eager step, the compilation itself (the first steps) not timed.
 """
 from __future__ import annotations
 
@@ -106,6 +108,7 @@ def main() -> None:
     ap.add_argument("--loop", action="store_true", help="also our whole training loop (train-tsn's fit) alone")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--root", type=Path, help="a rendered rawframe root to use instead of rendering one")
+    ap.add_argument("--compile", action="store_true", help="also the model-only step under torch.compile")
     a = ap.parse_args()
     device = torch.device(a.device)
     with tempfile.TemporaryDirectory() as tmp:
@@ -124,6 +127,12 @@ def main() -> None:
         full = timed(lambda it=batches: step(*next(it)), a.steps, device)
         ceiling = timed(lambda: step(x0, y0), a.steps, device)
         del loader, batches
+        compiled = None
+        if a.compile:   # the same model and batch, compiled; 3 untimed steps compile it (and settle autotuning)
+            cstep = step_fn(torch.compile(model), device)
+            timed(lambda: cstep(x0, y0), 3, device)
+            eager_again = timed(lambda: step(x0, y0), a.steps, device)
+            compiled = (timed(lambda: cstep(x0, y0), a.steps, device), eager_again)
         root = a.root or Path(tmp) / "synth"
         both = engines(Path(tmp), a, root, a.engines) if a.engines or a.loop else None
     images = a.steps * a.batch * 3
@@ -134,6 +143,10 @@ def main() -> None:
     print(f"| model only (batch in memory), ceiling | {images / ceiling:.1f} |")
     print(f"| full pipeline (JPEG decode, TSN sampling, augmentation, DataLoader) | {images / full:.1f} |")
     print(f"| ratio full / ceiling | {ceiling / full:.2f} |")
+    if compiled:
+        print(f"| model only, torch.compile (inductor) | {images / compiled[0]:.1f} |")
+        print(f"| model only, eager, timed again beside it | {images / compiled[1]:.1f} |")
+        print(f"| ratio compiled / eager | {compiled[1] / compiled[0]:.2f} |")
     if both:
         print(f"| synthact engine (train-tsn's loop), {a.epochs} epochs, training only | {both[0]:.1f} |")
     if both and both[1]:

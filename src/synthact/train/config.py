@@ -27,9 +27,10 @@ INTS = {"synthetic": (0, None), "segments": (1, None), "size": (16, None), "epoc
         "batch_size": (1, None), "workers": (0, None), "seed": (0, 2**32 - 1)}   # numpy/torch seed range
 TEXT = ("out", "real", "real_root", "pretrained")
 OPTIONAL_TEXT = ("synthetic_root", "classes", "init_from")
-FLAGS = ("synthetic_only", "allow_mixed_flow")
+FLAGS = ("synthetic_only", "allow_mixed_flow", "compile")
 # what a resumed run may change: where and how fast it runs, and the final evaluation
-RESUME_FREE = {"out", "workers", "device", "eval_protocol", "allow_mixed_flow", "info"}
+# (and how many processes run it: a torchrun run resumes at any world size; --compile on or off)
+RESUME_FREE = {"out", "workers", "device", "eval_protocol", "allow_mixed_flow", "info", "world_size", "compile"}
 PATHS = {"real_root", "synthetic_root", "init_from", "pretrained"}
 CONFIG = "config.json"
 LISTS = ("train_list.txt", "val_list.txt")
@@ -64,6 +65,8 @@ class TrainConfig:
     device: str = "auto"
     allow_mixed_flow: bool = False       # train on roots whose flow methods differ
     engine: str = "synthact"             # or mmaction2 (optional extra: make mmaction)
+    compile: bool = False                # torch.compile the model for training (inductor)
+    world_size: int = 1                  # processes training together (torchrun); filled at start
     num_classes: int = 0                 # filled from the selection
     info: dict = field(default_factory=dict)
 

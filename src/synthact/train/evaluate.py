@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from .. import contract as C
 from ..errors import BadConfig
@@ -32,10 +32,15 @@ def metrics(scores: np.ndarray, labels: np.ndarray, num_classes: int) -> dict:
 
 
 @torch.no_grad()
-def predict(model, dataset: TSNDataset, batch_size: int, workers: int, device: torch.device) -> dict:
-    """Softmax scores and labels of a dataset, with its metrics."""
+def predict(model, dataset: TSNDataset, batch_size: int, workers: int, device: torch.device, world=None) -> dict:
+    """Softmax scores and labels of a dataset, with its metrics. Under torchrun (``world``) each rank
+    scores a contiguous share of the clips and every rank gets all the scores back, in order."""
     model.eval()
-    loader = DataLoader(dataset, batch_size if dataset.mode != "test" else 1, shuffle=False, num_workers=workers)
+    part = dataset
+    if world is not None and world.parallel:
+        from .distributed import share
+        part = Subset(dataset, range(*share(len(dataset), world)))
+    loader = DataLoader(part, batch_size if dataset.mode != "test" else 1, shuffle=False, num_workers=workers)
     scores, labels = [], []
     with worker_errors():
         for x, y in loader:
@@ -43,18 +48,26 @@ def predict(model, dataset: TSNDataset, batch_size: int, workers: int, device: t
                 s = model(x.to(device))
             scores.append(torch.softmax(s.float(), 1).cpu())
             labels.append(y)
-    scores = torch.cat(scores).numpy() if scores else np.zeros((0, model.fc.out_features))
+    scores = torch.cat(scores).numpy() if scores else np.zeros((0, model.fc.out_features), dtype=np.float32)
     labels = torch.cat(labels).numpy() if labels else np.zeros(0, dtype=np.int64)
+    if part is not dataset:   # rank order is clip order: the shares are contiguous
+        parts = world.gather((scores, labels))
+        scores, labels = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     out = metrics(scores, labels, model.fc.out_features)
     out["scores"], out["labels"] = scores, labels
     return out
 
 
-def evaluate_run(run: Path, model, sel, cfg, device) -> dict:
-    """The final evaluation of a run under its protocol; scores and confusion saved in the run."""
+def evaluate_run(run: Path, model, sel, cfg, device, world=None) -> dict:
+    """The final evaluation of a run under its protocol; scores and confusion saved in the run
+    (under torchrun: split over the ranks, gathered, saved by rank 0)."""
     mode, snippets = PROTOCOLS[cfg.eval_protocol]
     ds = TSNDataset(sel.val, cfg.modality, cfg.segments, cfg.size, mode, cfg.seed, snippets or 25)
-    res = predict(model, ds, cfg.batch_size, cfg.workers, device)
+    res = predict(model, ds, cfg.batch_size, cfg.workers, device, world)
+    if world is not None and not world.main:
+        res.pop("scores"), res.pop("labels")
+        res["protocol"] = cfg.eval_protocol
+        return res
     np.save(run / f"scores_{cfg.eval_protocol}.npy", res.pop("scores"))
     np.save(run / "labels.npy", res.pop("labels"))
     confusion_png(np.array(res["confusion"]), sel.classes, run / "confusion.png",

@@ -4,6 +4,10 @@ Every random draw is seeded by (seed, epoch): the shuffle order, the dropout mas
 sample's augmentation, so a run resumed from its epoch-e checkpoint continues exactly as the
 uninterrupted run would have. Checkpoints hold state dicts and plain types only and load with
 ``weights_only=True``.
+
+Under ``torchrun`` the same loop runs data-parallel (see :mod:`.distributed`): ``--batch-size`` is
+the global batch, rank 0 alone locks the run folder and writes every file, and a checkpoint holds
+no per-rank state, so a run resumes at any world size.
 """
 from __future__ import annotations
 
@@ -11,14 +15,16 @@ import csv
 import io
 import math
 import os
+import shutil
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
 
 from .. import contract as C
-from ..errors import BadConfig
+from ..errors import BadConfig, MissingDependency
 from ..progress import Progress
 from ..provenance import versions
 from ..rootlock import root_lock
@@ -26,6 +32,7 @@ from . import recipe
 from .checkpoint import ARCH_KEYS, RESUME_KEYS, load_checkpoint, restore
 from .config import TrainConfig, check, check_resume, record
 from .dataset import EpochSampler, TSNDataset, worker_errors
+from .distributed import RankBatches, World, convert_batchnorm, setup, share, share_outcome, teardown
 from .evaluate import evaluate_run, predict
 from .mixing import check_flow, select
 from .mmaction_engine import DEPTH, backbone_checkpoint, train_mmaction, write_config
@@ -36,7 +43,10 @@ __all__ = ["TrainConfig", "fit", "build_model", "load_checkpoint"]   # TrainConf
 CHECKPOINT = "checkpoint.pt"
 
 
-def _device(name: str) -> torch.device:
+def _device(name: str, world: World | None = None) -> torch.device:
+    if world is not None and world.parallel:   # one device per rank: cuda:LOCAL_RANK, or the CPU
+        cuda = name.startswith("cuda") or (name == "auto" and torch.cuda.is_available())
+        return torch.device(f"cuda:{world.local_rank}") if cuda else torch.device("cpu")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
@@ -61,13 +71,43 @@ def _holds_a_run(run: Path) -> bool:
 
 def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True, wait: bool = False) -> dict:
     """Select, train and evaluate one TSN run into the run folder ``cfg.out`` (locked for the
-    run); returns the final metrics (also in ``metrics.json``). Settings are checked first."""
+    run); returns the final metrics (also in ``metrics.json``). Settings are checked first.
+    Under torchrun (``WORLD_SIZE`` > 1) every rank calls this and gets the same metrics back."""
     check(cfg)
-    with root_lock(Path(cfg.out), wait):
-        return _fit_locked(cfg, resume, progress)
+    world = setup(cfg.device)   # a world of one outside torchrun: the single-process run, unchanged
+    try:
+        check_world(cfg, world)
+        with ExitStack() as stack:   # rank 0 alone holds the run folder's lock; a refusal reaches every rank
+            share_outcome(world, lambda: stack.enter_context(root_lock(Path(cfg.out), wait)) and None)
+            return _fit_locked(cfg, resume, progress, world)
+    finally:
+        teardown(world)
 
 
-def _fit_locked(cfg: TrainConfig, resume: bool, progress: bool) -> dict:
+def check_world(cfg: TrainConfig, world: World) -> None:
+    """Refuse settings a torchrun world cannot honour, and one-line --compile problems."""
+    cfg.world_size = world.size
+    if cfg.compile and cfg.engine == "mmaction2":
+        raise BadConfig("--compile: applies to --engine synthact only (mmaction2 builds its own model)")
+    if cfg.compile and _device(cfg.device, world).type == "cpu" and not _cxx():
+        raise MissingDependency("--compile: torch.compile's inductor backend needs a C++ compiler on CPU "
+                                "(no g++, c++ or clang++ found); install one or train without --compile")
+    if not world.parallel:
+        return
+    if cfg.engine == "mmaction2":
+        raise BadConfig(f"--engine mmaction2 under torchrun (WORLD_SIZE={world.size}): not supported yet; "
+                        f"run it as one process, or train data-parallel with --engine synthact")
+    if cfg.batch_size % world.size:
+        raise BadConfig(f"--batch-size {cfg.batch_size}: under torchrun it is the global batch, split evenly over "
+                        f"the {world.size} processes; use a multiple of {world.size}")
+
+
+def _cxx() -> str | None:
+    return next((p for p in (os.environ.get("CXX"), "g++", "c++", "clang++") if p and shutil.which(p)), None)
+
+
+def _prelude(cfg: TrainConfig, resume: bool, world: World):
+    """Rank 0's selection, checks and run files; what every rank needs of them."""
     run = Path(cfg.out)
     sel = select(cfg.real, Path(cfg.real_root), Path(cfg.synthetic_root) if cfg.synthetic_root else None,
                  cfg.synthetic, cfg.real_fraction, cfg.classes, cfg.synthetic_only, cfg.seed)
@@ -87,12 +127,24 @@ def _fit_locked(cfg: TrainConfig, resume: bool, progress: bool) -> dict:
         raise BadConfig(f"{run}: already holds a run; pass --resume to continue it or choose another --out")
     else:
         record(run, cfg, sel)
+    if world.parallel and len(sel.train) < world.size:
+        raise BadConfig(f"{len(sel.train)} training clips cannot be shared by {world.size} processes")
     if cfg.engine == "mmaction2":
-        settings = write_config(cfg, run, backbone_checkpoint(cfg, run))
-        return train_mmaction(cfg, run, resume, settings)
+        return sel, write_config(cfg, run, backbone_checkpoint(cfg, run)), None
     if cfg.backbone in DEPTH and not sharded:  # the same selection, ready for mmaction2 (weights: see the config)
         write_config(cfg, run, None)
-    device = _device(cfg.device)
+    ck = load_checkpoint(run / CHECKPOINT, cfg, RESUME_KEYS) if resume else None
+    return sel, None, ck
+
+
+def _fit_locked(cfg: TrainConfig, resume: bool, progress: bool, world: World) -> dict:
+    run = Path(cfg.out)
+    sel, settings, ck = share_outcome(world, _prelude, cfg, resume, world)
+    if not world.main:   # the settings rank 0 filled in from the selection (its info holds the flow method)
+        cfg.num_classes, cfg.info, cfg.lr = len(sel.classes), sel.info, cfg.lr or recipe.DEFAULT_LR[cfg.modality]
+    if cfg.engine == "mmaction2":
+        return train_mmaction(cfg, run, resume, settings)
+    device = _device(cfg.device, world)
     torch.manual_seed(cfg.seed)  # the initial weights of everything not loaded from a file
     model = build_model(cfg)
     if cfg.init_from:
@@ -100,52 +152,84 @@ def _fit_locked(cfg: TrainConfig, resume: bool, progress: bool) -> dict:
     model.to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
+    if world.parallel:   # BatchNorm over the global batch; same parameters and buffers
+        model = convert_batchnorm(model, world, device.type == "cuda")
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=recipe.MOMENTUM, weight_decay=cfg.weight_decay)
     sched = _scheduler(opt, cfg)
     start, history = 0, []
     if resume:
-        ck = load_checkpoint(run / CHECKPOINT, cfg, RESUME_KEYS)
         for target, key in ((model, "model"), (opt, "optimizer"), (sched, "scheduler")):
             restore(run / CHECKPOINT, target, ck[key], f"{key} state")
         start, history = ck["epoch"] + 1, ck["history"]
     train_ds = TSNDataset(sel.train, cfg.modality, cfg.segments, cfg.size, "train", cfg.seed)
     val_ds = TSNDataset(sel.val, cfg.modality, cfg.segments, cfg.size, "val", cfg.seed)
-    writer = _tensorboard(run)
+    writer = _tensorboard(run) if world.main else None
     loss_fn = torch.nn.CrossEntropyLoss()
     sampler = EpochSampler(len(train_ds), cfg.seed)
-    loader = DataLoader(train_ds, cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
-                        persistent_workers=cfg.workers > 0, drop_last=len(train_ds) > cfg.batch_size,
-                        pin_memory=device.type == "cuda")
+    drop_last = len(train_ds) > cfg.batch_size
+    trainer = model
+    if world.parallel:
+        import warnings
+
+        from torch.nn.parallel import DistributedDataParallel as DDP
+        # size-1 dimensions (depthwise, SE convs) give equal layouts different strides: harmless, said per rank
+        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+        trainer = DDP(model, device_ids=[device.index] if device.type == "cuda" else None, forward_sync_buffers=False,
+                      gradient_as_bucket_view=True)
+        loader = DataLoader(train_ds, batch_sampler=RankBatches(sampler, cfg.batch_size, drop_last, world),
+                            num_workers=cfg.workers, persistent_workers=cfg.workers > 0,
+                            pin_memory=device.type == "cuda")
+        full = min(cfg.batch_size, len(train_ds))   # every global batch: drop_last keeps only whole ones
+        first = share(full, world)[0]
+        model.dropout.set_shard(full * cfg.segments, first * cfg.segments)
+        if world.main:   # stated once, even with --quiet
+            print(f"torchrun: {world.size} processes ({'nccl' if device.type == 'cuda' else 'gloo'}), global batch "
+                  f"{cfg.batch_size} = {cfg.batch_size // world.size} per process", flush=True)
+    else:
+        loader = DataLoader(train_ds, cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
+                            persistent_workers=cfg.workers > 0, drop_last=drop_last,
+                            pin_memory=device.type == "cuda")
+    if cfg.compile:
+        trainer = torch.compile(trainer)
     for epoch in range(start, cfg.epochs):
         sampler.set_epoch(epoch)
-        torch.manual_seed(recipe.epoch_seed(cfg.seed, epoch))   # dropout masks
-        model.train()
+        torch.manual_seed(recipe.epoch_seed(cfg.seed, epoch))   # dropout masks (of the global batch)
+        trainer.train()
         t0, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
-        bar = Progress(len(loader), f"epoch {epoch + 1}/{cfg.epochs}", "batch", "images/s", enabled=progress,
-                       leave=False)
-        with worker_errors():
+        bar = Progress(len(loader), f"epoch {epoch + 1}/{cfg.epochs}", "batch", "images/s",
+                       enabled=progress and world.main, leave=False)
+        with worker_errors(), _compile_errors(cfg.compile):
             for x, y in loader:
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                    scores = model(x)
-                    loss = loss_fn(scores.float(), y)
+                    scores = trainer(x)
+                    if world.parallel:   # this rank's share of the global batch's mean (DDP averages ranks)
+                        loss = torch.nn.functional.cross_entropy(scores.float(), y, reduction="sum") * (
+                            world.size / full)
+                    else:
+                        loss = loss_fn(scores.float(), y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, recipe.CLIP_GRAD[cfg.modality])
                 opt.step()
                 seen += len(y)
-                loss_sum += loss.item() * len(y)
+                loss_sum += loss.item() * (full / world.size if world.parallel else len(y))
                 correct += (scores.argmax(1) == y).sum().item()
-                bar.update(1, len(y) * cfg.segments)
+                bar.update(1, len(y) * cfg.segments * world.size)
         bar.close()
         sched.step()
         seconds = time.perf_counter() - t0
-        val = predict(model, val_ds, cfg.batch_size, cfg.workers, device)
+        if world.parallel:
+            seen, loss_sum, correct, seconds = world.sum([seen, loss_sum, correct, seconds])
+            seen, correct, seconds = int(seen), int(correct), seconds / world.size
+        val = predict(model, val_ds, cfg.batch_size, cfg.workers, device, world)
         row = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": correct / seen,
                "val_top1": val["top1"], "val_mean_class": val["mean_class"], "lr": opt.param_groups[0]["lr"],
                "seconds": round(seconds, 2), "images_per_s": round(seen * cfg.segments / seconds, 1)}
         history.append(row)
+        if not world.main:
+            continue
         for k, v in row.items():
             if k != "epoch" and writer:
                 writer.add_scalar(k, v, epoch + 1)
@@ -157,13 +241,37 @@ def _fit_locked(cfg: TrainConfig, resume: bool, progress: bool) -> dict:
                   f"val top1 {row['val_top1']:.3f} ({row['images_per_s']} img/s)")
     if writer:
         writer.close()
-    _save(run / "model.pt", {"model": model.state_dict(), "config": {k: getattr(cfg, k) for k in ARCH_KEYS}})
-    metrics = evaluate_run(run, model, sel, cfg, device)
+    if world.main:
+        _save(run / "model.pt", {"model": model.state_dict(), "config": {k: getattr(cfg, k) for k in ARCH_KEYS}})
+    metrics = evaluate_run(run, model, sel, cfg, device, world)
     metrics["history"] = history
     metrics["selection"] = sel.info
+    metrics["world_size"] = world.size
     metrics["versions"] = versions()
-    C.write_json(run / "metrics.json", json_safe(metrics))   # whole, so ablate never reads half of it
+    if world.main:
+        C.write_json(run / "metrics.json", json_safe(metrics))   # whole, so ablate never reads half of it
+    world.barrier()   # every rank returns once the run's files are written
     return metrics
+
+
+class _compile_errors:
+    """A torch.compile backend that fails on this machine is one line, not inductor's traceback."""
+
+    def __init__(self, on: bool):
+        self.on = on
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if not self.on or exc is None:
+            return False
+        from torch._dynamo.exc import BackendCompilerFailed
+        if isinstance(exc, BackendCompilerFailed):
+            why = " ".join(str(exc.inner_exception if hasattr(exc, "inner_exception") else exc).split())[:200]
+            raise MissingDependency(f"--compile: torch.compile could not compile the model here ({why}); "
+                                    f"train without --compile") from None
+        return False
 
 
 def json_safe(obj):

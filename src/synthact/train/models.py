@@ -14,6 +14,7 @@ import torchvision
 from torch import nn
 
 from ..errors import BadConfig, BadData, MissingDependency
+from .distributed import ShardedDropout
 from .recipe import BACKBONES, DROPOUT, NEW_LENGTH
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -95,7 +96,7 @@ class TSN(nn.Module):
         channels = 3 * self.new_length if modality == "rgb" else 2 * self.new_length
         self.register_buffer("mean", torch.tensor(mean).repeat(channels // len(mean)).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std).repeat(channels // len(std)).view(1, -1, 1, 1))
-        self.dropout = nn.Dropout(DROPOUT[modality] if dropout is None else dropout)
+        self.dropout = ShardedDropout(DROPOUT[modality] if dropout is None else dropout)
         self.fc = nn.Linear(dim, num_classes)
         nn.init.normal_(self.fc.weight, 0, 0.001)
         nn.init.zeros_(self.fc.bias)
@@ -116,7 +117,8 @@ class TSN(nn.Module):
         """Train mode, with partial BN: every BatchNorm but the first kept frozen."""
         super().train(mode)
         if mode and self.partial_bn:
-            bns = [m for m in self.base.modules() if isinstance(m, nn.BatchNorm2d)]
+            # _BatchNorm: also the SyncBatchNorm / GlobalBatchNorm a torchrun run swaps in
+            bns = [m for m in self.base.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
             for m in bns[1:]:
                 m.eval()
                 m.weight.requires_grad_(False)
