@@ -111,18 +111,20 @@ Examples:
 @click.option("--bone-map", help="cgspeed | 3dsmax | daz | cc | FILE: how the captures' joints map to ours.")
 @click.option("--profile", help="hmdb51 | FILE: draw each clip's framing (full / upper body / head), viewpoint and "
                                 "camera motion (still or hand-held) from a dataset's shot statistics.")
+@click.option("--background", default="black", show_default=True, type=click.Choice(["black", "points", "grid"]),
+              help="points / grid: faint untextured points or floor lines, so camera motion shows in the flow.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @executor_options
 @WAIT
 def render_clips(out, classes, per_class, total, frames, size, fps, engine, workers, seed, body, gt_flow, video,
-                 motions, bone_map, profile, quiet, executor, ray_address, wait):
+                 motions, bone_map, profile, background, quiet, executor, ray_address, wait):
     """Render texture-less, background-less synthetic human action clips with Blender (bpy)."""
     from .render.clips import RenderJob, parse_size, render_batch
     ex = _executor(executor, ray_address)
     job = RenderJob(out=out, classes=classes, per_class=per_class, total=total, frames=frames,
                     size=parse_size(size), fps=fps, engine=engine, workers=_workers(workers, ex), seed=seed,
                     gt_flow=gt_flow, video=video, motions=str(motions) if motions else None,
-                    bone_map=bone_map, body=body, wait=wait, executor=ex, profile=profile)
+                    bone_map=bone_map, body=body, wait=wait, executor=ex, profile=profile, background=background)
     s = render_batch(job, progress=not quiet)
 
     rate = s.frames / s.seconds if s.seconds else 0.0

@@ -26,6 +26,7 @@ class Animation:
     camera: CameraPath
     motion_used: dict     # what a capture actually gave (frames, speed), for the manifest
     skinned: Skinned | None = None
+    ground: np.ndarray | None = None   # (3,) the body's mean ground position and its floor height
 
 
 @dataclass
@@ -60,5 +61,7 @@ def animate(record: ClipRecord, body: SkinnedBody | None = None) -> Animation:
     if body is not None:
         skinned = Skinned(body, pose_body(body, skel, posed, verts[:, :, 2].min(axis=1)))
         verts = skinned.frames[:, ::5]  # framing needs the silhouette, not every vertex
-    cam = frame_clip(verts, posed.heads[:, INDEX["pelvis"], :2], record.camera, tuple(record.size), record.fps)
-    return Animation(skel, posed, quats, root_loc, cam, used, skinned)
+    root_xy = posed.heads[:, INDEX["pelvis"], :2]
+    cam = frame_clip(verts, root_xy, record.camera, tuple(record.size), record.fps)
+    ground = np.array([*root_xy.mean(axis=0), float(verts[..., 2].min())])
+    return Animation(skel, posed, quats, root_loc, cam, used, skinned, ground)

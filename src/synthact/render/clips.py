@@ -24,6 +24,7 @@ from ..errors import BadConfig
 from ..executor import LOCAL, Executor
 from ..provenance import versions
 from ..rootlock import root_lock
+from .backdrop import KINDS, background_mesh
 from .mocap import bone_maps, load_library
 from .record import Body, ClipRecord, RenderedClip, manifest_line, read_records
 from .sampling import sample_record
@@ -53,6 +54,7 @@ class RenderJob:
     wait: bool = False              # wait for another job writing the root instead of refusing
     executor: Executor = LOCAL      # where the clips render (workers=None under Ray: every CPU)
     profile: str | None = None      # a shot profile (shipped name or YAML) the cameras are drawn from
+    background: str = "black"       # black | points | grid (backdrop.KINDS)
 
 
 @dataclass
@@ -109,8 +111,10 @@ def plan(job: RenderJob) -> list[ClipRecord]:
         C.check_name(c, "class", job.motions or "--classes")
     bodies = parse_body_spec(job.body)
     profile = load_profile(job.profile) if job.profile else None
+    if job.background not in KINDS:
+        raise BadConfig(f"--background {job.background!r}: choose from {', '.join(KINDS)}")
     return [sample_record(c, job.seed, i, job.frames, job.fps, job.size, job.engine, job.gt_flow, library, bodies,
-                          profile) for c in classes for i in range(1, counts[c] + 1)]
+                          profile, job.background) for c in classes for i in range(1, counts[c] + 1)]
 
 
 def _check_writable(out: Path) -> None:
@@ -130,6 +134,7 @@ def root_settings(job: RenderJob) -> dict:
                 "bodies": sorted({body_model({"model": m}) for m, _ in parse_body_spec(job.body)})}
     # null without one: a root is drawn from one profile or none (roots older than profiles lack the key)
     settings["profile"] = load_profile(job.profile).name if job.profile else None
+    settings["background"] = job.background
     return settings
 
 
@@ -204,13 +209,16 @@ def shoot(stage, record: ClipRecord, out: Path):
     body = record.body
     anim = animate(record, skinned_body(stage, body))
     grey = min(1.0, body.grey * (record.light.strength if record.engine == "workbench" else 1.0))
+    backdrop = None
+    if record.background is not None:
+        backdrop = (*background_mesh(record.background, anim.ground[:2], anim.ground[2]), record.background.grey)
     if anim.skinned is None:
-        stage.render(anim.skeleton, anim.quats, anim.root_loc, anim.camera, grey, record.light, out)
+        stage.render(anim.skeleton, anim.quats, anim.root_loc, anim.camera, grey, record.light, out, backdrop)
         return anim
     with tempfile.TemporaryDirectory() as cache:
         write_pc2(Path(cache) / "body.pc2", anim.skinned.frames)
         stage.render_skinned(anim.skinned.rest.verts, anim.skinned.rest.faces, Path(cache) / "body.pc2",
-                             anim.camera, grey, record.light, out)
+                             anim.camera, grey, record.light, out, backdrop)
     return anim
 
 

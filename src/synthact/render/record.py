@@ -22,6 +22,7 @@ A manifest line (``json.dumps(line, sort_keys=True)``) holds::
     num_frames camera_distance camera_follows render_seconds            measured by the render
     motion_used  what a capture gave (see ``mocap.sample_positions``); captured motion only
     profile      the shot profile's name (render-clips --profile only)
+    background   {kind grey size count spacing angle seed} (render-clips --background points|grid only)
 
 Optional keys are written only when set, exactly as before the records were typed.
 """
@@ -140,6 +141,21 @@ class Camera:
 
 
 @dataclass(frozen=True)
+class Background:
+    """A faint untextured background that lets camera motion show (``render-clips --background``):
+    ``points`` (``count`` points of angular radius ``size`` rad, positions from ``seed``) or
+    ``grid`` (floor lines ``spacing`` m apart, ``size`` m half-wide, turned by ``angle`` degrees)."""
+
+    kind: Literal["points", "grid"]
+    grey: float      # its colour, 0..1 (the body's grey is 0.45-0.85)
+    size: float
+    count: int
+    spacing: float
+    angle: float
+    seed: int
+
+
+@dataclass(frozen=True)
 class Light:
     """The key light (Workbench: studio light rotation; strength scales the grey instead)."""
 
@@ -168,6 +184,7 @@ class ClipRecord:
     camera: Camera
     light: Light
     profile: str | None = _optional()   # the shot profile the camera was drawn from (render-clips --profile)
+    background: Background | None = _optional()   # None: black (render-clips --background)
 
     @property
     def moved_by(self) -> Motion:
@@ -186,7 +203,8 @@ class RenderedClip(ClipRecord):
     render_seconds: float
 
 
-_CLASSES = (ProceduralMotion, CapturedMotion, Body, Action, Handheld, Camera, Light, ClipRecord, RenderedClip)
+_CLASSES = (ProceduralMotion, CapturedMotion, Body, Action, Handheld, Camera, Background, Light, ClipRecord,
+            RenderedClip)
 _KEY = {"cls": "class"}   # attribute -> manifest key, where the key is a Python keyword
 _OMIT_WHEN_NONE = {_KEY.get(f.name, f.name) for c in _CLASSES for f in fields(c) if f.metadata.get(_OPTIONAL)}
 # a None under any other key is a value (a capture with no frame range or bone map): written as null

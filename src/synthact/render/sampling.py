@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import BadConfig
 from .actions import ACTIONS
+from .backdrop import sample_background
 from .mannequin import sample_proportions
 from .record import Action, Body, Camera, CapturedMotion, ClipRecord, Handheld, Light, Motion, ProceduralMotion
 from .skinned import sample_body_model
@@ -58,12 +59,13 @@ def profiled_camera(camera: Camera, profile, cls: str, seed: int) -> Camera:
 
 def sample_record(cls: str, batch_seed: int, index: int, frames: int, fps: int,
                   size: tuple[int, int], engine: str, gt_flow: bool, motions: dict | None = None,
-                  bodies: list | None = None, profile=None) -> ClipRecord:
+                  bodies: list | None = None, profile=None, background: str = "black") -> ClipRecord:
     """The record of clip ``index`` of class ``cls``: every random choice drawn, in a fixed order,
     from the clip's own seed. ``motions``: a loaded motion library (``mocap.load_library``); its
     classes are cut from captures, not procedural. ``bodies``: the parsed ``--body`` spec
     (default: the mannequin). ``profile``: a loaded shot profile (``data.profile.load_profile``)
-    the camera is drawn from. An unknown class is a :class:`BadConfig`."""
+    the camera is drawn from. ``background``: black, points or grid (:mod:`.backdrop`), drawn from
+    the clip's fourth stream. An unknown class is a :class:`BadConfig`."""
     seed = clip_seed(batch_seed, cls, index)
     rng = np.random.default_rng(seed)
     u = lambda lo, hi: round(float(rng.uniform(lo, hi)), 4)  # noqa: E731
@@ -101,4 +103,5 @@ def sample_record(cls: str, batch_seed: int, index: int, frames: int, fps: int,
     return ClipRecord(clip=clip_name(cls, batch_seed, index), cls=cls, batch_seed=batch_seed, index=index, seed=seed,
                       frames=frames, fps=fps, size=list(size), engine=engine, gt_flow=gt_flow, motion=motion,
                       body=body, action=action, camera=camera, light=light,
-                      profile=profile.name if profile is not None else None)
+                      profile=profile.name if profile is not None else None,
+                      background=sample_background(background, np.random.default_rng([seed, 3])))
