@@ -1,7 +1,7 @@
 """From a clip record to everything the Blender scene keys: poses, root, camera (numpy only)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -27,6 +27,7 @@ class Animation:
     motion_used: dict     # what a capture actually gave (frames, speed), for the manifest
     skinned: Skinned | None = None
     ground: np.ndarray | None = None   # (3,) the body's mean ground position and its floor height
+    extras: list = field(default_factory=list)   # other people: (skeleton, quats, root_loc, location, yaw)
 
 
 @dataclass
@@ -64,4 +65,17 @@ def animate(record: ClipRecord, body: SkinnedBody | None = None) -> Animation:
     root_xy = posed.heads[:, INDEX["pelvis"], :2]
     cam = frame_clip(verts, root_xy, record.camera, tuple(record.size), record.fps)
     ground = np.array([*root_xy.mean(axis=0), float(verts[..., 2].min())])
-    return Animation(skel, posed, quats, root_loc, cam, used, skinned, ground)
+    return Animation(skel, posed, quats, root_loc, cam, used, skinned, ground, _extras(record, ground))
+
+
+def _extras(record: ClipRecord, ground: np.ndarray) -> list:
+    """The other people of a shot, posed with the clip's action and placed beside the main figure."""
+    out = []
+    for e in record.extras or ():
+        skel = build_skeleton(e.body.proportions())
+        action = ACTIONS[record.cls]
+        posed = pose_clip(skel, evaluate(action, np.arange(record.frames) / record.fps, asdict(e.action)),
+                          record.frames, action.ground)
+        quats, root_loc = pose_bone_keys(posed, rest_rotations(skel))
+        out.append((skel, quats, root_loc, (ground[0] + e.x, ground[1] + e.y, 0.0), np.radians(e.facing)))
+    return out

@@ -213,12 +213,13 @@ def shoot(stage, record: ClipRecord, out: Path):
     if record.background is not None:
         backdrop = (*background_mesh(record.background, anim.ground[:2], anim.ground[2]), record.background.grey)
     if anim.skinned is None:
-        stage.render(anim.skeleton, anim.quats, anim.root_loc, anim.camera, grey, record.light, out, backdrop)
+        stage.render(anim.skeleton, anim.quats, anim.root_loc, anim.camera, grey, record.light, out, backdrop,
+                     anim.extras)
         return anim
     with tempfile.TemporaryDirectory() as cache:
         write_pc2(Path(cache) / "body.pc2", anim.skinned.frames)
         stage.render_skinned(anim.skinned.rest.verts, anim.skinned.rest.faces, Path(cache) / "body.pc2",
-                             anim.camera, grey, record.light, out, backdrop)
+                             anim.camera, grey, record.light, out, backdrop, anim.extras)
     return anim
 
 

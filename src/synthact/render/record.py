@@ -23,6 +23,7 @@ A manifest line (``json.dumps(line, sort_keys=True)``) holds::
     motion_used  what a capture gave (see ``mocap.sample_positions``); captured motion only
     profile      the shot profile's name (render-clips --profile only)
     background   {kind grey size count spacing angle seed} (render-clips --background points|grid only)
+    extras       [{body action x y facing}]: other people in the shot (--profile, people > 1 only)
 
 Optional keys are written only when set, exactly as before the records were typed.
 """
@@ -141,6 +142,18 @@ class Camera:
 
 
 @dataclass(frozen=True)
+class Extra:
+    """Another person in the shot (``render-clips --profile``, the profile's people): a mannequin
+    doing the clip's action with its own body and timing, beside or behind the main figure."""
+
+    body: Body
+    action: Action
+    x: float          # metres from the main figure's mean ground position (world axes)
+    y: float
+    facing: float     # degrees about the vertical; 0 faces -Y as the main figure does
+
+
+@dataclass(frozen=True)
 class Background:
     """A faint untextured background that lets camera motion show (``render-clips --background``):
     ``points`` (``count`` points of angular radius ``size`` rad, positions from ``seed``) or
@@ -185,6 +198,7 @@ class ClipRecord:
     light: Light
     profile: str | None = _optional()   # the shot profile the camera was drawn from (render-clips --profile)
     background: Background | None = _optional()   # None: black (render-clips --background)
+    extras: list[Extra] | None = _optional()      # other people in the shot (profile's people > 1)
 
     @property
     def moved_by(self) -> Motion:
@@ -203,8 +217,8 @@ class RenderedClip(ClipRecord):
     render_seconds: float
 
 
-_CLASSES = (ProceduralMotion, CapturedMotion, Body, Action, Handheld, Camera, Background, Light, ClipRecord,
-            RenderedClip)
+_CLASSES = (ProceduralMotion, CapturedMotion, Body, Action, Handheld, Camera, Extra, Background, Light,
+            ClipRecord, RenderedClip)
 _KEY = {"cls": "class"}   # attribute -> manifest key, where the key is a Python keyword
 _OMIT_WHEN_NONE = {_KEY.get(f.name, f.name) for c in _CLASSES for f in fields(c) if f.metadata.get(_OPTIONAL)}
 # a None under any other key is a value (a capture with no frame range or bone map): written as null
@@ -290,9 +304,7 @@ def _value(hint: Any, value: Any, where: str, key: str) -> Any:
     if origin is list:
         if not isinstance(value, list):
             raise BadData(f"{where}: '{key}' is {_show(value)}, expected a list")
-        for v in value:
-            _value(args[0], v, where, key)
-        return value
+        return [_value(args[0], v, where, key) for v in value]
     if origin is dict or hint is dict:
         if not isinstance(value, dict):
             raise BadData(f"{where}: '{key}' is {_show(value)}, expected a JSON object")
