@@ -159,9 +159,11 @@ def _cfg(tmp_path, **kw) -> TrainConfig:
 
 def test_world_checks(tmp_path, monkeypatch):
     two = World(size=2, rank=1)
-    with pytest.raises(BadConfig, match="--engine mmaction2 under torchrun"):
-        check_world(_cfg(tmp_path, engine="mmaction2", batch_size=4), two)
+    with pytest.raises(BadConfig, match="--batch-size 5: under torchrun it is the global batch"):
+        check_world(_cfg(tmp_path, engine="mmaction2", batch_size=5), two)
     check_world(_cfg(tmp_path, batch_size=4), two)
+    with pytest.raises(BadConfig, match="--compile: applies to --engine synthact only"):
+        check_world(_cfg(tmp_path, engine="mmaction2", compile=True), World())
     monkeypatch.setattr("synthact.train.loop.shutil.which", lambda name: None)
     monkeypatch.delenv("CXX", raising=False)
     with pytest.raises(MissingDependency, match="--compile: torch.compile's inductor backend needs a C\\+\\+ compiler"):
@@ -211,3 +213,23 @@ def test_compile_flag_trains_the_model_through_torch_compile(data, tmp_path, mon
     a = torch.load(tmp_path / "eager" / "model.pt", weights_only=True)["model"]
     b = torch.load(tmp_path / "compiled" / "model.pt", weights_only=True)["model"]
     assert a.keys() == b.keys()                          # no "_orig_mod." prefix from the compiled wrapper
+
+
+def test_mmaction2_under_torchrun_uses_mmengines_launcher_on_the_same_lists(data, tmp_path):
+    """--engine mmaction2 under torchrun: mmengine's pytorch launcher in the same process group,
+    each rank's dataloader taking batch / world size, rank 0 alone writing."""
+    synth, target = data
+    out = tmp_path / "mm"
+    r = _torchrun("--out", str(out), "--real", "target:split1", "--real-root", str(target), "--synthetic-root",
+                  str(synth), "--synthetic", "6", "--backbone", "resnet18", "--size", "32", "--epochs", "2",
+                  "--batch-size", "6", "--workers", "0", "--eval-protocol", "fast", "--quiet", "--engine", "mmaction2")
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = _metrics(out)
+    assert m["engine"] == "mmaction2" and m["world_size"] == 2 and m["n"] == 6
+    assert json.loads((out / "config.json").read_text())["world_size"] == 2
+    logs = [p for p in (out / "mmaction2").iterdir() if p.is_dir()]
+    assert len(logs) == 1                                  # one mmengine log folder: rank 0's
+    steps = [json.loads(ln) for ln in (logs[0] / "vis_data" / "scalars.json").read_text().splitlines()]
+    # 18 training clips, global batch 6 = 3 per rank: 3 iterations per epoch on each rank, as one process
+    assert max(s.get("iter", 0) for s in steps) == 2 * 3
+    assert sorted(p.name for p in (out / "mmaction2").glob("epoch_*.pth")) == ["epoch_1.pth", "epoch_2.pth"]

@@ -94,9 +94,6 @@ def check_world(cfg: TrainConfig, world: World) -> None:
                                 "(no g++, c++ or clang++ found); install one or train without --compile")
     if not world.parallel:
         return
-    if cfg.engine == "mmaction2":
-        raise BadConfig(f"--engine mmaction2 under torchrun (WORLD_SIZE={world.size}): not supported yet; "
-                        f"run it as one process, or train data-parallel with --engine synthact")
     if cfg.batch_size % world.size:
         raise BadConfig(f"--batch-size {cfg.batch_size}: under torchrun it is the global batch, split evenly over "
                         f"the {world.size} processes; use a multiple of {world.size}")
@@ -143,7 +140,7 @@ def _fit_locked(cfg: TrainConfig, resume: bool, progress: bool, world: World) ->
     if not world.main:   # the settings rank 0 filled in from the selection (its info holds the flow method)
         cfg.num_classes, cfg.info, cfg.lr = len(sel.classes), sel.info, cfg.lr or recipe.DEFAULT_LR[cfg.modality]
     if cfg.engine == "mmaction2":
-        return train_mmaction(cfg, run, resume, settings)
+        return train_mmaction(cfg, run, resume, settings, world)
     device = _device(cfg.device, world)
     torch.manual_seed(cfg.seed)  # the initial weights of everything not loaded from a file
     model = build_model(cfg)

@@ -170,8 +170,11 @@ def latest_checkpoint(work_dir: Path) -> Path | None:
     return None
 
 
-def train_mmaction(cfg, run: Path, resume: bool, settings: dict) -> dict:
-    """Train and test the run's selection with mmaction2's TSN; metrics in our format."""
+def train_mmaction(cfg, run: Path, resume: bool, settings: dict, world=None) -> dict:
+    """Train and test the run's selection with mmaction2's TSN; metrics in our format. Under
+    torchrun (``world``) mmengine's own launcher (``launcher="pytorch"``) trains data-parallel in
+    the process group train-tsn joined: ``--batch-size`` stays the global batch (each rank's
+    dataloader takes batch / world size) and mmengine's DefaultSampler shares the same lists out."""
     try:
         from mmengine.config import Config
         from mmengine.runner import Runner
@@ -180,6 +183,15 @@ def train_mmaction(cfg, run: Path, resume: bool, settings: dict) -> dict:
     except ImportError as exc:
         raise MissingDependency(f"--engine mmaction2 needs the optional extra: make mmaction ({exc})") from None
     config = Config(settings, filename=str(Path(run) / CONFIG))   # data, never source text we execute
+    parallel = world is not None and world.parallel
+    if parallel:
+        cuda = torch.cuda.is_available() and cfg.device != "cpu"
+        config.launcher = "pytorch"
+        config.env_cfg.dist_cfg = dict(backend="nccl" if cuda else "gloo")
+        config.train_dataloader.batch_size = config.val_dataloader.batch_size = cfg.batch_size // world.size
+        if not cuda:   # mmengine passes device_ids=[LOCAL_RANK], which DDP refuses for CPU modules
+            config.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None,
+                                            broadcast_buffers=False)
     if resume:
         latest = latest_checkpoint(Path(config.work_dir))
         config.resume, config.load_from = latest is not None, str(latest) if latest else None
@@ -189,5 +201,8 @@ def train_mmaction(cfg, run: Path, resume: bool, settings: dict) -> dict:
     metrics = {"top1": float(res["acc/top1"]), "mean_class": float(res["acc/mean1"]), "engine": "mmaction2",
                "protocol": cfg.eval_protocol, "n": len(C.read_annotations(Path(run) / "val_list.txt", clip_ids=False)),
                "mmaction2": {k: float(v) for k, v in res.items()}}
-    C.write_json(Path(run) / "metrics.json", {**metrics, "versions": versions()})
+    if parallel:
+        metrics["world_size"] = world.size
+    if world is None or world.main:
+        C.write_json(Path(run) / "metrics.json", {**metrics, "versions": versions()})
     return metrics
