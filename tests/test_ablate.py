@@ -147,3 +147,19 @@ def test_synthetic_sets_are_a_grid_axis(data, tmp_path):
 def test_bad_synthetic_sets_are_refused(data, tmp_path, over, message):
     r = run_cli("synthact", "ablate", "--config", str(_grid(data, tmp_path, **over)), "--out", str(tmp_path / "o"))
     assert r.returncode == 2 and message in r.stderr, r.stderr
+
+
+def test_a_cell_can_be_a_data_parallel_run(data, tmp_path):
+    """cell_gpus: 2 runs each cell as two data-parallel processes (gloo here); a rank's refusal fails
+    its cell in one line and the grid goes on."""
+    path = _grid(data, tmp_path, synthetic=[6, 999], cell_gpus=2)
+    out = tmp_path / "out"
+    r = run_cli("synthact", "ablate", "--config", str(path), "--out", str(out), "--quiet")
+    assert r.returncode == 1, r.stderr
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert rows[0]["status"] == "ok", rows
+    assert json.loads((out / "cells" / rows[0]["cell"] / "metrics.json").read_text())["world_size"] == 2
+    assert rows[1]["status"].startswith("failed: rank 0 of 2: ") and "333 requested" in rows[1]["status"], rows[1]
+    bad = _grid(data, tmp_path, cell_gpus=3)        # batch_size 4 does not split over 3 processes
+    r = run_cli("synthact", "ablate", "--config", str(bad), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and "train.batch_size 4: a cell of cell_gpus 3" in r.stderr, r.stderr

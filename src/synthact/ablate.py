@@ -29,7 +29,7 @@ from .train.config import TrainConfig, check
 
 GRID_KEYS = {"synthetic": [0], "real_fraction": [1.0], "modality": ["rgb"], "splits": [1], "seeds": [0]}
 TOP_KEYS = {"name", "real", "real_root", "synthetic_root", "classes", "fusion_weights", "eval_protocol", "train",
-            "note", "cell_cpus", "synthetic_roots"} | set(GRID_KEYS)
+            "note", "cell_cpus", "cell_gpus", "synthetic_roots"} | set(GRID_KEYS)
 TRAIN_KEYS = {f.name for f in fields(TrainConfig)} - {"out", "real", "real_root", "synthetic_root", "synthetic",
                                                       "real_fraction", "classes", "synthetic_only", "modality",
                                                       "seed", "eval_protocol", "num_classes", "info"}
@@ -122,9 +122,14 @@ def _check_values(cfg: dict, path) -> None:
             problem = _grid_problem(key, v)
             if problem:
                 raise BadConfig(f"{path}: {key} {v!r}: each value must be {problem}")
-    cpus = cfg.get("cell_cpus", 1)
-    if not (isinstance(cpus, int) and not isinstance(cpus, bool) and cpus >= 1):
-        raise BadConfig(f"{path}: cell_cpus {cpus!r}: expected a whole number >= 1 (CPUs per cell under Ray)")
+    for key, what in (("cell_cpus", "CPUs per cell under Ray"), ("cell_gpus", "data-parallel processes per cell")):
+        v = cfg.get(key, 1)
+        if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+            raise BadConfig(f"{path}: {key} {v!r}: expected a whole number >= 1 ({what})")
+    procs, batch = cfg.get("cell_gpus", 1), cfg["train"].get("batch_size", TrainConfig.batch_size)
+    if procs > 1 and isinstance(batch, int) and batch % procs:
+        raise BadConfig(f"{path}: train.batch_size {batch}: a cell of cell_gpus {procs} splits the global batch "
+                        f"evenly over its processes; use a multiple of {procs}")
     w = cfg["fusion_weights"]
     if not (isinstance(w, list) and len(w) == 2 and all(C.finite(x) for x in w)):
         raise BadConfig(f"{path}: fusion_weights {w!r}: expected two finite numbers (rgb, flow)")
@@ -174,14 +179,43 @@ def _train_config(cfg: dict, cell: dict, out: Path) -> TrainConfig:
 
 
 def run_cell(cfg: dict, cell: dict, root: Path, progress: bool) -> dict:
-    """Train (or, for fusion, fuse) one cell into ``root/cells/<id>``; returns its metrics."""
+    """Train (or, for fusion, fuse) one cell into ``root/cells/<id>``; returns its metrics. With
+    ``cell_gpus: N`` > 1 the cell is a data-parallel run of N processes (see :func:`run_ddp_cell`)."""
     from .train.evaluate import fuse_to
     from .train.loop import fit
     out = root / "cells" / cell["id"]
     if cell["modality"] == "fusion":
         streams = [root / "cells" / cell["id"].replace("_fusion", f"_{m}", 1) for m in ("rgb", "flow")]
         return fuse_to(out, streams, [float(w) for w in cfg["fusion_weights"]], cfg["eval_protocol"])
+    if cfg.get("cell_gpus", 1) > 1 and "WORLD_SIZE" not in os.environ:
+        return run_ddp_cell(cfg, cell, root)
     return fit(_train_config(cfg, cell, out), resume=(out / "checkpoint.pt").exists(), progress=progress)
+
+
+def run_ddp_cell(cfg: dict, cell: dict, root: Path) -> dict:
+    """One training cell as ``torchrun --standalone --nproc-per-node cell_gpus`` would run it (torch's
+    own elastic launcher, one machine: one process per GPU, NCCL; gloo processes without GPUs);
+    rank 0's metrics. A failed rank fails the cell with that rank's error."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+    procs = cfg["cell_gpus"]
+    launch = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=procs, run_id=f"synthact-{os.getpid()}",
+                          rdzv_backend="c10d", rdzv_endpoint="127.0.0.1:0", max_restarts=0, start_method="spawn")
+    try:
+        return elastic_launch(launch, _ddp_rank)(cfg, cell, str(root))[0]
+    except ChildFailedError as exc:
+        rank, failure = min(exc.failures.items())
+        message = str(failure.message.get("message", "") if isinstance(failure.message, dict) else failure.message)
+        lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
+        last = re.sub(r"^(\w+\.)*(BadConfig|BadData|ContractError|MissingDependency|RootBusy|SynthactError): ", "",
+                      lines[-1]) if lines else f"exited with {failure.exitcode}"
+        raise SynthactError(f"rank {rank} of {procs}: {last}") from None
+
+
+def _ddp_rank(cfg: dict, cell: dict, root: str) -> dict:
+    """One rank of a data-parallel cell (the launcher sets WORLD_SIZE, RANK, LOCAL_RANK)."""
+    from torch.distributed.elastic.multiprocessing.errors import record
+    return record(run_cell)(cfg, cell, Path(root), False)
 
 
 class CellTask(NamedTuple):
@@ -217,7 +251,8 @@ def _on_ray(cfg: dict, todo: list[dict], out: Path, echo, executor: Executor) ->
     from .batch import run_tasks
     if not todo:
         return {}
-    per = {"num_gpus": 1} if cluster_gpus(executor) else {"num_cpus": cfg.get("cell_cpus", 1)}
+    procs = cfg.get("cell_gpus", 1)   # a data-parallel cell takes its GPUs (or CPUs) on one node
+    per = {"num_gpus": procs} if cluster_gpus(executor) else {"num_cpus": procs * cfg.get("cell_cpus", 1)}
     results = {}
     for k, o in enumerate(run_tasks(cell_task, [CellTask(cfg, c, str(out)) for c in todo], None,
                                     executor=executor, resources=per, max_attempts=2), start=1):
