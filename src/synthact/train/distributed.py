@@ -44,6 +44,7 @@ class World:
     rank: int = 0
     local_rank: int = 0
     bn_group: Any = None     # a gloo group of its own for GlobalBatchNorm's collectives
+    owned: bool = False      # the process group was started here (and is ended here)
 
     @property
     def main(self) -> bool:
@@ -100,15 +101,16 @@ def setup(device: str) -> World:
             raise BadConfig(f"LOCAL_RANK={local} but torch sees {torch.cuda.device_count()} CUDA device(s): "
                             f"start at most that many processes per node (--nproc-per-node)")
         torch.cuda.set_device(local)
-    if not dist.is_initialized():
+    owned = not dist.is_initialized()
+    if owned:
         # gloo beside NCCL: object broadcasts and metric sums stay on the CPU
         dist.init_process_group("cuda:nccl,cpu:gloo" if cuda else "gloo")
-    return World(size, rank, local, dist.new_group(backend="gloo") if not cuda else None)
+    return World(size, rank, local, dist.new_group(backend="gloo") if not cuda else None, owned)
 
 
 def teardown(world: World) -> None:
-    """Leave the process group (torchrun starts a fresh one per run)."""
-    if world.parallel and dist.is_initialized():
+    """Leave the process group if :func:`setup` started it (a caller's own group stays)."""
+    if world.owned and dist.is_initialized():
         dist.destroy_process_group()
 
 
