@@ -50,6 +50,9 @@ def test_loss_falls_on_cpu(data, tmp_path, modality, backbone, pretrained, lr, e
         assert (run / name).exists(), name
     assert list((run / "tb").iterdir())
     assert 0.0 <= m["top1"] <= 1.0 and m["n"] == 6
+    t = m["timing"]   # where the loop's wall time went: steps, then validation, checkpoints and logs
+    assert t["epochs"] == epochs and 0 < t["train_steps_s"] < t["epoch_loop_s"] and 0 < t["not_steps_share"] < 1
+    assert t["train_steps_s"] == pytest.approx(sum(h["seconds"] for h in m["history"]), abs=0.05 * epochs)
 
 
 def test_resume_after_a_kill_reproduces_the_uninterrupted_run(data, tmp_path):

@@ -189,6 +189,7 @@ def _fit_locked(cfg: TrainConfig, resume: bool, progress: bool, world: World) ->
                             pin_memory=device.type == "cuda")
     if cfg.compile:
         trainer = torch.compile(trainer)
+    loop_start, step_seconds = time.perf_counter(), 0.0
     for epoch in range(start, cfg.epochs):
         sampler.set_epoch(epoch)
         torch.manual_seed(recipe.epoch_seed(cfg.seed, epoch))   # dropout masks (of the global batch)
@@ -220,6 +221,7 @@ def _fit_locked(cfg: TrainConfig, resume: bool, progress: bool, world: World) ->
         if world.parallel:
             seen, loss_sum, correct, seconds = world.sum([seen, loss_sum, correct, seconds])
             seen, correct, seconds = int(seen), int(correct), seconds / world.size
+        step_seconds += seconds
         val = predict(model, val_ds, cfg.batch_size, cfg.workers, device, world)
         row = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": correct / seen,
                "val_top1": val["top1"], "val_mean_class": val["mean_class"], "lr": opt.param_groups[0]["lr"],
@@ -240,7 +242,13 @@ def _fit_locked(cfg: TrainConfig, resume: bool, progress: bool, world: World) ->
         writer.close()
     if world.main:
         _save(run / "model.pt", {"model": model.state_dict(), "config": {k: getattr(cfg, k) for k in ARCH_KEYS}})
+    loop_seconds, eval_start = time.perf_counter() - loop_start, time.perf_counter()
     metrics = evaluate_run(run, model, sel, cfg, device, world)
+    # where this invocation's wall time went: training steps against validation, checkpoints and logs
+    metrics["timing"] = {"epochs": cfg.epochs - start, "epoch_loop_s": round(loop_seconds, 2),
+                         "train_steps_s": round(step_seconds, 2),
+                         "not_steps_share": round(1 - step_seconds / loop_seconds, 4) if loop_seconds > 0 else None,
+                         "final_eval_s": round(time.perf_counter() - eval_start, 2)}
     metrics["history"] = history
     metrics["selection"] = sel.info
     metrics["world_size"] = world.size
