@@ -155,18 +155,22 @@ Examples:
               help="tvl1-torch: frame pairs computed at once.")
 @click.option("--decode-on-device", is_flag=True,
               help="tvl1-torch: decode frames with torchvision on the device (slower on an H100, see BENCHMARKS.md).")
+@click.option("--half-state", is_flag=True,
+              help="tvl1-torch: store the iteration state in float16 (float32 arithmetic; recorded in the root's "
+                   "flow record, a root never mixes the two; EPE against OpenCV in BENCHMARKS.md).")
 @click.option("--resume", is_flag=True, help="Finish a root whose flow was started before.")
 @click.option("--overwrite", is_flag=True, help="Recompute every clip's flow.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @executor_options
 @WAIT
-def extract_flow(root, method, workers, device, batch, decode_on_device, resume, overwrite, quiet, executor,
-                 ray_address, wait):
+def extract_flow(root, method, workers, device, batch, decode_on_device, half_state, resume, overwrite, quiet,
+                 executor, ray_address, wait):
     """Compute TSN-encoded optical flow (flow_x/flow_y JPEGs) for every clip of a rawframe root."""
     from .flow.extract import run_flow
     ex = _executor(executor, ray_address)
     s = run_flow(root, method, _workers(workers, ex), resume=resume, overwrite=overwrite, progress=not quiet,
-                 device=device, batch=batch, decode_on_device=decode_on_device, wait=wait, executor=ex)
+                 device=device, batch=batch, decode_on_device=decode_on_device, wait=wait, executor=ex,
+                 half_state=half_state)
 
     rate = s.pairs / s.seconds if s.seconds else 0.0
     click.echo(f"{s.done} clips done, {s.skipped} already done, {len(s.failures)} failed of {s.clips}; "

@@ -25,10 +25,18 @@ from ..rootlock import root_lock
 from .methods import METHODS, check_method, make_flow
 
 
-def flow_info(method: str, bound: float = C.FLOW_BOUND) -> C.FlowInfo:
-    """The ``flow.json`` record of an OpenCV-defined method computed here."""
-    return C.FlowInfo(method, METHODS[method]["params"], METHODS[method]["opencv"], bound, C.FLOW_ENCODING,
+def flow_info(method: str, bound: float = C.FLOW_BOUND, state_dtype: str = "float32") -> C.FlowInfo:
+    """The ``flow.json`` record of an OpenCV-defined method computed here (tvl1-torch with
+    ``--half-state``: ``stateDtype: float16`` in its params)."""
+    params = METHODS[method]["params"]
+    if state_dtype != "float32":
+        params = {**params, "stateDtype": state_dtype}
+    return C.FlowInfo(method, params, METHODS[method]["opencv"], bound, C.FLOW_ENCODING,
                       cv2.__version__, "grayscale frames at the stored frame size", versions())
+
+
+def _state_dtype(info: C.FlowInfo) -> str:
+    return info.params.get("stateDtype", "float32") if isinstance(info.params, dict) else "float32"
 
 
 def claim_root(root: Path, info: C.FlowInfo, resume: bool, overwrite: bool) -> None:
@@ -39,6 +47,10 @@ def claim_root(root: Path, info: C.FlowInfo, resume: bool, overwrite: bool) -> N
         if not old.same_flow(info):
             raise BadConfig(f"{path}: this root holds {old.method} flow (bound {old.bound}); "
                             f"refusing to mix in {info.method} (use another root, or --overwrite)")
+        if _state_dtype(old) != _state_dtype(info):
+            raise BadConfig(f"{path}: this root holds {old.method} flow with a {_state_dtype(old)} iteration "
+                            f"state; refusing to mix in {_state_dtype(info)} (--half-state must match; use "
+                            f"another root, or --overwrite)")
         if not resume:
             raise BadConfig(f"{path}: flow already extracted here; pass --resume to finish it or "
                             f"--overwrite to recompute")
@@ -123,13 +135,18 @@ class FlowSummary:
 
 def run_flow(root: Path, method: str, workers: int | None, resume: bool = False, overwrite: bool = False,
              progress: bool = True, device: str | None = None, batch: int = 64,
-             decode_on_device: bool = False, wait: bool = False, executor: Executor = LOCAL) -> FlowSummary:
+             decode_on_device: bool = False, wait: bool = False, executor: Executor = LOCAL,
+             half_state: bool = False) -> FlowSummary:
     """Flow for every clip of the rawframe root ``root`` that lacks it: ``workers`` processes for
     the OpenCV methods; ``device`` and ``batch`` pairs for tvl1-torch (under Ray: one GPU per
-    worker where the cluster has GPUs). The root is locked for the run; ``flow.json`` changes only
-    once the method is known to run here."""
+    worker where the cluster has GPUs; ``half_state``: its iteration state stored in float16,
+    recorded in ``flow.json``). The root is locked for the run; ``flow.json`` changes only once the
+    method is known to run here."""
     root = Path(root)
     check_method(method)
+    if half_state and method != "tvl1-torch":
+        raise BadConfig(f"--half-state is a tvl1-torch option, not one of {method}")
+    state_dtype = "float16" if half_state else "float32"
     if not (root / C.RAWFRAMES).is_dir():
         raise BadConfig(f"{root}: no {C.RAWFRAMES}/ folder: not a rawframe root")
     if method == "tvl1-torch":
@@ -142,7 +159,7 @@ def run_flow(root: Path, method: str, workers: int | None, resume: bool = False,
     with root_lock(root, wait):
         executor.check_root(root)
         return _flow_locked(root, method, workers, resume, overwrite, progress, device, batch, decode_on_device,
-                            executor)
+                            executor, state_dtype)
 
 
 def torch_device(device: str | None) -> str:
@@ -161,9 +178,10 @@ def torch_device(device: str | None) -> str:
 
 
 def _flow_locked(root: Path, method: str, workers: int | None, resume: bool, overwrite: bool, progress: bool,
-                 device: str | None, batch: int, decode_on_device: bool, executor: Executor) -> FlowSummary:
+                 device: str | None, batch: int, decode_on_device: bool, executor: Executor,
+                 state_dtype: str = "float32") -> FlowSummary:
     C.recover_staging(root)
-    claim_root(root, flow_info(method), resume, overwrite)
+    claim_root(root, flow_info(method, state_dtype=state_dtype), resume, overwrite)
     all_clips = list(C.iter_clips(root))
     done = {r["clip"] for r in C.repair_manifest(root, C.FLOW_MANIFEST)}
     todo = [c for c in all_clips if c not in done]
@@ -175,10 +193,10 @@ def _flow_locked(root: Path, method: str, workers: int | None, resume: bool, ove
         return result["pairs"]
 
     if method == "tvl1-torch" and not executor.is_ray:
-        return _run_torch(root, todo, summary, record, device, batch, progress, decode_on_device)
+        return _run_torch(root, todo, summary, record, device, batch, progress, decode_on_device, state_dtype)
     if method == "tvl1-torch":
         res = _run_torch_ray(root, todo, summary, record, device, batch, progress, decode_on_device, workers,
-                             executor)
+                             executor, state_dtype)
     else:
         res = run_batch(flow_task, [FlowTask(str(root), c) for c in todo], workers, name=lambda t: t.clip,
                         on_ok=lambda out: record(out.result),
@@ -190,14 +208,15 @@ def _flow_locked(root: Path, method: str, workers: int | None, resume: bool, ove
 
 
 def _run_torch_ray(root: Path, todo: list[str], summary: FlowSummary, record, device: str, batch: int,
-                   progress: bool, decode_on_device: bool, workers: int | None, executor: Executor):
+                   progress: bool, decode_on_device: bool, workers: int | None, executor: Executor,
+                   state_dtype: str = "float32"):
     """tvl1-torch on Ray: groups of clips, each group one task on a worker holding one GPU (its CUDA
     context kept across tasks); a group is big enough to fill the device's batches."""
     from .torch_extract import TorchFlowTask, torch_flow_task
     per = {"num_gpus": 1} if device.startswith("cuda") else {"num_cpus": 1}
     slots = workers or executor.slots(per)
     size = max(1, min(64, -(-len(todo) // (4 * slots))))  # about four groups per worker: balance and retries
-    groups = [TorchFlowTask(str(root), tuple(todo[i:i + size]), device, batch, decode_on_device)
+    groups = [TorchFlowTask(str(root), tuple(todo[i:i + size]), device, batch, decode_on_device, state_dtype)
               for i in range(0, len(todo), size)]
 
     def finished(out) -> int:
@@ -211,13 +230,14 @@ def _run_torch_ray(root: Path, todo: list[str], summary: FlowSummary, record, de
 
 
 def _run_torch(root: Path, todo: list[str], summary: FlowSummary, record, device: str | None, batch: int,
-               progress: bool, decode_on_device: bool) -> FlowSummary:
+               progress: bool, decode_on_device: bool, state_dtype: str = "float32") -> FlowSummary:
     from .torch_extract import run_torch_flow
+    from .tvl1_torch import TVL1Params
     start = time.perf_counter()
     bar = Progress(len(todo), f"flow tvl1-torch ({device})", "clip", "pairs/s", enabled=progress)
     summary.pairs = run_torch_flow(root, todo, device, batch, record,
                                    lambda clip, err: summary.failures.append((clip, err)), progress=bar,
-                                   decode_on_device=decode_on_device)
+                                   params=TVL1Params(state_dtype=state_dtype), decode_on_device=decode_on_device)
     bar.close()
     summary.seconds = time.perf_counter() - start
     return summary

@@ -1,49 +1,123 @@
 """``extract-flow --method tvl1-torch``: batched TV-L1 over many clips at once, on CUDA or CPU.
 
 Flow is computed for ``batch`` pairs at once on the device and quantised there. Threads read and
-decode the next clips' frames, and worker processes encode and write the finished flow images,
-while the device works. Frames are decoded on the CPU by default: measured on an H100
+decode the next clips' frames (into pinned host memory on CUDA, about two batches ahead), and
+worker processes encode and write the finished flow images, while the device works. The writer
+processes are started once per process and kept (across calls too: a Ray worker calls
+:func:`run_torch_flow` once per group of clips), and they never import torch, so starting them is
+cheap and overlaps the first reads. Frames are decoded on the CPU by default: measured on an H100
 (BENCHMARKS.md), torchvision's nvjpeg decode called from those threads made the whole run 3.2x
 slower, so it is an option (``decode_on_device``). Each clip is restaged, swapped in whole and
 recorded in ``flow.jsonl`` exactly as with the OpenCV methods; a clip that cannot be read fails
 alone.
+
+``breakdown=Breakdown()`` records where the time went (off unless asked): the main thread's
+phases, which sum to the wall time, and the busy time of the reader threads and writer processes,
+which overlap it.
 """
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import os
+import threading
 import time
-from collections import deque
+from collections import defaultdict, deque
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-import torch
-from torchvision.io import ImageReadMode, decode_jpeg
 
 from .. import contract as C
 from .extract import restaged
-from .tvl1_torch import TVL1Params, quantise, tvl1
 
-READ_AHEAD = 64  # clips decoded ahead of the one being computed (a few hundred MB at 340x256)
-READERS = 4
+# torch is imported inside the functions that use it: the writer processes import this module to
+# find write_clip, and they only encode JPEGs (importing torch there cost seconds per process).
+
+READ_AHEAD_BATCHES = 2   # pairs decoded ahead of the batch being computed, in batches
+READ_AHEAD_MIN = 8       # clips, at least
+READERS = max(2, min(8, (os.cpu_count() or 4) // 2))
 WRITERS = max(4, (os.cpu_count() or 4) - 2)  # JPEG encoding is the CPU's share of the work
+
+# the main thread's phases (they sum to the wall time) and the helpers' busy time (overlapped)
+MAIN_PHASES = ("start-up (writer pool, imports)", "wait for reads", "H2D copy", "compute", "D2H + quantise",
+               "hand-off to writers", "wait for writers (tail)", "other")
+HELPER_PHASES = ("read files", "decode JPEG", "encode JPEG", "write + commit")
+
+
+@dataclass
+class Breakdown:
+    """Seconds per phase of one :func:`run_torch_flow` call (pass one to collect them).
+
+    ``main``: what the launching thread did, summing to ``wall``; on CUDA, ``compute`` ends with a
+    device synchronise so it holds the kernels' time, not just their launches. ``helpers``: busy
+    seconds of the reader threads and writer processes, summed over them (they overlap ``main``)."""
+
+    main: dict = field(default_factory=lambda: defaultdict(float))
+    helpers: dict = field(default_factory=lambda: defaultdict(float))
+    wall: float = 0.0
+    pairs: int = 0
+    clips: int = 0
+    batches: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @contextmanager
+    def phase(self, name: str, sync=None):
+        """Time the body as ``name`` (``sync``: called before the clock stops, e.g. a device sync)."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            if sync is not None:
+                sync()
+            self.main[name] += time.perf_counter() - t0
+
+    def add_helper(self, times: dict) -> None:
+        """Add a reader's or writer's busy seconds per phase."""
+        with self._lock:
+            for k, v in times.items():
+                self.helpers[k] += v
+
+    def close(self, wall: float) -> None:
+        """Add one call's wall time; "other" is what the named phases leave of it."""
+        self.wall += wall
+        self.main["other"] = max(0.0, self.wall - sum(v for k, v in self.main.items() if k != "other"))
+
+    def table(self) -> str:
+        """A markdown table: phase, seconds, share of the wall time."""
+        rows = ["| phase | seconds | share of wall |", "|---|---|---|"]
+        rows += [f"| {k} | {self.main.get(k, 0.0):.3f} | {self.main.get(k, 0.0) / self.wall:.3f} |"
+                 for k in MAIN_PHASES if self.wall]
+        rows.append(f"| **wall** ({self.clips} clips, {self.pairs} pairs, {self.batches} batches) | "
+                    f"{self.wall:.3f} | {sum(self.main.values()) / self.wall if self.wall else 0:.3f} |")
+        rows += [f"| {k} (busy, overlapped: {READERS if k in HELPER_PHASES[:2] else WRITERS} "
+                 f"{'threads' if k in HELPER_PHASES[:2] else 'processes'}) | {self.helpers.get(k, 0.0):.3f} | "
+                 f"{self.helpers.get(k, 0.0) / self.wall if self.wall else 0:.3f} |" for k in HELPER_PHASES]
+        return "\n".join(rows)
 
 
 @dataclass
 class Clip:
-    """A clip's grey frames on the device, or the one-line reason they could not be read."""
+    """A clip's grey frames (host, pinned on CUDA; or on the device when decoded there), or the
+    one-line reason they could not be read."""
 
     clip: str
-    frames: torch.Tensor | None = None  # (n, H, W) uint8 on the device
+    frames: "torch.Tensor | None" = None  # noqa: F821 - (n, H, W) uint8
     error: str | None = None
 
 
-def read_clip(root: Path, clip: str, device: torch.device, decode_on_device: bool = False) -> Clip:
-    """Decode a clip's frames (strictly: a cut-short JPEG fails the clip) as grey levels on ``device``."""
+def read_clip(root: Path, clip: str, device, decode_on_device: bool = False, times: dict | None = None) -> Clip:
+    """Decode a clip's frames (strictly: a cut-short JPEG fails the clip) as grey levels: on the
+    host (pinned when ``device`` is CUDA) or, with ``decode_on_device``, on ``device``."""
+    import torch
+    from torchvision.io import ImageReadMode, decode_jpeg
+    device = torch.device(device)
     folder = C.clip_dir(root, clip)
+    t0 = time.perf_counter()
     try:
         n = C.count_frames(folder)
         if n < 2:
@@ -51,13 +125,22 @@ def read_clip(root: Path, clip: str, device: torch.device, decode_on_device: boo
         data = [torch.frombuffer(bytearray(C.check_jpeg((folder / C.img_name(k)).read_bytes(),
                                                         folder / C.img_name(k))), dtype=torch.uint8)
                 for k in range(1, n + 1)]
+        t1 = time.perf_counter()
         try:
             imgs = decode_jpeg(data, mode=ImageReadMode.GRAY, device=device if decode_on_device else "cpu")
         except RuntimeError as e:
             raise C.ContractError(f"{folder}: a frame is not a readable JPEG ({str(e).splitlines()[0]})") from None
         if len({tuple(i.shape) for i in imgs}) != 1:
             raise C.ContractError(f"{folder}: frames differ in size")
-        return Clip(clip, torch.stack(imgs)[:, 0].to(device))
+        if decode_on_device:
+            frames = torch.stack(imgs)[:, 0]
+        else:  # straight into page-locked memory on CUDA: the H2D copy is then a DMA, not staged
+            frames = torch.empty((n, *imgs[0].shape[1:]), dtype=torch.uint8, pin_memory=device.type == "cuda")
+            torch.stack([i[0] for i in imgs], out=frames)
+        if times is not None:
+            times["read files"] = times.get("read files", 0.0) + t1 - t0
+            times["decode JPEG"] = times.get("decode JPEG", 0.0) + time.perf_counter() - t1
+        return Clip(clip, frames)
     except (C.ContractError, OSError) as e:
         return Clip(clip, error=str(e))
 
@@ -65,20 +148,87 @@ def read_clip(root: Path, clip: str, device: torch.device, decode_on_device: boo
 def write_clip(root: Path, clip: str, q: np.ndarray) -> dict:
     """Encode (P, H, W, 2) quantised flow with the contract's writer into the clip's staging copy
     (on the CPU, overlapping the device: torchvision's CUDA encoder takes only 3-channel images)."""
+    return _write_clip(root, clip, q)[0]
+
+
+def _write_clip(root: Path, clip: str, q: np.ndarray) -> tuple[dict, dict]:
+    """:func:`write_clip` and its seconds encoding and writing + committing."""
     start = time.perf_counter()
+    encode = 0.0
     with restaged(root, clip) as tmp:
         for k in range(q.shape[0]):
-            C.write_flow_jpegs(tmp, k + 1, q[k, :, :, 0], q[k, :, :, 1])
-    return {"clip": clip, "pairs": q.shape[0], "seconds": round(time.perf_counter() - start, 3)}
+            t0 = time.perf_counter()
+            data = [C.encode_jpeg(q[k, :, :, c]) for c in range(2)]  # what C.write_flow_jpegs writes
+            encode += time.perf_counter() - t0
+            for name, d in zip(C.flow_names(k + 1), data):
+                (tmp / name).write_bytes(d)
+    total = time.perf_counter() - start
+    return ({"clip": clip, "pairs": q.shape[0], "seconds": round(total, 3)},
+            {"encode JPEG": encode, "write + commit": total - encode})
 
 
-def flow_of_clips(clips: list[Clip], batch: int, params: TVL1Params, bound: float) -> list[np.ndarray]:
+def _warm() -> int:
+    return os.getpid()
+
+
+# ------------------------------------------------------------------ the writer processes, kept
+_POOL: ProcessPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def writer_pool() -> ProcessPoolExecutor:
+    """This process's writer processes, started on first use and kept (spawned: safe with CUDA).
+    Each gets a no-op task at once so all of them start while the first clips are read."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ProcessPoolExecutor(WRITERS, mp_context=multiprocessing.get_context("spawn"))
+            for _ in range(WRITERS):
+                _POOL.submit(_warm)
+        return _POOL
+
+
+def _drop_pool(pool: ProcessPoolExecutor) -> None:
+    """Forget a broken pool (a writer died): the next call starts a fresh one."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is pool:
+            _POOL = None
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+@atexit.register
+def _shutdown_pool() -> None:
+    if _POOL is not None:
+        _POOL.shutdown(wait=True)
+
+
+# ------------------------------------------------------------------ compute
+def flow_of_clips(clips: list[Clip], batch: int, params, bound: float, device=None,
+                  breakdown: Breakdown | None = None) -> list[np.ndarray]:
     """Quantised flow (P, H, W, 2) uint8 of every clip, ``batch`` pairs at a time across clip borders."""
-    i0 = torch.cat([c.frames[:-1] for c in clips])
-    i1 = torch.cat([c.frames[1:] for c in clips])
-    q = torch.cat([quantise(tvl1(i0[s:s + batch], i1[s:s + batch], params), bound)
-                   for s in range(0, i0.shape[0], batch)]).cpu().numpy()
-    return np.split(q, np.cumsum([c.frames.shape[0] - 1 for c in clips])[:-1])
+    import torch
+
+    from .tvl1_torch import quantise, tvl1
+    dev = torch.device(device) if device is not None else clips[0].frames.device
+    bd = breakdown if breakdown is not None else Breakdown()
+    sync = (lambda: torch.cuda.synchronize(dev)) if breakdown is not None and dev.type == "cuda" else None
+    with bd.phase("H2D copy", sync):
+        frames = [c.frames.to(dev, non_blocking=True) for c in clips]
+        i0 = torch.cat([f[:-1] for f in frames])
+        i1 = torch.cat([f[1:] for f in frames])
+    n, h, w = i0.shape
+    host = torch.empty((n, h, w, 2), dtype=torch.uint8, pin_memory=dev.type == "cuda")
+    for s in range(0, n, batch):
+        with bd.phase("compute", sync):
+            f = tvl1(i0[s:s + batch], i1[s:s + batch], params)
+        with bd.phase("D2H + quantise", sync):
+            host[s:s + batch].copy_(quantise(f, bound), non_blocking=True)
+        bd.batches += 1
+    if dev.type == "cuda":
+        with bd.phase("D2H + quantise"):
+            torch.cuda.current_stream(dev).synchronize()
+    return np.split(host.numpy(), np.cumsum([c.frames.shape[0] - 1 for c in clips])[:-1])
 
 
 class TorchFlowTask(NamedTuple):
@@ -89,55 +239,93 @@ class TorchFlowTask(NamedTuple):
     device: str
     batch: int
     decode_on_device: bool
+    state_dtype: str = "float32"   # TVL1Params.state_dtype ("float16": --half-state)
 
 
 def torch_flow_task(task: TorchFlowTask) -> dict:
     """Flow for a group of clips, committed per clip; their flow manifest lines and failures."""
+    from .tvl1_torch import TVL1Params
     done, failures = [], []
     run_torch_flow(Path(task.root), list(task.clips), task.device, task.batch, done.append,
-                   lambda clip, err: failures.append((clip, err)), decode_on_device=task.decode_on_device)
+                   lambda clip, err: failures.append((clip, err)), params=TVL1Params(state_dtype=task.state_dtype),
+                   decode_on_device=task.decode_on_device)
     return {"done": done, "failures": failures}
 
 
 def run_torch_flow(root: Path, clips: list[str], device: str, batch: int, on_done, on_fail,
-                   params: TVL1Params = TVL1Params(), bound: float = C.FLOW_BOUND, progress=None,
-                   decode_on_device: bool = False) -> int:
+                   params=None, bound: float = C.FLOW_BOUND, progress=None,
+                   decode_on_device: bool = False, breakdown: Breakdown | None = None) -> int:
     """Flow for ``clips``; ``on_done(result)`` after each clip is committed, ``on_fail(clip, message)``
-    for a clip that failed. Returns the number of pairs computed."""
+    for a clip that failed. Returns the number of pairs computed. ``params``: a ``TVL1Params``
+    (default: OpenCV's defaults); ``breakdown``: filled with where the time went."""
+    import torch
+
+    from .tvl1_torch import TVL1Params
+    params = TVL1Params() if params is None else params
+    t_start = time.perf_counter()
+    bd = breakdown if breakdown is not None else Breakdown()
     dev = torch.device(device)
     pairs = 0
     todo = iter(clips)
+    with bd.phase("start-up (writer pool, imports)"):
+        pool = writer_pool()
+        import torchvision.io  # noqa: F401 - the readers' decoder, loaded here rather than by the first read
     # Writers are processes: encoding threads would take the GIL from the loop that launches the
-    # device's kernels. Reads are threads (file I/O and the device decode release the GIL).
-    with ThreadPoolExecutor(READERS) as readers, \
-            ProcessPoolExecutor(WRITERS, mp_context=multiprocessing.get_context("spawn")) as pool:
-        reads = deque()
+    # device's kernels. Reads are threads (file I/O and JPEG decoding release the GIL).
+    with ThreadPoolExecutor(READERS) as readers:
+        reads: deque = deque()
+        per_clip = [16.0]  # running mean of pairs per clip, to size the read-ahead in pairs
 
-        def top_up():  # a bounded read-ahead: decoded frames live on the device
-            for c in todo:
-                reads.append(readers.submit(read_clip, root, c, dev, decode_on_device))
-                if len(reads) >= READ_AHEAD:
+        def read(c):
+            times = {} if breakdown is not None else None
+            out = read_clip(root, c, dev, decode_on_device, times)
+            if times:
+                bd.add_helper(times)
+            return out
+
+        def top_up():  # read ahead about READ_AHEAD_BATCHES batches of pairs (bounded memory)
+            want = max(READ_AHEAD_MIN, int(READ_AHEAD_BATCHES * batch / max(per_clip[0], 1.0)) + 1)
+            while len(reads) < want:
+                c = next(todo, None)
+                if c is None:
                     break
+                reads.append(readers.submit(read, c))
 
-        writes = deque()
+        writes: deque = deque()
         group: list[Clip] = []
+        seen = [0, 0]
 
         def flush():
-            nonlocal pairs
+            nonlocal pairs, pool
             if not group:
                 return
             try:
-                for c, q in zip(group, flow_of_clips(group, batch, params, bound)):
-                    writes.append((c.clip, pool.submit(write_clip, root, c.clip, q)))
-                    pairs += q.shape[0]
+                flows = flow_of_clips(group, batch, params, bound, dev, breakdown)
             except RuntimeError as e:  # e.g. out of device memory: these clips fail, the run goes on
                 for c in group:
                     on_fail(c.clip, f"{c.clip}: {str(e).splitlines()[0]}")
+                group.clear()
+                return
+            with bd.phase("hand-off to writers"):
+                for c, q in zip(group, flows):
+                    try:
+                        fut = pool.submit(_write_clip, root, c.clip, q)
+                    except BrokenProcessPool:  # a writer died earlier: start fresh ones
+                        _drop_pool(pool)
+                        pool = writer_pool()
+                        fut = pool.submit(_write_clip, root, c.clip, q)
+                    writes.append((c.clip, fut))
+                    pairs += q.shape[0]
             group.clear()
 
         top_up()
         while reads:
-            c = reads.popleft().result()
+            with bd.phase("wait for reads"):
+                c = reads.popleft().result()
+            if c.frames is not None:
+                seen[0] += 1
+                seen[1] += c.frames.shape[0] - 1
+                per_clip[0] = seen[1] / seen[0]
             top_up()
             if c.error:
                 on_fail(c.clip, c.error)
@@ -148,21 +336,30 @@ def run_torch_flow(root: Path, clips: list[str], device: str, batch: int, on_don
             if sum(g.frames.shape[0] - 1 for g in group) >= batch:
                 flush()
             while writes and writes[0][1].done():
-                _finish(writes.popleft(), on_done, on_fail, progress)
+                _finish(writes.popleft(), on_done, on_fail, progress, breakdown, pool)
         flush()
-        for w in writes:
-            _finish(w, on_done, on_fail, progress)
+        with bd.phase("wait for writers (tail)"):
+            for w in writes:
+                _finish(w, on_done, on_fail, progress, breakdown, pool)
+    if breakdown is not None:
+        breakdown.pairs += pairs
+        breakdown.clips += len(clips)
+        breakdown.close(time.perf_counter() - t_start)
     return pairs
 
 
-def _finish(item, on_done, on_fail, progress) -> None:
+def _finish(item, on_done, on_fail, progress, breakdown=None, pool=None) -> None:
     clip, fut = item
     pairs = 0
     try:
-        result = fut.result()
+        result, times = fut.result()
+        if breakdown is not None:
+            breakdown.add_helper(times)
         on_done(result)
         pairs = result["pairs"]
     except Exception as e:  # noqa: BLE001 - a clip that could not be written fails alone
+        if isinstance(e, BrokenProcessPool) and pool is not None:
+            _drop_pool(pool)
         on_fail(clip, f"{clip}: {e}")
     if progress is not None:
         progress.update(1, pairs)

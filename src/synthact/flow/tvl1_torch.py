@@ -9,9 +9,15 @@ squared update falls below ``epsilon^2 * area``. Each pair keeps its own stoppin
 batch (pairs that stopped are frozen), so a batch gives the flow of each pair alone.
 
 On CUDA the inner iteration is one fused Triton kernel (``tvl1_triton``); on CPU it is plain torch.
+
+``TVL1Params(state_dtype="float16")`` (``extract-flow --half-state``) stores the iteration state
+(u1, u2 and the four dual planes) in half precision and keeps every operation in float32: values are
+upcast on read and rounded on write, which nearly halves the fused kernel's memory traffic. The
+warp constants stay float32. Its distance from OpenCV's flow is in BENCHMARKS.md.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import torch
@@ -33,6 +39,30 @@ class TVL1Params:
     outer: int = 10
     scale_step: float = 0.8
     median: int = 5
+    state_dtype: str = "float32"  # storage of u1, u2, p11..p22; arithmetic is float32 either way
+
+    def __post_init__(self):
+        if self.state_dtype not in STATE_DTYPES:
+            raise BadConfig(f"TVL1Params.state_dtype {self.state_dtype!r}: choose from {', '.join(STATE_DTYPES)}")
+
+    @property
+    def torch_state_dtype(self) -> torch.dtype:
+        """The torch dtype the iteration state is stored in."""
+        return STATE_DTYPES[self.state_dtype]
+
+
+STATE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+
+# Off unless set to a dict (bench/flow_torch.py's bandwidth figure): pixel-iterations of the inner
+# step and of the median actually executed (pairs still iterating x pixels), and on the plain torch
+# path the wall seconds of its inner steps and medians.
+COUNTERS: dict | None = None
+
+
+def count(key: str, value: float) -> None:
+    """Add to ``COUNTERS[key]`` when counting is on."""
+    if COUNTERS is not None:
+        COUNTERS[key] = COUNTERS.get(key, 0) + value
 
 
 # ------------------------------------------------------------------ OpenCV's resampling
@@ -160,28 +190,41 @@ def inner_step(c: torch.Tensor, u1, u2, p11, p12, p21, p22, l_t: float, theta: f
 
 def _run_warp_torch(c: torch.Tensor, state: torch.Tensor, p: TVL1Params, eps_sum: float) -> torch.Tensor:
     l_t, taut = p.lambda_ * p.theta, p.tau / p.theta
-    state = tuple(state)
+    dtype = state.dtype
+    # held in float32; with a float16 state every value written is rounded to float16 (exactly what
+    # storing it in float16 and upcasting on read gives)
+    rnd = (lambda t: t.to(dtype).float()) if dtype != torch.float32 else (lambda t: t)
+    state = tuple(state.float())
     active = torch.ones(state[0].shape[0], dtype=torch.bool, device=state[0].device)
+    hw = state[0].shape[1] * state[0].shape[2]
     for _ in range(p.outer):
         if not bool(active.any()):
             break
         if p.median > 1:
+            t0 = time.perf_counter() if COUNTERS is not None else 0.0
             m = active[:, None, None]
             state = (torch.where(m, median_blur(state[0], p.median), state[0]),
                      torch.where(m, median_blur(state[1], p.median), state[1])) + state[2:]
+            if COUNTERS is not None:
+                count("median", int(active.sum()) * hw)
+                count("median_s", time.perf_counter() - t0)
         for _ in range(p.inner):
             if not bool(active.any()):
                 break
+            t0 = time.perf_counter() if COUNTERS is not None else 0.0
             new, err = inner_step(c, *state, l_t, p.theta, taut)
             m = active[:, None, None]
-            state = tuple(torch.where(m, n, o) for n, o in zip(new, state))
+            state = tuple(torch.where(m, rnd(n), o) for n, o in zip(new, state))
+            if COUNTERS is not None:
+                count("inner", int(active.sum()) * hw)
+                count("inner_s", time.perf_counter() - t0)
             active = active & (err > eps_sum)
-    return torch.stack(state)
+    return torch.stack(state).to(dtype)
 
 
 def warp_constants(i0: torch.Tensor, img: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
     """(3, B, H, W): I1wx, I1wy and rho_c (calcGradRho) after warping I1, I1x, I1y (``img``) by the flow."""
-    u1, u2 = state[0], state[1]
+    u1, u2 = state[0].float(), state[1].float()
     i1w, ix, iy = remap_cubic(list(img), u1, u2)
     return torch.stack([ix, iy, i1w - ix * u1 - iy * u2 - i0])
 
@@ -189,7 +232,8 @@ def warp_constants(i0: torch.Tensor, img: torch.Tensor, state: torch.Tensor) -> 
 def tvl1(i0: torch.Tensor, i1: torch.Tensor, params: TVL1Params = TVL1Params(),
          fused: bool | None = None) -> torch.Tensor:
     """Flow from ``i0`` to ``i1`` ((B, H, W) grey levels 0..255, any float or uint8 dtype), (B, H, W, 2)
-    float32 in pixels. ``fused``: use the Triton kernels (default: on CUDA)."""
+    float32 in pixels. ``fused``: use the Triton kernels (default: on CUDA). ``params.state_dtype``:
+    how the iteration state is stored (arithmetic is float32)."""
     if i0.shape != i1.shape or i0.dim() != 3:
         raise BadConfig(f"tvl1: need two (B, H, W) batches of the same shape, got {tuple(i0.shape)} and "
                         f"{tuple(i1.shape)}")
@@ -212,11 +256,12 @@ def tvl1(i0: torch.Tensor, i1: torch.Tensor, params: TVL1Params = TVL1Params(),
         h, w = sizes[s]
         img = torch.stack([i1s[s], *centered_gradient(i1s[s])]).contiguous()
         i0c = i0s[s].contiguous()
-        state = torch.cat([u, torch.zeros(4, b, h, w, device=u.device)]).contiguous()
+        sdt = p.torch_state_dtype
+        state = torch.cat([u.to(sdt), torch.zeros(4, b, h, w, device=u.device, dtype=sdt)]).contiguous()
         eps_sum = p.epsilon * p.epsilon * h * w
         for _ in range(p.warps):
             state = run_warp(make_constants(i0c, img, state), state, p, eps_sum)
-        u = state[:2]
+        u = state[:2].float()
         if s > 0:
             hn, wn = sizes[s - 1]
             # dsize given: OpenCV samples at the size ratio, then the flow is scaled by 1/scale_step

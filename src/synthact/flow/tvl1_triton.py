@@ -10,6 +10,11 @@ below ``epsilon^2 * area`` stops on the device without the host waiting; ``last[
 buffer holds pair b's newest state. Every few iterations the host drops the stopped pairs from the
 launch grid (``pairs`` lists the pairs still iterating), so a batch costs what its live pairs cost.
 
+The state may be stored in float16 (``TVL1Params.state_dtype``): the kernels load it, upcast to
+float32, compute in float32 and store rounded to the buffers' dtype (Triton's store casts to the
+pointer's type), so the same kernels serve both. :func:`bytes_per_pixel` is the memory traffic
+each kernel must move, for the achieved-bandwidth figure of ``bench/flow_torch.py --profile``.
+
 ``TRITON_INTERPRET=1`` runs the same kernels on CPU tensors (the tests do).
 """
 from __future__ import annotations
@@ -28,8 +33,8 @@ def _unew(ct, st, pt, o, x, y, ok, W, PLANE, l_t, theta):
     ix = tl.load(ct + o, mask=ok, other=0.0)
     iy = tl.load(ct + PLANE + o, mask=ok, other=0.0)
     rho_c = tl.load(ct + 2 * PLANE + o, mask=ok, other=0.0)
-    u1 = tl.load(st + o, mask=ok, other=0.0)
-    u2 = tl.load(st + PLANE + o, mask=ok, other=0.0)
+    u1 = tl.load(st + o, mask=ok, other=0.0).to(tl.float32)
+    u2 = tl.load(st + PLANE + o, mask=ok, other=0.0).to(tl.float32)
     grad = ix * ix + iy * iy
     rho = rho_c + (ix * u1 + iy * u2)
     lg = l_t * grad
@@ -39,19 +44,20 @@ def _unew(ct, st, pt, o, x, y, ok, W, PLANE, l_t, theta):
     v2 = u2 + fi * iy
     left = ok & (x > 0)
     up = ok & (y > 0)
-    p11 = tl.load(pt + o, mask=ok, other=0.0)
-    p12 = tl.load(pt + PLANE + o, mask=ok, other=0.0)
-    p21 = tl.load(pt + 2 * PLANE + o, mask=ok, other=0.0)
-    p22 = tl.load(pt + 3 * PLANE + o, mask=ok, other=0.0)
-    div1 = p11 - tl.load(pt + o - 1, mask=left, other=0.0) + p12 - tl.load(pt + PLANE + o - W, mask=up, other=0.0)
-    div2 = p21 - tl.load(pt + 2 * PLANE + o - 1, mask=left, other=0.0) + p22 - tl.load(pt + 3 * PLANE + o - W,
-                                                                                        mask=up, other=0.0)
+    p11 = tl.load(pt + o, mask=ok, other=0.0).to(tl.float32)
+    p12 = tl.load(pt + PLANE + o, mask=ok, other=0.0).to(tl.float32)
+    p21 = tl.load(pt + 2 * PLANE + o, mask=ok, other=0.0).to(tl.float32)
+    p22 = tl.load(pt + 3 * PLANE + o, mask=ok, other=0.0).to(tl.float32)
+    div1 = (p11 - tl.load(pt + o - 1, mask=left, other=0.0).to(tl.float32)
+            + p12 - tl.load(pt + PLANE + o - W, mask=up, other=0.0).to(tl.float32))
+    div2 = (p21 - tl.load(pt + 2 * PLANE + o - 1, mask=left, other=0.0).to(tl.float32)
+            + p22 - tl.load(pt + 3 * PLANE + o - W, mask=up, other=0.0).to(tl.float32))
     return v1 + theta * div1, v2 + theta * div2, u1, u2, p11, p12, p21, p22
 
 
 @triton.jit
-def _inner_kernel(c_ptr, u_src, p_src, dst, err_ring, pairs, last, it, H, W, HW, PLANE, l_t, theta, taut, eps_sum,
-                  BLOCK: tl.constexpr):
+def _inner_kernel(c_ptr, u_src, p_src, dst, err_ring, pairs, last, iters, it, H, W, HW, PLANE, l_t, theta, taut,
+                  eps_sum, BLOCK: tl.constexpr, COUNT: tl.constexpr):
     b = tl.load(pairs + tl.program_id(1))
     pid = tl.program_id(0)
     r_in = it % 3
@@ -66,6 +72,8 @@ def _inner_kernel(c_ptr, u_src, p_src, dst, err_ring, pairs, last, it, H, W, HW,
         if pid == 0:
             tl.store(err_ring + r_clear * B + b, 0.0)
             tl.store(last + b, (it + 1) % 2)
+            if COUNT:  # iterations this pair executed (bench: bytes moved)
+                tl.atomic_add(iters + b, 1)
         offs = pid * BLOCK + tl.arange(0, BLOCK)
         ok = offs < HW
         y = offs // W
@@ -96,12 +104,16 @@ def _inner_kernel(c_ptr, u_src, p_src, dst, err_ring, pairs, last, it, H, W, HW,
 
 
 @triton.jit
-def _median_kernel(u_src, u_dst, err_ring, pairs, it, H, W, HW, PLANE, eps_sum, K: tl.constexpr, BLOCK: tl.constexpr):
+def _median_kernel(u_src, u_dst, err_ring, pairs, iters, it, H, W, HW, PLANE, eps_sum, K: tl.constexpr,
+                   BLOCK: tl.constexpr, COUNT: tl.constexpr):
     """K x K median of u1 and u2 (replicated border) for the pairs still iterating."""
     b = tl.load(pairs + tl.program_id(1))
     pid = tl.program_id(0)
     B = PLANE // HW
     if tl.load(err_ring + (it % 3) * B + b) > eps_sum:
+        if COUNT:
+            if pid == 0:
+                tl.atomic_add(iters + B + b, 1)
         offs = pid * BLOCK + tl.arange(0, BLOCK)
         ok = offs < HW
         y = offs // W
@@ -115,7 +127,7 @@ def _median_kernel(u_src, u_dst, err_ring, pairs, it, H, W, HW, PLANE, eps_sum, 
         real = ok[:, None] & (tap[None, :] < K * K)
         pick = tap[None, :] == (K * K) // 2
         for c in tl.static_range(2):
-            v = tl.load(u_src + c * PLANE + src, mask=real, other=float("inf"))
+            v = tl.load(u_src + c * PLANE + src, mask=real, other=float("inf")).to(tl.float32)
             med = tl.sum(tl.where(pick, tl.sort(v, dim=1), 0.0), axis=1)
             tl.store(u_dst + c * PLANE + b * HW + offs, med, mask=ok)
 
@@ -153,8 +165,8 @@ def _warp_kernel(i0, img, u_src, c_dst, H, W, HW, PLANE, BLOCK: tl.constexpr):
     y = offs // W
     x = offs - y * W
     o = b * HW + offs
-    u1 = tl.load(u_src + o, mask=ok, other=0.0)
-    u2 = tl.load(u_src + PLANE + o, mask=ok, other=0.0)
+    u1 = tl.load(u_src + o, mask=ok, other=0.0).to(tl.float32)
+    u2 = tl.load(u_src + PLANE + o, mask=ok, other=0.0).to(tl.float32)
     qx = tl.floor((x.to(tl.float32) + u1) * 32.0 + 0.5)
     qy = tl.floor((y.to(tl.float32) + u2) * 32.0 + 0.5)
     fx = tl.floor(qx / 32.0)
@@ -196,14 +208,25 @@ def warp_constants(i0: torch.Tensor, img: torch.Tensor, state: torch.Tensor) -> 
     return out
 
 
+def bytes_per_pixel(state_bytes: int = 4) -> dict:
+    """Bytes each kernel must move per pixel of a pair it iterates, counted from its loads and stores
+    (each value once: the neighbours' loads hit the cache). ``inner``: the constants I1wx, I1wy,
+    rho_c (float32) and the six state planes read, the six written; ``median``: u1, u2 read and
+    written."""
+    return {"inner": 3 * 4 + 6 * state_bytes + 6 * state_bytes, "median": 2 * state_bytes + 2 * state_bytes}
+
+
 def run_warp(consts: torch.Tensor, state: torch.Tensor, p, eps_sum: float) -> torch.Tensor:
     """All outer and inner iterations of one warp for every pair; ``state`` (6, B, H, W) is u1, u2,
-    p11, p12, p21, p22 and is returned updated."""
+    p11, p12, p21, p22 (float32 or float16 storage) and is returned updated."""
+    from . import tvl1_torch
     _, b, h, w = state.shape
     hw, plane = h * w, b * h * w
     l_t, taut = p.lambda_ * p.theta, p.tau / p.theta
+    counting = tvl1_torch.COUNTERS is not None
+    iters = torch.zeros(2, b, dtype=torch.int32, device=state.device)  # executed inner / median, per pair
     bufs = [state, torch.empty_like(state)]
-    med = torch.empty(2, b, h, w, device=state.device)
+    med = torch.empty(2, b, h, w, device=state.device, dtype=state.dtype)
     ring = torch.zeros(3, b, device=state.device)
     ring[0] = float("inf")
     last = torch.zeros(b, dtype=torch.int32, device=state.device)
@@ -213,13 +236,18 @@ def run_warp(consts: torch.Tensor, state: torch.Tensor, p, eps_sum: float) -> to
         grid = (triton.cdiv(hw, BLOCK), pairs.numel())
         u_src = bufs[n % 2]
         if n % p.inner == 0 and p.median > 1:
-            _median_kernel[grid](bufs[n % 2], med, ring, pairs, n, h, w, hw, plane, eps_sum, K=p.median, BLOCK=BLOCK)
+            _median_kernel[grid](bufs[n % 2], med, ring, pairs, iters, n, h, w, hw, plane, eps_sum, K=p.median,
+                                 BLOCK=BLOCK, COUNT=counting)
             u_src = med
-        _inner_kernel[grid](consts, u_src, bufs[n % 2][2:], bufs[(n + 1) % 2], ring, pairs, last, n, h, w, hw, plane,
-                            l_t, p.theta, taut, eps_sum, BLOCK=BLOCK)
+        _inner_kernel[grid](consts, u_src, bufs[n % 2][2:], bufs[(n + 1) % 2], ring, pairs, last, iters, n, h, w, hw,
+                            plane, l_t, p.theta, taut, eps_sum, BLOCK=BLOCK, COUNT=counting)
         n += 1
         if n % CHECK_EVERY == 0:
             pairs = pairs[ring[n % 3][pairs.long()] > eps_sum]  # only ever shrinks within a warp
             if pairs.numel() == 0:
                 break
+    if counting:
+        done = iters.sum(dim=1).tolist()
+        tvl1_torch.count("inner", done[0] * hw)
+        tvl1_torch.count("median", done[1] * hw)
     return torch.where((last == 0)[None, :, None, None], bufs[0], bufs[1])
