@@ -3,7 +3,7 @@
 # torchvision, triton, numpy, click, pyyaml and tqdm (no bpy: the inputs are made beforehand here):
 #
 #   SYNTHACT_FIXTURES=../shared/data .venv/bin/python bench/flow_torch.py --save-inputs .dev/pairs.npz
-#   .venv/bin/synthact render-clips --out .dev/trainroot --classes ucf25 --total 50 --frames 16 --seed 5
+#   .venv/bin/render-clips --out .dev/looproot --classes ucf25 --total 1500 --frames 8 --size 170x128 --seed 5 --workers 2
 #   pip download opencv-contrib-python-headless==4.11.0.86 (for that Python) into .dev/
 #   bash bench/gpu.sh OUTDIR [flow|train|all]
 set -uo pipefail
@@ -37,5 +37,7 @@ if [[ $parts != train ]]; then
         --clips 0 --state-dtypes float32,float16 --profile 2>&1 | tee "$out/flow.txt"
 fi
 # --compile: torch.compile's ResNet-50 TSN against eager (train-tsn --compile); compiling takes a minute or two
+# and train-tsn's own loop on a real-size epoch (--loop: 1,500 clips, ~1,200 in training, checkpoints and
+# per-epoch validation included): the share of its wall time that is not training steps
 [[ $parts == flow ]] || timeout 420 python3 "$here/bench/train.py" --device cuda --backbone resnet50 --batch 64 --steps 20 \
-    --workers 14 --root "$here/.dev/trainroot" --compile 2>&1 | tee "$out/train.txt"
+    --workers 14 --root "$here/.dev/looproot" --compile --loop --epochs 3 2>&1 | tee "$out/train.txt"
