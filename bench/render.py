@@ -1,6 +1,8 @@
 """Render throughput at 340x256: our path against the per-frame baseline, 1 and K processes.
 
     .venv/bin/python bench/render.py [--clips 6] [--frames 64] [--workers 2]
+    .venv/bin/python bench/render.py --profile [--clips 4]   # where a clip's CPU goes, then stop
+    .venv/bin/python bench/render.py --issue16 [--clips 6]   # only the issue-16 rows: before / after
 
 Rows:
   * in-process steady state (one bpy, scene reused), Workbench: our one-call animation render
@@ -9,6 +11,9 @@ Rows:
   * motion capture and the skinned bodies (MakeHuman, a rigged glTF) against the procedural mannequin.
   * the same for Cycles (1 sample, 0 bounces), with and without --gt-flow (EXR + conversion).
   * the whole `render-clips` job with 1 and K worker processes (worker start-up included).
+  * issue 16: the same Workbench clips and jobs with the process settings before it (Mesa's
+    llvmpipe threads per core, glibc's default mmap threshold, metadata stamps in the files) and
+    after it (scene.lean_process), in the same run.
 """
 from __future__ import annotations
 
@@ -21,19 +26,32 @@ import time
 from pathlib import Path
 
 
+def _legacy(on: bool) -> None:
+    """Process settings as before issue 16 (Mesa's and glibc's defaults) for this process and the
+    workers it spawns, or as now."""
+    if on:
+        os.environ["SYNTHACT_LEAN_RENDER"] = "0"
+        os.environ.pop("LP_NUM_THREADS", None)
+    else:
+        os.environ.pop("SYNTHACT_LEAN_RENDER", None)
+
+
 def steady(engine: str, gt_flow: bool, clips: int, frames: int, per_frame: bool,
-           capture: str | None = None, body: str = "mannequin") -> tuple[float, float]:
-    import bpy
+           capture: str | None = None, body: str = "mannequin", legacy: bool = False) -> tuple[float, float]:
+    _legacy(legacy)
 
     from synthact import contract as C
     from synthact.render.animate import animate
     from synthact.render.clips import redirect_output, shoot
     from synthact.render.sampling import sample_record
-    from synthact.render.scene import Stage
+    from synthact.render.scene import Stage, bpy  # scene imports bpy (one-core thread pool)
     from synthact.render.writer import exr_to_contract
 
     redirect_output(os.devnull)
     stage = Stage(engine, (340, 256), 25, gt_flow)
+    if legacy:  # the files carried Blender's metadata stamps (date, render time) before issue 16
+        for name in ("time", "date", "frame", "camera", "lens", "scene", "filename", "render_time", "memory"):
+            setattr(bpy.context.scene.render, f"use_stamp_{name}", name not in ("lens", "memory"))
     root = Path(tempfile.mkdtemp(prefix="bench-render-"))
     wall = cpu = 0.0
     for i in range(clips + 1):  # the first clip warms caches and is not counted
@@ -62,14 +80,108 @@ def steady(engine: str, gt_flow: bool, clips: int, frames: int, per_frame: bool,
     return n / wall, n / cpu
 
 
-def job(workers: int, clips: int, frames: int) -> float:
+def job(workers: int, clips: int, frames: int, legacy: bool = False) -> float:
     from synthact.render.clips import RenderJob, render_batch
+    _legacy(legacy)  # spawned workers inherit the environment
     out = Path(tempfile.mkdtemp(prefix="bench-job-"))
     s = render_batch(RenderJob(out=out, classes="ucf25", total=clips, frames=frames, workers=workers, seed=3),
                      progress=False)
+    _legacy(False)
     shutil.rmtree(out)
     assert s.ok, s.failures
     return s.frames / s.seconds
+
+
+def profile(clips: int, frames: int, legacy: bool = False,
+            dither: float | None = None) -> list[tuple[str, float, float]]:
+    """Where a Workbench clip's CPU goes, in one process: (part, CPU ms per frame, wall ms per frame),
+    averaged over ``clips`` clips after a warm-up clip. Blender's own time is split by its handlers:
+    the per-frame scene update (frame_change_pre -> post) and the frame's render, colour
+    conversion and JPEG write (frame_change_post -> render_post). ``dither`` overrides Blender's
+    dither intensity (1.0), to price the one setting measured that would change pixels."""
+    _legacy(legacy)
+    import cv2
+
+    from synthact import contract as C
+    from synthact.render.animate import animate
+    from synthact.render.clips import redirect_output
+    from synthact.render.sampling import sample_record
+    from synthact.render.scene import Stage, bpy  # scene imports bpy (one-core thread pool)
+
+    redirect_output(os.devnull)
+    stage = Stage("workbench", (340, 256), 25, False)
+    if dither is not None:
+        stage.scene.render.dither_intensity = dither
+    events: list = []
+    for name in ("frame_change_pre", "frame_change_post", "render_post"):
+        getattr(bpy.app.handlers, name).append(
+            lambda *_, n=name: events.append((n, time.process_time(), time.perf_counter())))
+    root = Path(tempfile.mkdtemp(prefix="bench-profile-"))
+    parts: dict = {}
+
+    def add(part, c0, w0):
+        if i:
+            c, w = parts.get(part, (0.0, 0.0))
+            parts[part] = (c + time.process_time() - c0, w + time.perf_counter() - w0)
+        return time.process_time(), time.perf_counter()
+
+    for i in range(clips + 1):
+        rec = sample_record("jumping_jack", 7, i, frames, 25, (340, 256), "workbench", False, None,
+                            [("mannequin", 1.0)])
+        tmp = C.staging_dir(root, rec.clip)
+        t = time.process_time(), time.perf_counter()
+        anim = animate(rec)
+        t = add("ours: animate (poses, camera path; numpy)", *t)
+        stage._start(frames, 0.7)
+        arm = stage._build_body(anim.skeleton)
+        t = add("ours: scene rebuild between clips (clear, armature, a mesh per bone)", *t)
+        stage._key_pose(arm, anim.quats, anim.root_loc)
+        stage._key_camera(anim.camera, rec.light, tmp)
+        t = add("ours: keys written in bulk (pose, root, camera, lens)", *t)
+        events.clear()
+        bpy.ops.render.render(animation=True)
+        add("blender: render(animation=True), all of it", *t)
+        if i:
+            for (a, ca, wa), (b, cb, wb) in zip(events, events[1:]):
+                part = {("frame_change_pre", "frame_change_post"): "blender:   scene update per frame",
+                        ("frame_change_post", "render_post"): "blender:   draw + colour conversion + JPEG write"
+                        }.get((a, b), "blender:   rest (between frames, start, end)")
+                c, w = parts.get(part, (0.0, 0.0))
+                parts[part] = (c + cb - ca, w + wb - wa)
+        imgs = [C.read_image(tmp / C.img_name(k)) for k in range(1, frames + 1)]
+        t = time.process_time(), time.perf_counter()
+        for img in imgs:
+            cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        add("for scale: cv2 JPEG encode of the same frames (q95, in memory)", *t)
+    shutil.rmtree(root)
+    n = clips * frames
+    whole = parts["blender: render(animation=True), all of it"]
+    split = [k for k in parts if k.startswith("blender:   ")]
+    parts["blender:   rest (between frames, start, end)"] = tuple(
+        whole[j] - sum(parts[k][j] for k in split if "rest" not in k) for j in (0, 1))
+    return [(k, 1000 * c / n, 1000 * w / n) for k, (c, w) in parts.items()]
+
+
+def print_profile(clips: int, frames: int) -> None:
+    cols = [_in_child(profile, clips, frames, legacy, dither)
+            for legacy, dither in ((True, None), (False, None), (False, 0.0))]
+    totals = []
+    for rows in cols:
+        ours = [r for r in rows if r[0].startswith("ours") or r[0].startswith("blender: render")]
+        totals.append(sum(r[1] for r in ours))
+    print(f"| part of a {frames}-frame Workbench clip at 340x256 ({clips} clips, 1 process) | before issue 16: "
+          f"CPU ms/frame (share) | now: CPU ms/frame (share) | now: wall ms/frame "
+          f"| now + dither 0 (not adopted: changes pixels): CPU ms/frame |")
+    print("|---|---|---|---|---|")
+    for (name, c0, _), (_, c1, w1), (_, c2, _) in zip(*cols):
+        if name.startswith("for scale"):
+            print(f"| {name} | {c0:.2f} | {c1:.2f} | {w1:.2f} | {c2:.2f} |")
+        else:
+            print(f"| {name} | {c0:.2f} ({100 * c0 / totals[0]:.1f} %) | {c1:.2f} ({100 * c1 / totals[1]:.1f} %) "
+                  f"| {w1:.2f} | {c2:.2f} |")
+    print(f"| total (ours + blender) | {totals[0]:.2f} | {totals[1]:.2f} | | {totals[2]:.2f} |")
+    print(f"| frames per CPU-second | {1000 / totals[0]:.1f} | {1000 / totals[1]:.1f} | | {1000 / totals[2]:.1f} |")
+    print(f"# load average {os.getloadavg()[0]:.2f}")
 
 
 def _in_child(fn, *args):
@@ -84,7 +196,15 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=6)
     ap.add_argument("--frames", type=int, default=64)
     ap.add_argument("--workers", type=int, default=os.cpu_count())
+    ap.add_argument("--profile", action="store_true", help="only the breakdown of a clip's CPU time")
+    ap.add_argument("--issue16", action="store_true", help="only the before / after rows of issue 16")
     a = ap.parse_args()
+    if a.profile:
+        print_profile(a.clips, a.frames)
+        return
+    if a.issue16:
+        issue16(a)
+        return
     print(f"# render bench: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"340x256, {a.frames} frames/clip, {a.clips} clips per row")
     print("| case | frames/s (wall) | frames per CPU-second |")
@@ -117,6 +237,35 @@ def main() -> None:
     print(f"| render-clips job, workbench, 1 worker (start-up included) | {one:.1f} | |")
     print(f"| render-clips job, workbench, {a.workers} workers (start-up included) | {many:.1f} | |")
     print(f"| scaling {a.workers} workers / 1 | {many / one:.2f}x | |")
+
+
+
+def issue16(a) -> None:
+    """Workbench, default body: process settings before issue 16 against now, steady state in one
+    process (alternating, each in a fresh process) and the render-clips job with 1 and K workers."""
+    print(f"# render bench, issue 16: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"340x256, {a.frames} frames/clip, {a.clips} clips per row, load {os.getloadavg()[0]:.2f}")
+    print("| case | frames/s (wall) | frames per CPU-second |")
+    print("|---|---|---|")
+    runs = {True: [], False: []}
+    for legacy in (True, False, False, True):  # ABBA: drift in the machine's load falls on both
+        runs[legacy].append(_in_child(steady, "workbench", False, a.clips, a.frames, False, None, "mannequin", legacy))
+    mean = {k: tuple(sum(r[j] for r in v) / len(v) for j in (0, 1)) for k, v in runs.items()}
+    before, after = mean[True], mean[False]
+    print(f"| workbench, 1 process, before issue 16 | {before[0]:.1f} | {before[1]:.1f} |")
+    print(f"| workbench, 1 process, now | {after[0]:.1f} | {after[1]:.1f} |")
+    print(f"| ratio now / before | {after[0] / before[0]:.2f}x | {after[1] / before[1]:.2f}x |")
+    rate = {}
+    for legacy in (True, False):
+        one = job(1, a.clips, a.frames, legacy)
+        many = job(a.workers, a.clips * a.workers, a.frames, legacy)
+        rate[legacy] = (one, many)
+        label = "before issue 16" if legacy else "now"
+        print(f"| render-clips job, 1 worker, {label} (start-up included) | {one:.1f} | |")
+        print(f"| render-clips job, {a.workers} workers, {label} (start-up included) | {many:.1f} | |")
+        print(f"| scaling {a.workers} workers / 1, {label} | {many / one:.2f}x | |")
+    print(f"| {a.workers} workers, ratio now / before | {rate[False][1] / rate[True][1]:.2f}x | |")
+    print(f"# load after: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

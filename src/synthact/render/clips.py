@@ -149,9 +149,9 @@ def _reconcile(root: Path) -> set[str]:
 
 
 # ------------------------------------------------------------------ worker side
-# One CPU per render worker under Ray: Blender averages ~1.6 busy threads, but its second thread
-# idles most of a frame, so one worker per core keeps the cores fuller than two cores per worker would
-# (2 workers on 2 cores run 1.56x one worker here: see BENCHMARKS.md).
+# One CPU per render worker under Ray: a worker renders on one busy thread (scene.py keeps Blender's
+# task pool and Mesa's llvmpipe off the other cores, issue 16), so one worker per core keeps the cores
+# full (2 workers on 2 cores run 1.83x one worker here: see BENCHMARKS.md).
 RENDER_RESOURCES = {"num_cpus": 1}
 
 _STAGE = None

@@ -3,13 +3,23 @@
 One :class:`Stage` lives in each worker process. It sets up render settings once; each clip
 rebuilds only the mannequin and writes all keys in bulk (``foreach_set``), then renders the whole
 animation in one call, so there is no per-frame Python and no per-frame scene rebuild.
+
+Where a frame's CPU goes and what was cut (issue 16; ``bench/render.py --profile``, BENCHMARKS.md):
+Blender's render call is ~95 % of it (drawing, colour conversion, JPEG writing), our per-clip
+Python (animate, scene rebuild, keys) ~5 %. A render worker is one process per core, but Blender
+sized its thread pool (TBB) and, without a GPU, Mesa's llvmpipe sized its raster threads to every
+core of the machine; those threads mostly wait on each other and spin. :func:`_import_bpy` and
+:func:`lean_process` keep both on the worker's own thread and stop glibc from mapping and zeroing
+fresh pages for every frame's buffers. None of this changes a pixel.
 """
 from __future__ import annotations
 
+import ctypes
 import math
+import os
+import sys
 from pathlib import Path
 
-import bpy
 import numpy as np
 
 from ..contract import ContractError
@@ -18,7 +28,65 @@ from .camera import CameraPath
 from .mannequin import NAMES, PARENT, Skeleton, part_mesh, rest_rotations
 from .record import Light
 
+
+def _lean() -> bool:
+    return os.environ.get("SYNTHACT_LEAN_RENDER", "1") != "0"
+
+
+def _import_bpy():
+    """``import bpy`` with this thread allowed one core, then all of them again: Blender sizes its
+    task pool (TBB) from the cores the process may use when it loads, and a render worker is one
+    process per core. Its second thread took ~11 % of the process's CPU, mostly spinning, and made two
+    workers on two cores fight; the frames are the same either way."""
+    cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+    pin = len(cores) > 1 and "bpy" not in sys.modules and _lean()
+    if pin:
+        os.sched_setaffinity(0, {min(cores)})
+    try:
+        import bpy
+    finally:
+        if pin:  # this thread and any that Blender started while loading
+            for tid in [0] + [int(t) for t in os.listdir("/proc/self/task")]:
+                try:
+                    if os.sched_getaffinity(tid) == {min(cores)}:
+                        os.sched_setaffinity(tid, cores)
+                except OSError:  # a thread that has ended
+                    pass
+    return bpy
+
+
+bpy = _import_bpy()
+
 ENGINES = {"workbench": "BLENDER_WORKBENCH", "cycles": "CYCLES"}
+
+# glibc mallopt parameters: allocations below this come from the heap, and freed heap is kept
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_KEEP_BYTES = 64 << 20
+
+
+def lean_process(threads: int) -> None:
+    """Process settings for a render worker that uses ``threads`` cores; call before the first render.
+
+    * Mesa's llvmpipe (Workbench's OpenGL where there is no GPU) starts one raster thread per core
+      for each process; with one worker per core they only contend. ``LP_NUM_THREADS=0`` draws on
+      the calling thread (read when the first GL context is made, i.e. at the first render; a value
+      already in the environment wins).
+    * Each frame allocates render buffers of ~1.4 MB; glibc serves those with fresh ``mmap`` pages
+      that the kernel zeroes every frame. A fixed 64 MB threshold keeps them on the heap.
+
+    ``SYNTHACT_LEAN_RENDER=0`` (set before this module is imported) keeps Blender's, Mesa's and glibc's
+    defaults: ``bench/render.py``'s before-issue-16 rows.
+    """
+    if not _lean():
+        return
+    os.environ.setdefault("LP_NUM_THREADS", "0" if threads <= 1 else str(threads))
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL("libc.so.6")
+            libc.mallopt(_M_MMAP_THRESHOLD, _KEEP_BYTES)
+            libc.mallopt(_M_TRIM_THRESHOLD, 2 * _KEEP_BYTES)
+        except (OSError, AttributeError):  # not glibc: nothing to tune
+            pass
 
 
 class Stage:
@@ -30,6 +98,7 @@ class Stage:
         if gt_flow and engine != "cycles":
             raise BadConfig("--gt-flow needs the cycles engine (Blender's Vector pass)")
         self.engine, self.gt_flow = engine, gt_flow
+        lean_process(threads)
         bpy.ops.wm.read_factory_settings(use_empty=True)
         sc = self.scene = bpy.context.scene
         r = sc.render
@@ -42,6 +111,9 @@ class Stage:
         r.threads_mode = "FIXED"
         r.threads = threads
         sc.view_settings.view_transform = "Standard"
+        for p in r.bl_rna.properties:  # no date or render time in the files: a seed gives the same bytes
+            if p.identifier.startswith("use_stamp"):
+                setattr(r, p.identifier, False)
         world = bpy.data.worlds.new("black")
         world.color = (0.0, 0.0, 0.0)
         sc.world = world
@@ -83,27 +155,35 @@ class Stage:
 
     # ------------------------------------------------------------------ clip
     def render(self, skel: Skeleton, quats: np.ndarray, root_loc: np.ndarray, cam: CameraPath,
-               grey: float, light: Light, out: Path) -> None:
-        """The mannequin: an armature keyed with ``quats`` and ``root_loc``, shot along ``cam`` into ``out``."""
-        n = self._start(len(quats), grey)
-        arm = self._build_body(skel)
+               grey: float, light: Light, out: Path, backdrop: tuple | None = None, extras: list = ()) -> None:
+        """The mannequin: an armature keyed with ``quats`` and ``root_loc``, shot along ``cam`` into
+        ``out``; ``backdrop`` (vertices, triangles, grey) adds a background mesh and ``extras`` other
+        people (see :meth:`_add_extras`)."""
+        self._start(len(quats), grey)
+        self._add_backdrop(backdrop)
+        self._add_extras(extras)
+        self._key_pose(self._build_body(skel), quats, root_loc)
+        self._shoot(cam, light, out)
+
+    def _key_pose(self, arm, quats: np.ndarray, root_loc: np.ndarray) -> None:
         action = bpy.data.actions.new("pose")
         arm.animation_data_create()
         arm.animation_data.action = action
-        frames = np.arange(1, n + 1, dtype=np.float32)
+        frames = np.arange(1, len(quats) + 1, dtype=np.float32)
         for b, name in enumerate(NAMES):
             path = f'pose.bones["{name}"].rotation_quaternion'
             for i in range(4):
                 _keys(action, arm, path, i, frames, quats[:, b, i])
         for i in range(3):
             _keys(action, arm, 'pose.bones["pelvis"].location', i, frames, root_loc[:, i])
-        self._shoot(cam, light, out)
 
     def render_skinned(self, verts: np.ndarray, faces: list, cache: Path, cam: CameraPath, grey: float,
-                       light: Light, out: Path) -> None:
+                       light: Light, out: Path, backdrop: tuple | None = None, extras: list = ()) -> None:
         """A skinned body: its rest mesh, moved by a point cache (PC2) of skinned vertices, shot along
-        ``cam`` into ``out``."""
+        ``cam`` into ``out``; ``backdrop`` and ``extras`` as for :meth:`render`."""
         self._start(len(cam.lens), grey)
+        self._add_backdrop(backdrop)
+        self._add_extras(extras)
         mesh = bpy.data.meshes.new("body")
         sizes = np.array([len(f) for f in faces], dtype=np.int32)
         mesh.vertices.add(len(verts))
@@ -123,6 +203,29 @@ class Stage:
         mod.frame_start = 1.0  # scene frame 1 plays the cache's first sample
         self._shoot(cam, light, out)
 
+    def _add_extras(self, extras: list) -> None:
+        """Other people: a mannequin per (skeleton, quats, root_loc, location, yaw), keyed like the main one."""
+        for skel, quats, root_loc, location, yaw in extras:
+            arm = self._build_body(skel)
+            arm.location, arm.rotation_euler = location, (0.0, 0.0, yaw)
+            self._key_pose(arm, quats, root_loc)
+
+    def _add_backdrop(self, backdrop: tuple | None) -> None:
+        """A flat grey, untextured background mesh with its own material (removed by :meth:`_clear`)."""
+        if backdrop is None:
+            return
+        verts, faces, grey = backdrop
+        mesh = bpy.data.meshes.new("backdrop")
+        mesh.from_pydata(verts.tolist(), [], faces.tolist())
+        mesh.update()
+        mat = bpy.data.materials.new("backdrop")
+        mat.diffuse_color = (grey, grey, grey, 1.0)
+        if self.engine == "cycles":
+            mat.use_nodes = True
+            mat.node_tree.nodes["Principled BSDF"].inputs["Base Color"].default_value = (grey, grey, grey, 1.0)
+        mesh.materials.append(mat)
+        self.scene.collection.objects.link(bpy.data.objects.new("backdrop", mesh))
+
     def _start(self, n: int, grey: float) -> int:
         self._clear()
         self.scene.frame_start, self.scene.frame_end = 1, n
@@ -130,6 +233,10 @@ class Stage:
         return n
 
     def _shoot(self, cam: CameraPath, light: Light, out: Path) -> None:
+        self._key_camera(cam, light, out)
+        bpy.ops.render.render(animation=True)
+
+    def _key_camera(self, cam: CameraPath, light: Light, out: Path) -> None:
         frames = np.arange(1, len(cam.lens) + 1, dtype=np.float32)
         cam_action = bpy.data.actions.new("camera")
         self.camera.animation_data_create()
@@ -144,7 +251,6 @@ class Stage:
         _keys(lens_action, self.camera.data, "lens", 0, frames, cam.lens)
         self._set_light(light)
         self.scene.render.filepath = str(Path(out) / ("exr_#####" if self.gt_flow else "img_#####"))
-        bpy.ops.render.render(animation=True)
 
     def load_rigged(self, path: str):
         """Rest mesh, skinning weights and bones of a rigged glTF/FBX body, as numpy (see
