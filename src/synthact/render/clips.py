@@ -151,7 +151,7 @@ def _reconcile(root: Path) -> set[str]:
 # ------------------------------------------------------------------ worker side
 # One CPU per render worker under Ray: a worker renders on one busy thread (scene.py keeps Blender's
 # task pool and Mesa's llvmpipe off the other cores, issue 16), so one worker per core keeps the cores
-# full (2 workers on 2 cores run 1.83x one worker here: see BENCHMARKS.md).
+# full (2 workers on 2 cores run 1.79-2.03x one worker here: see BENCHMARKS.md, issue 16).
 RENDER_RESOURCES = {"num_cpus": 1}
 
 _STAGE = None
