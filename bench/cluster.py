@@ -1,6 +1,6 @@
 """The Ray executor against the local process pool, same machine, same run.
 
-    .venv/bin/python bench/ray.py [--clips 16] [--frames 64] [--workers 2] [--repeats 2]
+    .venv/bin/python bench/cluster.py [--clips 16] [--frames 64] [--workers 2] [--repeats 2]
 
 Each case runs the real command (`render-clips`, then `extract-flow --method tvl1-fast` on the
 rendered root) once with the local pool and once with `--executor ray` (a Ray started by the
