@@ -201,3 +201,14 @@ def test_a_killed_driver_resumes_on_rerun(tmp_path, cluster):
     assert 2 <= done < 9 and f"{9 - done} rendered" in r.stdout
     listed = sorted(x["clip"] for x in C.read_manifest(out))
     assert listed == sorted(C.iter_clips(out)) and len(listed) == 9 and C.leftovers(out) == 0
+
+
+def test_a_worker_the_cluster_cannot_hold_is_refused_not_waited_for(tmp_path):
+    """tvl1-torch on cuda through a Ray without GPUs: each worker would wait for a GPU for ever."""
+    root = tmp_path / "r"
+    assert _run("render-clips", "--out", str(root), "--classes", "wave", "--per-class", "1", "--frames", "2",
+                "--size", "48x36", "--quiet", env=_env()).returncode == 0
+    r = _run("extract-flow", "--root", str(root), "--method", "tvl1-torch", "--device", "cuda", "--executor", "ray",
+             "--quiet", env=_env(), timeout=120)
+    refusal(r, "each worker needs 1 GPU, more than the whole cluster has (", " 0 GPU)")
+    assert not (root / C.FLOW_INFO).exists()     # refused before the root was claimed for tvl1-torch

@@ -48,6 +48,19 @@ class Executor:
             connect(self.address)
             check_shared(Path(root))
 
+    def require(self, per_task: dict) -> None:
+        """Refuse workers of ``per_task`` resources that no node could hold (they would wait for ever)."""
+        if not self.is_ray:
+            return
+        import ray
+        connect(self.address)
+        have = ray.cluster_resources()
+        short = [f"{v:g} {_RAY_NAMES.get(k, k)}" for k, v in per_task.items()
+                 if v and have.get(_RAY_NAMES.get(k, k), 0) < v]
+        if short:
+            raise BadConfig(f"--executor ray: each worker needs {', '.join(short)}, more than the whole cluster "
+                            f"has ({', '.join(f'{have.get(r, 0):g} {r}' for r in ('CPU', 'GPU'))})")
+
     def slots(self, per_task: dict) -> int:
         """How many tasks of this size fit at once (local: 1; the stage's ``--workers`` decides)."""
         if not self.is_ray:
@@ -134,6 +147,7 @@ def run_ray_tasks(call: Callable, fn: Callable, tasks: list, workers: int | None
     connect(executor.address)
     if not tasks:
         return
+    executor.require(resources)
     n = min(len(tasks), workers or executor.slots(resources))
     cls = ray.remote(_Worker).options(**resources, max_restarts=-1, max_task_retries=max_attempts - 1)
     actors = [cls.remote(initializer, initargs) for _ in range(n)]

@@ -154,6 +154,7 @@ def run_flow(root: Path, method: str, workers: int | None, resume: bool = False,
             device = torch_device(device)
         elif device is None:  # under Ray the workers' machines have the devices, not necessarily this one
             device = "cuda" if cluster_gpus(executor) else "cpu"
+        executor.require(torch_resources(device))   # before flow.json is claimed
     else:
         make_flow(method)  # fails here, before the root is touched, where OpenCV lacks the method
     with root_lock(root, wait):
@@ -207,13 +208,18 @@ def _flow_locked(root: Path, method: str, workers: int | None, resume: bool, ove
     return summary
 
 
+def torch_resources(device: str) -> dict:
+    """What one tvl1-torch worker reserves under Ray: its GPU, or a CPU."""
+    return {"num_gpus": 1} if device.startswith("cuda") else {"num_cpus": 1}
+
+
 def _run_torch_ray(root: Path, todo: list[str], summary: FlowSummary, record, device: str, batch: int,
                    progress: bool, decode_on_device: bool, workers: int | None, executor: Executor,
                    state_dtype: str = "float32"):
     """tvl1-torch on Ray: groups of clips, each group one task on a worker holding one GPU (its CUDA
     context kept across tasks); a group is big enough to fill the device's batches."""
     from .torch_extract import TorchFlowTask, torch_flow_task
-    per = {"num_gpus": 1} if device.startswith("cuda") else {"num_cpus": 1}
+    per = torch_resources(device)
     slots = workers or executor.slots(per)
     size = max(1, min(64, -(-len(todo) // (4 * slots))))  # about four groups per worker: balance and retries
     groups = [TorchFlowTask(str(root), tuple(todo[i:i + size]), device, batch, decode_on_device, state_dtype)
