@@ -182,6 +182,14 @@ def test_tvl1_torch_groups_on_ray_equal_the_local_path(tmp_path):
 def test_executor_options_are_checked_in_one_line(tmp_path):
     r = _run("render-clips", "--out", str(tmp_path / "o"), "--ray-address", "127.0.0.1:1", *RENDER, env=_env())
     refusal(r, "--ray-address is for --executor ray")
+    # a cluster address nobody answers at: refused at once (Ray itself retries for minutes)
+    r = _run("render-clips", "--out", str(tmp_path / "o"), "--executor", "ray", "--ray-address", "127.0.0.1:1",
+             *RENDER, env=_env(), timeout=60)
+    refusal(r, "--ray-address 127.0.0.1:1: no Ray cluster answers there")
+    r = _run("render-clips", "--out", str(tmp_path / "o"), "--executor", "ray", "--ray-address", "nonsense",
+             *RENDER, env=_env(), timeout=60)
+    refusal(r, "expected HOST:PORT")
+    assert not (tmp_path / "o").exists()   # refused before the root was made
     r = _run("extract-flow", "--root", str(tmp_path / "o"), "--executor", "slurm", env=_env())
     assert r.returncode == 2 and "'slurm' is not one of 'local', 'ray'" in r.stderr
     assert not (tmp_path / "o").exists()

@@ -241,6 +241,7 @@ def run_grid(spec: str | Path, out: Path, progress: bool = True, echo=print, wai
     fusion cells then fuse their scores here."""
     cfg = load_config(spec)
     out = Path(out)
+    executor.start()
     with root_lock(out, wait):
         executor.check_root(out)
         return _grid_locked(cfg, out, progress, echo, executor)

@@ -42,6 +42,11 @@ class Executor:
         """True when tasks go to Ray."""
         return self.kind == "ray"
 
+    def start(self) -> None:
+        """Join or start the cluster (no-op for the local pool): called before a stage touches anything."""
+        if self.is_ray:
+            connect(self.address)
+
     def check_root(self, root: Path) -> None:
         """Refuse a root that some node of the cluster cannot see (no-op for the local pool)."""
         if self.is_ray:
@@ -99,6 +104,8 @@ def connect(address: str | None) -> None:
     kwargs = dict(logging_level=logging.WARNING, log_to_driver=False, configure_logging=True)
     # Ray says on every start that its (default) token authentication is on: not news per command
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+    if address and address != "auto":
+        _reachable(address)
     try:
         if address:
             ray.init(address=address, **kwargs)
@@ -107,6 +114,19 @@ def connect(address: str | None) -> None:
     except (ConnectionError, ValueError, RuntimeError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray"
         raise BadConfig(f"--executor ray: cannot start or join {where}: {str(exc).strip().splitlines()[0]}") from None
+
+
+def _reachable(address: str, timeout: float = 5.0) -> None:
+    """A cluster address that answers no TCP connect is refused here: Ray itself retries for minutes."""
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise BadConfig(f"--ray-address {address!r}: expected HOST:PORT (the head's GCS port, 6379 by default)")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise BadConfig(f"--ray-address {address}: no Ray cluster answers there ({exc.strerror or exc}); start one "
+                        f"with `ray start --head` or leave the address out to start a Ray on this machine") from None
 
 
 def node_name() -> str:

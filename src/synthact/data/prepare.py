@@ -142,6 +142,7 @@ def prepare(job: PrepareJob, progress: bool = True) -> PrepareSummary:
         raise BadConfig(f"{job.videos}: videos folder not found")
     if job.flow:
         make_flow(job.flow)  # fails here, before the root is touched, where OpenCV lacks the method
+    job.executor.start()
     with root_lock(root, job.wait):
         return _prepare_locked(job, root, splits, progress)
 

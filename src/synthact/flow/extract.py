@@ -149,6 +149,7 @@ def run_flow(root: Path, method: str, workers: int | None, resume: bool = False,
     state_dtype = "float16" if half_state else "float32"
     if not (root / C.RAWFRAMES).is_dir():
         raise BadConfig(f"{root}: no {C.RAWFRAMES}/ folder: not a rawframe root")
+    executor.start()
     if method == "tvl1-torch":
         if not executor.is_ray:
             device = torch_device(device)

@@ -267,6 +267,7 @@ def render_batch(job: RenderJob, progress: bool = True) -> RenderSummary:
     clips that fail are listed in the summary and leave nothing behind."""
     records = plan(job)
     root = Path(job.out)
+    job.executor.start()
     _check_writable(root)
     with root_lock(root, job.wait):
         return _render_locked(job, root, records, progress)
