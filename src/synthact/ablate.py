@@ -163,7 +163,7 @@ def cells(cfg: dict) -> list[dict]:
             continue  # the real-only baseline does not depend on the synthetic set
         label = name if n else ""
         out.append({"split": split, "seed": seed, "synthetic": n, "real_fraction": frac, "modality": mod,
-                    "set": label, "root": sets[name] if n else None,
+                    "set": label, "root": sets[name],
                     "id": f"s{split}_seed{seed}_syn{n}_real{frac:g}_{mod}" + (f"_{label}" if label else "")})
     # fusion reads the two streams' scores: run them first
     return sorted(out, key=lambda c: c["modality"] == "fusion")
@@ -172,7 +172,7 @@ def cells(cfg: dict) -> list[dict]:
 def _train_config(cfg: dict, cell: dict, out: Path) -> TrainConfig:
     name = cfg["real"].split(":")[0]
     return TrainConfig(out=str(out), real=f"{name}:split{cell['split']}", real_root=str(cfg["real_root"]),
-                       synthetic_root=cell.get("root", cfg.get("synthetic_root")), synthetic=cell["synthetic"],
+                       synthetic_root=cell["root"], synthetic=cell["synthetic"],
                        real_fraction=cell["real_fraction"] or 1.0, synthetic_only=cell["real_fraction"] == 0,
                        classes=cfg.get("classes"), modality=cell["modality"], seed=cell["seed"],
                        eval_protocol=cfg["eval_protocol"], **cfg["train"])
