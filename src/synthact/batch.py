@@ -65,7 +65,7 @@ def run_tasks(
     if executor.is_ray:
         for out in run_ray_tasks(_call, fn, list(tasks), workers, initializer, initargs, max_attempts, executor,
                                  resources or {"num_cpus": 1}):
-            yield Outcome(out.task, out.result, out.error, out.node)
+            yield Outcome(*out)
         return
     yield from _run_local(fn, tasks, workers or 1, initializer, initargs, max_attempts)
 

@@ -13,7 +13,7 @@ import logging
 import os
 import socket
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -53,28 +53,28 @@ class Executor:
             connect(self.address)
             check_shared(Path(root))
 
-    def require(self, per_task: dict) -> None:
-        """Refuse workers of ``per_task`` resources that no node could hold (they would wait for ever)."""
+    def resources(self) -> dict:
+        """The cluster's totals as a worker asks for them (``num_cpus``, ``num_gpus``); none locally."""
         if not self.is_ray:
-            return
+            return {}
         import ray
         connect(self.address)
         have = ray.cluster_resources()
-        short = [f"{v:g} {_RAY_NAMES.get(k, k)}" for k, v in per_task.items()
-                 if v and have.get(_RAY_NAMES.get(k, k), 0) < v]
+        return {key: have.get(name, 0) for key, name in _RAY_NAMES.items()}
+
+    def require(self, per_task: dict) -> None:
+        """Refuse workers of ``per_task`` resources that no node could hold (they would wait for ever)."""
+        have = self.resources()
+        short = [f"{v:g} {_RAY_NAMES[k]}" for k, v in per_task.items() if have and v and have[k] < v]
         if short:
             raise BadConfig(f"--executor ray: each worker needs {', '.join(short)}, more than the whole cluster "
-                            f"has ({', '.join(f'{have.get(r, 0):g} {r}' for r in ('CPU', 'GPU'))})")
+                            f"has ({', '.join(f'{have[k]:g} {n}' for k, n in _RAY_NAMES.items())})")
 
     def slots(self, per_task: dict) -> int:
         """How many tasks of this size fit at once (local: 1; the stage's ``--workers`` decides)."""
-        if not self.is_ray:
-            return 1
-        import ray
-        connect(self.address)
-        have = ray.cluster_resources()
-        fits = [int(have.get(_RAY_NAMES.get(k, k), 0) // v) for k, v in per_task.items() if v]
-        return max(1, min(fits)) if fits else max(1, int(have.get("CPU", 1)))
+        have = self.resources()
+        fits = [int(have[k] // v) for k, v in per_task.items() if have and v]
+        return max(1, min(fits)) if fits else max(1, int(have.get("num_cpus", 1)))
 
 
 LOCAL = Executor()
@@ -83,11 +83,7 @@ _RAY_NAMES = {"num_cpus": "CPU", "num_gpus": "GPU"}
 
 def cluster_gpus(executor: Executor) -> int:
     """GPUs the Ray cluster offers (0 for the local pool)."""
-    if not executor.is_ray:
-        return 0
-    import ray
-    connect(executor.address)
-    return int(ray.cluster_resources().get("GPU", 0))
+    return int(executor.resources().get("num_gpus", 0))
 
 
 def connect(address: str | None) -> None:
@@ -147,24 +143,13 @@ class _Worker:
         return result, error, self.node
 
 
-@dataclass
-class RayOutcome:
-    """What the Ray pool says of one task (``batch.Outcome``'s fields plus the node)."""
-
-    task: Any
-    result: Any = None
-    error: str | None = None
-    node: str | None = None
-    extra: dict = field(default_factory=dict)
-
-
 def run_ray_tasks(call: Callable, fn: Callable, tasks: list, workers: int | None, initializer: Callable | None,
-                  initargs: tuple, max_attempts: int, executor: Executor, resources: dict) -> Iterator[RayOutcome]:
-    """Yield one outcome per task, in completion order, from ``workers`` actors of ``resources``
-    each (default: as many as the cluster holds)."""
+                  initargs: tuple, max_attempts: int, executor: Executor, resources: dict) -> Iterator[tuple]:
+    """Yield (task, result, error, node) per task, in completion order, from ``workers`` actors of
+    ``resources`` each (default: as many as the cluster holds)."""
     import ray
     from ray.exceptions import RayActorError
-    connect(executor.address)
+    executor.start()
     if not tasks:
         return
     executor.require(resources)
@@ -186,11 +171,11 @@ def run_ray_tasks(call: Callable, fn: Callable, tasks: list, workers: int | None
                 except RayActorError as exc:
                     if "__init__" in str(exc) or "constructor" in str(exc).lower():
                         # the initializer itself failed: every task on this worker would fail alike
-                        yield RayOutcome(task, None, f"worker failed to start: {_first_line(exc)}")
+                        yield task, None, f"worker failed to start: {_first_line(exc)}", None
                     else:
-                        yield RayOutcome(task, None, f"worker process died {max_attempts} times on this task")
+                        yield task, None, f"worker process died {max_attempts} times on this task", None
                     continue
-                yield RayOutcome(task, result, error, node)
+                yield task, result, error, node
     finally:
         for actor in actors:
             ray.kill(actor)
