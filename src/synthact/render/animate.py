@@ -51,8 +51,7 @@ def animate(record: ClipRecord, body: SkinnedBody | None = None) -> Animation:
                                       act.mirror, motion.bone_map)
         posed = retarget(skel, keys, motion.file)
     else:
-        action = ACTIONS[record.cls]
-        posed = pose_clip(skel, evaluate(action, np.arange(n) / fps, asdict(act)), n, action.ground)
+        posed = _procedural(skel, record.cls, act, n, fps)
     quats, root_loc = pose_bone_keys(posed, rest_rotations(skel))
     verts = posed_vertices(skel, posed)
     if not np.isfinite(verts).all():  # caught here, before Blender renders black frames from it
@@ -73,9 +72,13 @@ def _extras(record: ClipRecord, ground: np.ndarray) -> list:
     out = []
     for e in record.extras or ():
         skel = build_skeleton(e.body.proportions())
-        action = ACTIONS[record.cls]
-        posed = pose_clip(skel, evaluate(action, np.arange(record.frames) / record.fps, asdict(e.action)),
-                          record.frames, action.ground)
+        posed = _procedural(skel, record.cls, e.action, record.frames, record.fps)
         quats, root_loc = pose_bone_keys(posed, rest_rotations(skel))
         out.append((skel, quats, root_loc, (ground[0] + e.x, ground[1] + e.y, 0.0), np.radians(e.facing)))
     return out
+
+
+def _procedural(skel: Skeleton, cls: str, act, n: int, fps: int) -> Posed:
+    """``n`` frames of class ``cls``'s library action as ``act`` (speed, phase, style...) plays it."""
+    action = ACTIONS[cls]
+    return pose_clip(skel, evaluate(action, np.arange(n) / fps, asdict(act)), n, action.ground)

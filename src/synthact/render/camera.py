@@ -61,14 +61,14 @@ def framed(verts: np.ndarray, framing: str | None) -> np.ndarray:
 def handheld_angles(hand, n: int, fps: float) -> tuple[np.ndarray, np.ndarray]:
     """(yaw, pitch) in degrees per frame of a hand-held camera: shake plus one eased reframing turn."""
     t = np.arange(n) / fps
-    ph = np.asarray(hand.phases, float)
     weights = np.array([1.0, 0.5, 0.25])
-    norm = weights.sum()
-    yaw = sum(w * np.sin(2 * np.pi * (hand.frequency * k * t + p)) for w, k, p in zip(weights, HARMONICS, ph[:3]))
-    pitch = sum(w * np.sin(2 * np.pi * (hand.frequency * k * t + p)) for w, k, p in zip(weights, HARMONICS, ph[3:]))
+
+    def axis(phases) -> np.ndarray:   # the three harmonics of one axis, times the shake, peak 1
+        return hand.shake * sum(w * np.sin(2 * np.pi * (hand.frequency * k * t + p))
+                                for w, k, p in zip(weights, HARMONICS, phases)) / weights.sum()
     s = np.linspace(0.0, 1.0, n)
     ease = 0.5 + 0.5 * np.tanh((s - hand.reframe_at) / 0.06)   # a turn over about a tenth of the clip
-    return hand.shake * yaw / norm + hand.reframe * ease, hand.shake * pitch / norm
+    return axis(hand.phases[:3]) + hand.reframe * ease, axis(hand.phases[3:])
 
 
 def _turn(rot: np.ndarray, yaw: np.ndarray, pitch: np.ndarray) -> np.ndarray:

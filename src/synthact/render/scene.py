@@ -184,15 +184,7 @@ class Stage:
         self._start(len(cam.lens), grey)
         self._add_backdrop(backdrop)
         self._add_extras(extras)
-        mesh = bpy.data.meshes.new("body")
-        sizes = np.array([len(f) for f in faces], dtype=np.int32)
-        mesh.vertices.add(len(verts))
-        mesh.vertices.foreach_set("co", verts.astype(np.float32).ravel())
-        mesh.loops.add(int(sizes.sum()))
-        mesh.loops.foreach_set("vertex_index", np.concatenate([np.asarray(f, dtype=np.int32) for f in faces]))
-        mesh.polygons.add(len(faces))
-        mesh.polygons.foreach_set("loop_start", np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int32))
-        mesh.update()
+        mesh = _mesh("body", verts, faces)
         mesh.shade_smooth()
         mesh.materials.append(self.material)
         ob = bpy.data.objects.new("body", mesh)
@@ -215,7 +207,7 @@ class Stage:
         if backdrop is None:
             return
         verts, faces, grey = backdrop
-        mesh = bpy.data.meshes.new("backdrop")
+        mesh = bpy.data.meshes.new("backdrop")   # not _mesh: its edge-less bulk mesh drew these other pixels
         mesh.from_pydata(verts.tolist(), [], faces.tolist())
         mesh.update()
         mat = bpy.data.materials.new("backdrop")
@@ -349,14 +341,7 @@ class Stage:
             length = np.linalg.norm(skel.tails[b] - skel.heads[b])
             # bone-parented objects live in the bone's frame at its tail
             local = (verts - skel.heads[b]) @ rest[b] - np.array([0.0, length, 0.0])
-            mesh = bpy.data.meshes.new(name)
-            mesh.vertices.add(len(local))
-            mesh.vertices.foreach_set("co", local.astype(np.float32).ravel())
-            mesh.loops.add(faces.size)
-            mesh.loops.foreach_set("vertex_index", faces.ravel())
-            mesh.polygons.add(len(faces))
-            mesh.polygons.foreach_set("loop_start", np.arange(0, faces.size, 4, dtype=np.int32))
-            mesh.update()
+            mesh = _mesh(name, local, faces)
             mesh.shade_smooth()
             mesh.materials.append(self.material)
             part = bpy.data.objects.new(name, mesh)
@@ -374,6 +359,25 @@ class Stage:
         for m in list(bpy.data.materials):  # an imported body brings its own
             if m is not self.material:
                 bpy.data.materials.remove(m)
+
+
+def _mesh(name: str, verts: np.ndarray, faces) -> "bpy.types.Mesh":
+    """A mesh of ``verts`` (V, 3) and ``faces`` (an (F, k) array, or polygons of any sizes), written in bulk
+    (no edges: the mannequin's parts and skinned bodies draw as they always did)."""
+    if isinstance(faces, np.ndarray):   # one polygon size: no per-face Python (the mannequin's parts, per clip)
+        sizes, loops = np.full(len(faces), faces.shape[1], dtype=np.int32), faces.astype(np.int32).ravel()
+    else:
+        sizes = np.array([len(f) for f in faces], dtype=np.int32)
+        loops = np.concatenate([np.asarray(f, dtype=np.int32) for f in faces])
+    mesh = bpy.data.meshes.new(name)
+    mesh.vertices.add(len(verts))
+    mesh.vertices.foreach_set("co", np.asarray(verts, dtype=np.float32).ravel())
+    mesh.loops.add(int(sizes.sum()))
+    mesh.loops.foreach_set("vertex_index", loops)
+    mesh.polygons.add(len(faces))
+    mesh.polygons.foreach_set("loop_start", np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int32))
+    mesh.update()
+    return mesh
 
 
 def _keys(action, owner, path: str, index: int, frames: np.ndarray, values: np.ndarray) -> None:
