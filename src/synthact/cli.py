@@ -274,14 +274,21 @@ Examples:
 @WAIT
 def train_tsn(quiet, resume, wait, **opts):
     """Train and evaluate a Temporal Segment Network on real, synthetic or mixed clips."""
-    import os
-
+    from .train.distributed import env_world
     from .train.loop import TrainConfig, fit
     opts = {k: (str(v) if isinstance(v, Path) else v) for k, v in opts.items()}
     m = fit(TrainConfig(**opts), resume=resume, progress=not quiet, wait=wait)
-    if os.environ.get("RANK", "0") == "0":   # under torchrun: one summary line, from rank 0
+    if env_world()[1] == 0:   # under torchrun: one summary line, from rank 0
         click.echo(f"{opts['modality']} {opts['backbone']}: top-1 {m['top1']:.4f}, mean class {m['mean_class']:.4f} "
                    f"({m['protocol']} protocol, {m['n']} clips) -> {opts['out']}/metrics.json")
+
+
+def _weights(text: str) -> list[float]:
+    """``--weights 1,1.5``: score weights, one per run."""
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise BadConfig(f"--weights {text!r}: expected numbers separated by commas, e.g. 1,1.5") from None
 
 
 @click.command("evaluate", cls=Guarded)
@@ -293,10 +300,7 @@ def train_tsn(quiet, resume, wait, **opts):
 def evaluate_cmd(runs, weights, protocol, out):
     """Fuse the saved scores of an RGB and a flow run (TSN two-stream), write metrics and confusion."""
     from .train.evaluate import fuse_to
-    try:
-        w = [float(v) for v in weights.split(",")]
-    except ValueError:
-        raise BadConfig(f"--weights {weights!r}: expected numbers separated by commas, e.g. 1,1.5") from None
+    w = _weights(weights)
     m = fuse_to(out, list(runs), w, protocol)
     click.echo(f"fused {w}: top-1 {m['top1']:.4f}, mean class {m['mean_class']:.4f} ({m['n']} clips) -> {out}")
 
@@ -504,12 +508,7 @@ Examples:
 def predict_cmd(paths, runs, weights, protocol, csv_path, top, device):
     """Classify video files (or folders of them) with trained runs; accuracy where videos sit in <class>/ folders."""
     from .train.predict import predict_videos
-    w = None
-    if weights is not None:
-        try:
-            w = [float(v) for v in weights.split(",")]
-        except ValueError:
-            raise BadConfig(f"--weights {weights!r}: expected numbers separated by commas, e.g. 1,1.5") from None
+    w = None if weights is None else _weights(weights)
     r = predict_videos(list(runs), list(paths), w, protocol, csv_path, top, device, echo=click.echo)
     for video, why in r["failures"]:
         click.echo(f"failed: {why}" if video in why else f"failed: {video}: {why}", err=True)
