@@ -23,9 +23,10 @@ def fixtures() -> Path:
     return path.resolve()  # `make test` passes ../shared/data; tests write paths into files elsewhere
 
 
-def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run a console script from this environment, capturing its output."""
-    return subprocess.run([str(BIN / args[0]), *args[1:]], capture_output=True, text=True, timeout=timeout)
+def run_cli(*args: str, timeout: float = 600, env: dict | None = None, cwd=None) -> subprocess.CompletedProcess:
+    """Run a console script from this environment, capturing its output (``env``: instead of ours)."""
+    return subprocess.run([str(BIN / args[0]), *args[1:]], capture_output=True, text=True, timeout=timeout,
+                          env=env, cwd=cwd)
 
 
 def refusal(r: subprocess.CompletedProcess, *words: str) -> str:

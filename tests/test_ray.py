@@ -17,15 +17,10 @@ import yaml
 
 from synthact import contract as C
 
-from .conftest import BIN, refusal, wait_for_manifest
+from .conftest import BIN, refusal, run_cli, wait_for_manifest
 
 RENDER = ("--classes", "wave,jump", "--per-class", "2", "--frames", "6", "--size", "80x60", "--quiet")
 SLOW_RENDER = ("--classes", "jump,clap,kick", "--per-class", "3", "--frames", "24", "--size", "96x72", "--quiet")
-
-
-def _run(*args, env=None, cwd=None, timeout=600) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / args[0]), *args[1:]], capture_output=True, text=True, timeout=timeout,
-                          env=env, cwd=cwd)
 
 
 def _env(**extra) -> dict:
@@ -69,8 +64,8 @@ def _records(root: Path, name: str = C.MANIFEST) -> list[dict]:
 def test_render_and_flow_on_a_local_ray_equal_the_local_pool(tmp_path):
     """No RAY_ADDRESS: the command starts a Ray on this machine for the run."""
     local, on_ray = tmp_path / "local", tmp_path / "ray"
-    assert _run("render-clips", "--out", str(local), "--workers", "2", *RENDER, env=_env()).returncode == 0
-    r = _run("render-clips", "--out", str(on_ray), "--executor", "ray", *RENDER, env=_env())
+    assert run_cli("render-clips", "--out", str(local), "--workers", "2", *RENDER, env=_env()).returncode == 0
+    r = run_cli("render-clips", "--out", str(on_ray), "--executor", "ray", *RENDER, env=_env())
     assert r.returncode == 0, r.stderr
     assert "4 rendered, 0 already done, 0 failed of 4 clips" in r.stdout and "; per node: " in r.stdout
     _same_pixels(local, on_ray)
@@ -80,7 +75,7 @@ def test_render_and_flow_on_a_local_ray_equal_the_local_pool(tmp_path):
     for p in lists:
         assert (local / p).read_bytes() == (on_ray / p).read_bytes(), p
     for root, extra in ((local, ("--workers", "2")), (on_ray, ("--executor", "ray"))):
-        r = _run("extract-flow", "--root", str(root), "--method", "tvl1-fast", "--quiet", *extra, env=_env())
+        r = run_cli("extract-flow", "--root", str(root), "--method", "tvl1-fast", "--quiet", *extra, env=_env())
         assert r.returncode == 0, r.stderr
     flows = sorted(p.relative_to(local) for p in (local / C.RAWFRAMES).rglob("flow_*.jpg"))
     assert len(flows) == 2 * 4 * 5
@@ -94,8 +89,8 @@ def test_prepare_on_ray_equals_the_local_pool(fixtures, tmp_path, cluster):
             str(fixtures / "real/splits/hmdb51"), "--classes", "wave,punch", "--size", "64x48", "--flow", "dis",
             "--allow-missing", "--quiet")
     a, b = tmp_path / "local", tmp_path / "ray"
-    ra = _run("synthact", *args, "--out", str(a), "--workers", "2", env=_env())
-    rb = _run("synthact", *args, "--out", str(b), "--executor", "ray", env=cluster)
+    ra = run_cli("synthact", *args, "--out", str(a), "--workers", "2", env=_env())
+    rb = run_cli("synthact", *args, "--out", str(b), "--executor", "ray", env=cluster)
     assert ra.returncode == 0 and rb.returncode == 0, rb.stderr
     assert "per node: " in rb.stdout
     files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file() and p.suffix in (".jpg", ".txt"))
@@ -132,8 +127,8 @@ def test_a_root_the_workers_cannot_see_is_refused_before_anything_is_written(tmp
     workers: one path, two storages, as a node-local /scratch would be on a cluster."""
     driver = tmp_path / "driver"
     driver.mkdir()
-    r = _run("render-clips", "--out", "/proc/self/cwd/synth", "--executor", "ray", *RENDER, env=cluster,
-             cwd=driver)
+    r = run_cli("render-clips", "--out", "/proc/self/cwd/synth", "--executor", "ray", *RENDER, env=cluster,
+                cwd=driver)
     line = refusal(r, "not on storage every Ray node sees", "synthact merge")
     assert "No such file" in line
     assert not (driver / "synth" / C.MANIFEST).exists() and not list(driver.glob("synth/.synthact-probe*"))
@@ -147,9 +142,9 @@ def test_ablate_cells_on_ray_give_the_local_results(data, tmp_path, cluster):
     path = tmp_path / "grid.yaml"
     path.write_text(yaml.safe_dump(cfg))
     start = time.perf_counter()
-    ra = _run("synthact", "ablate", "--config", str(path), "--out", str(tmp_path / "local"), "--quiet", env=_env())
-    rb = _run("synthact", "ablate", "--config", str(path), "--out", str(tmp_path / "ray"), "--quiet",
-              "--executor", "ray", env=cluster)
+    ra = run_cli("synthact", "ablate", "--config", str(path), "--out", str(tmp_path / "local"), "--quiet", env=_env())
+    rb = run_cli("synthact", "ablate", "--config", str(path), "--out", str(tmp_path / "ray"), "--quiet",
+                 "--executor", "ray", env=cluster)
     assert ra.returncode == 0 and rb.returncode == 0, (ra.stderr, rb.stderr, time.perf_counter() - start)
     rows = [list(csv.DictReader(open(tmp_path / d / "results.csv"))) for d in ("local", "ray")]
     assert len(rows[0]) == 4
@@ -163,13 +158,14 @@ def test_tvl1_torch_groups_on_ray_equal_the_local_path(tmp_path):
     """tvl1-torch under Ray: groups of clips on workers (one GPU each where the cluster has GPUs;
     here, without GPUs, one CPU each) give the files the local path gives."""
     local, on_ray = tmp_path / "local", tmp_path / "ray"
-    r = _run("render-clips", "--out", str(local), "--classes", "wave,jump", "--per-class", "2", "--frames", "2",
-             "--size", "48x36", "--quiet", "--workers", "2", env=_env())
+    r = run_cli("render-clips", "--out", str(local), "--classes", "wave,jump", "--per-class", "2", "--frames", "2",
+                "--size", "48x36", "--quiet", "--workers", "2", env=_env())
     assert r.returncode == 0, r.stderr
     shutil.copytree(local, on_ray)
-    a = _run("extract-flow", "--root", str(local), "--method", "tvl1-torch", "--device", "cpu", "--quiet", env=_env())
-    b = _run("extract-flow", "--root", str(on_ray), "--method", "tvl1-torch", "--device", "cpu", "--quiet",
-             "--executor", "ray", "--workers", "2", env=_env())
+    a = run_cli("extract-flow", "--root", str(local), "--method", "tvl1-torch", "--device", "cpu", "--quiet",
+                env=_env())
+    b = run_cli("extract-flow", "--root", str(on_ray), "--method", "tvl1-torch", "--device", "cpu", "--quiet",
+                "--executor", "ray", "--workers", "2", env=_env())
     assert a.returncode == 0 and b.returncode == 0, (a.stderr, b.stderr)
     assert "4 clips done" in b.stdout and "per node: " in b.stdout
     flows = sorted(p.relative_to(local) for p in (local / C.RAWFRAMES).rglob("flow_*.jpg"))
@@ -180,17 +176,17 @@ def test_tvl1_torch_groups_on_ray_equal_the_local_path(tmp_path):
 
 
 def test_executor_options_are_checked_in_one_line(tmp_path):
-    r = _run("render-clips", "--out", str(tmp_path / "o"), "--ray-address", "127.0.0.1:1", *RENDER, env=_env())
+    r = run_cli("render-clips", "--out", str(tmp_path / "o"), "--ray-address", "127.0.0.1:1", *RENDER, env=_env())
     refusal(r, "--ray-address is for --executor ray")
     # a cluster address nobody answers at: refused at once (Ray itself retries for minutes)
-    r = _run("render-clips", "--out", str(tmp_path / "o"), "--executor", "ray", "--ray-address", "127.0.0.1:1",
-             *RENDER, env=_env(), timeout=60)
+    r = run_cli("render-clips", "--out", str(tmp_path / "o"), "--executor", "ray", "--ray-address", "127.0.0.1:1",
+                *RENDER, env=_env(), timeout=60)
     refusal(r, "--ray-address 127.0.0.1:1: no Ray cluster answers there")
-    r = _run("render-clips", "--out", str(tmp_path / "o"), "--executor", "ray", "--ray-address", "nonsense",
-             *RENDER, env=_env(), timeout=60)
+    r = run_cli("render-clips", "--out", str(tmp_path / "o"), "--executor", "ray", "--ray-address", "nonsense",
+                *RENDER, env=_env(), timeout=60)
     refusal(r, "expected HOST:PORT")
     assert not (tmp_path / "o").exists()   # refused before the root was made
-    r = _run("extract-flow", "--root", str(tmp_path / "o"), "--executor", "slurm", env=_env())
+    r = run_cli("extract-flow", "--root", str(tmp_path / "o"), "--executor", "slurm", env=_env())
     assert r.returncode == 2 and "'slurm' is not one of 'local', 'ray'" in r.stderr
     assert not (tmp_path / "o").exists()
 
@@ -203,7 +199,7 @@ def test_a_killed_driver_resumes_on_rerun(tmp_path, cluster):
     wait_for_manifest(out, 2, proc)
     os.killpg(proc.pid, signal.SIGKILL)   # the driver; Ray then ends its workers wherever they were
     proc.wait()
-    r = _run("render-clips", "--out", str(out), "--executor", "ray", *SLOW_RENDER, env=cluster)
+    r = run_cli("render-clips", "--out", str(out), "--executor", "ray", *SLOW_RENDER, env=cluster)
     assert r.returncode == 0, r.stderr
     done = int(r.stdout.split(" already done")[0].rsplit(" ", 1)[1])
     assert 2 <= done < 9 and f"{9 - done} rendered" in r.stdout
@@ -214,9 +210,9 @@ def test_a_killed_driver_resumes_on_rerun(tmp_path, cluster):
 def test_a_worker_the_cluster_cannot_hold_is_refused_not_waited_for(tmp_path):
     """tvl1-torch on cuda through a Ray without GPUs: each worker would wait for a GPU for ever."""
     root = tmp_path / "r"
-    assert _run("render-clips", "--out", str(root), "--classes", "wave", "--per-class", "1", "--frames", "2",
-                "--size", "48x36", "--quiet", env=_env()).returncode == 0
-    r = _run("extract-flow", "--root", str(root), "--method", "tvl1-torch", "--device", "cuda", "--executor", "ray",
-             "--quiet", env=_env(), timeout=120)
+    assert run_cli("render-clips", "--out", str(root), "--classes", "wave", "--per-class", "1", "--frames", "2",
+                   "--size", "48x36", "--quiet", env=_env()).returncode == 0
+    r = run_cli("extract-flow", "--root", str(root), "--method", "tvl1-torch", "--device", "cuda", "--executor", "ray",
+                "--quiet", env=_env(), timeout=120)
     refusal(r, "each worker needs 1 GPU, more than the whole cluster has (", " 0 GPU)")
     assert not (root / C.FLOW_INFO).exists()     # refused before the root was claimed for tvl1-torch
