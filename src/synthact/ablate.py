@@ -204,7 +204,7 @@ def run_ddp_cell(cfg: dict, cell: dict, root: Path) -> dict:
     try:
         return elastic_launch(launch, _ddp_rank)(cfg, cell, str(root))[0]
     except ChildFailedError as exc:
-        rank, failure = min(exc.failures.items())
+        rank, failure = exc.get_first_failure()   # the cause; the launcher then stops the other ranks
         message = str(failure.message.get("message", "") if isinstance(failure.message, dict) else failure.message)
         lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
         last = re.sub(r"^(\w+\.)*(BadConfig|BadData|ContractError|MissingDependency|RootBusy|SynthactError): ", "",
