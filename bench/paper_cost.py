@@ -15,7 +15,7 @@ from importlib import resources
 import yaml
 
 # measured rates (BENCHMARKS.md)
-RENDER_PER_CORE = 77.8          # Workbench frames per CPU-second, 340x256 (Rendering)
+RENDER_PER_CORE = 108.5         # Workbench frames per CPU-second, 340x256, the median idle run (Render CPU per frame)
 TVL1_REAL_PER_CORE = 1.45       # OpenCV tvl1 pairs/s per core, real 340x256 (Optical flow)
 TVL1_SYNTH_PER_CORE = 2.58      # the same on rendered pairs
 TVL1_GPU_E2E = 743.4            # extract-flow tvl1-torch end to end, one H100 (TV-L1 on the GPU)
