@@ -31,7 +31,7 @@ def engines(tmp: Path, a, root: Path, with_mmaction2: bool = True) -> tuple[floa
     counts = write_split_lists(root, "bench", val_every=5)
     common = dict(real="bench:split1", real_root=str(root), modality=a.modality, backbone=a.backbone, size=a.size,
                   epochs=a.epochs, batch_size=min(a.batch, counts["train"]), workers=a.workers, eval_protocol="fast",
-                  device=a.device)
+                  device=a.device, val_interval=a.val_interval)
     ours = fit(TrainConfig(out=str(tmp / "ours"), **common), progress=False)
     n = ours["selection"]["real_train"] * 3
     ours_rate = n * a.epochs / sum(h["seconds"] for h in ours["history"])
@@ -107,6 +107,7 @@ def main() -> None:
     ap.add_argument("--engines", action="store_true", help="also our TSN against mmaction2's")
     ap.add_argument("--loop", action="store_true", help="also our whole training loop (train-tsn's fit) alone")
     ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--val-interval", type=int, default=1, help="train-tsn's --val-interval for --loop")
     ap.add_argument("--root", type=Path, help="a rendered rawframe root to use instead of rendering one")
     ap.add_argument("--compile", action="store_true", help="also the model-only step under torch.compile")
     a = ap.parse_args()
@@ -151,7 +152,10 @@ def main() -> None:
         print(f"| synthact engine (train-tsn's loop), {a.epochs} epochs, training only | {both[0]:.1f} |")
         t = both[2]
         print(f"| train-tsn's loop: share of its wall time not in training steps (per-epoch validation, "
-              f"checkpoints, logs; {t['epoch_loop_s']} s for {t['epochs']} epochs) | {t['not_steps_share']:.3f} |")
+              f"checkpoints, logs; {t['epoch_loop_s']} s for {t['epochs']} epochs, --val-interval {a.val_interval}) | "
+              f"{t['not_steps_share']:.3f} |")
+        print(f"| of which per-epoch validation / checkpoints and logs (s) | {t['validation_s']} / "
+              f"{t['checkpoints_logs_s']} |")
     if both and both[1]:
         print(f"| mmaction2 1.2.0 engine, same selection and recipe, training only | {both[1]:.1f} |")
         print(f"| ratio synthact / mmaction2 | {both[0] / both[1]:.2f} |")

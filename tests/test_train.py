@@ -53,6 +53,28 @@ def test_loss_falls_on_cpu(data, tmp_path, modality, backbone, pretrained, lr, e
     t = m["timing"]   # where the loop's wall time went: steps, then validation, checkpoints and logs
     assert t["epochs"] == epochs and 0 < t["train_steps_s"] < t["epoch_loop_s"] and 0 < t["not_steps_share"] < 1
     assert t["train_steps_s"] == pytest.approx(sum(h["seconds"] for h in m["history"]), abs=0.05 * epochs)
+    assert 0 < t["validation_s"] and 0 < t["checkpoints_logs_s"]
+    assert t["train_steps_s"] + t["validation_s"] + t["checkpoints_logs_s"] <= t["epoch_loop_s"] + 0.03
+
+
+@pytest.mark.parametrize("interval, validated", [(2, [False, True, True]), (0, [False, False, False])])
+def test_val_interval_skips_validation_and_the_run_reports_the_epochs_it_validated(data, tmp_path, interval,
+                                                                                   validated):
+    run = tmp_path / "run"
+    r = run_cli("train-tsn", "--out", str(run), "--real", "target:split1", "--real-root", str(data[1]),
+                "--backbone", "mobilenet_v3_small", "--size", "48", "--epochs", "3", "--batch-size", "4",
+                "--workers", "0", "--eval-protocol", "fast", "--val-interval", str(interval), "--quiet")
+    assert r.returncode == 0, r.stderr
+    m = json.loads((run / "metrics.json").read_text())
+    assert [h["val_top1"] is not None for h in m["history"]] == validated
+    assert m["n"] == 6 and (m["timing"]["validation_s"] > 0) == any(validated)   # the final evaluation always runs
+    info = json.loads(run_cli("synthact", "info", str(run), "--json").stdout)
+    assert info["epochs_done"] == 3
+    assert info["best_epoch"] == (max((h for h in m["history"] if h["val_top1"] is not None),
+                                      key=lambda h: h["val_top1"])["epoch"] if any(validated) else None)
+    bad = run_cli("train-tsn", "--out", str(tmp_path / "bad"), "--real", "target:split1", "--real-root",
+                  str(data[1]), "--val-interval", "-1")
+    assert bad.returncode == 2 and "--val-interval" in bad.stderr
 
 
 def test_resume_after_a_kill_reproduces_the_uninterrupted_run(data, tmp_path):

@@ -263,6 +263,8 @@ Examples:
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--eval-protocol", default="tsn", show_default=True, type=click.Choice(["tsn", "fast"]),
               help="Final evaluation: 25 snippets x 10 crops, or 1 centre crop per segment.")
+@click.option("--val-interval", default=1, show_default=True, type=click.IntRange(min=0),
+              help="Validate every N epochs and after the last (0: only the final evaluation).")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
 @click.option("--engine", default="synthact", show_default=True, type=click.Choice(["synthact", "mmaction2"]),
               help="mmaction2: train the same selection with mmaction2's TSN (make mmaction).")

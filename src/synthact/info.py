@@ -64,7 +64,8 @@ def run_info(run: Path) -> dict:
     log = run / "log.csv"
     history = list(csv.DictReader(log.open())) if log.exists() else []
     metrics = C.read_json(run / "metrics.json") if (run / "metrics.json").exists() else None
-    best = max(history, key=lambda r: float(r["val_top1"])) if history else None
+    validated = [r for r in history if r.get("val_top1")]   # empty where --val-interval skipped an epoch
+    best = max(validated, key=lambda r: float(r["val_top1"])) if validated else None
     return {"kind": "run", "run": str(run),
             "settings": {k: v for k, v in config.items() if k not in ("info",)},
             "selection": config.get("info", {}), "epochs_done": len(history), "epochs": config.get("epochs"),

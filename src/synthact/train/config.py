@@ -24,13 +24,15 @@ from .recipe import BACKBONES, WEIGHT_DECAY
 CHOICES = {"modality": ("rgb", "flow"), "backbone": BACKBONES, "schedule": ("step", "cosine"),
            "eval_protocol": ("tsn", "fast"), "engine": ("synthact", "mmaction2")}
 INTS = {"synthetic": (0, None), "segments": (1, None), "size": (16, None), "epochs": (1, None),
-        "batch_size": (1, None), "workers": (0, None), "seed": (0, 2**32 - 1)}   # numpy/torch seed range
+        "batch_size": (1, None), "workers": (0, None), "val_interval": (0, None),
+        "seed": (0, 2**32 - 1)}   # numpy/torch seed range
 TEXT = ("out", "real", "real_root", "pretrained")
 OPTIONAL_TEXT = ("synthetic_root", "classes", "init_from")
 FLAGS = ("synthetic_only", "allow_mixed_flow", "compile")
-# what a resumed run may change: where and how fast it runs, and the final evaluation
-# (and how many processes run it: a torchrun run resumes at any world size; --compile on or off)
-RESUME_FREE = {"out", "workers", "device", "eval_protocol", "allow_mixed_flow", "info", "world_size", "compile"}
+# what a resumed run may change: where and how fast it runs, how often it validates and the final
+# evaluation (and how many processes run it: a torchrun run resumes at any world size; --compile on or off)
+RESUME_FREE = {"out", "workers", "device", "eval_protocol", "allow_mixed_flow", "info", "world_size", "compile",
+               "val_interval"}
 PATHS = {"real_root", "synthetic_root", "init_from", "pretrained"}
 CONFIG = "config.json"
 LISTS = ("train_list.txt", "val_list.txt")
@@ -62,6 +64,7 @@ class TrainConfig:
     workers: int = 2
     seed: int = 0
     eval_protocol: str = "tsn"           # final evaluation: tsn (25 snippets x 10 crops) or fast
+    val_interval: int = 1                # validate every N epochs and after the last (0: never); mmaction2's name
     device: str = "auto"
     allow_mixed_flow: bool = False       # train on roots whose flow methods differ
     engine: str = "synthact"             # or mmaction2 (optional extra: make mmaction)

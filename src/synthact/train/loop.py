@@ -189,7 +189,7 @@ def _fit_locked(cfg: TrainConfig, resume: bool, progress: bool, world: World) ->
                             pin_memory=device.type == "cuda")
     if cfg.compile:
         trainer = torch.compile(trainer)
-    loop_start, step_seconds = time.perf_counter(), 0.0
+    loop_start, step_seconds, val_seconds, save_seconds = time.perf_counter(), 0.0, 0.0, 0.0
     for epoch in range(start, cfg.epochs):
         sampler.set_epoch(epoch)
         torch.manual_seed(recipe.epoch_seed(cfg.seed, epoch))   # dropout masks (of the global batch)
@@ -222,22 +222,27 @@ def _fit_locked(cfg: TrainConfig, resume: bool, progress: bool, world: World) ->
             seen, loss_sum, correct, seconds = world.sum([seen, loss_sum, correct, seconds])
             seen, correct, seconds = int(seen), int(correct), seconds / world.size
         step_seconds += seconds
-        val = predict(model, val_ds, cfg.batch_size, cfg.workers, device, world)
+        t0 = time.perf_counter()
+        val = predict(model, val_ds, cfg.batch_size, cfg.workers, device, world) if validates(cfg, epoch) else {}
+        val_seconds += time.perf_counter() - t0
         row = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": correct / seen,
-               "val_top1": val["top1"], "val_mean_class": val["mean_class"], "lr": opt.param_groups[0]["lr"],
+               "val_top1": val.get("top1"), "val_mean_class": val.get("mean_class"), "lr": opt.param_groups[0]["lr"],
                "seconds": round(seconds, 2), "images_per_s": round(seen * cfg.segments / seconds, 1)}
         history.append(row)
         if not world.main:
             continue
+        t0 = time.perf_counter()
         for k, v in row.items():
-            if k != "epoch" and writer:
+            if k != "epoch" and writer and v is not None:
                 writer.add_scalar(k, v, epoch + 1)
         _save(run / CHECKPOINT, {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                  "scheduler": sched.state_dict(), "epoch": epoch, "history": history,
                                  "config": {k: getattr(cfg, k) for k in ARCH_KEYS}})
         _write_csv(run / "log.csv", history)
+        save_seconds += time.perf_counter() - t0
+        val_text = f"val top1 {row['val_top1']:.3f}" if val else "not validated"
         bar.write(f"epoch {epoch + 1}: loss {row['train_loss']:.4f} train {row['train_acc']:.3f} "
-                  f"val top1 {row['val_top1']:.3f} ({row['images_per_s']} img/s)")
+                  f"{val_text} ({row['images_per_s']} img/s)")
     if writer:
         writer.close()
     if world.main:
@@ -246,7 +251,8 @@ def _fit_locked(cfg: TrainConfig, resume: bool, progress: bool, world: World) ->
     metrics = evaluate_run(run, model, sel, cfg, device, world)
     # where this invocation's wall time went: training steps against validation, checkpoints and logs
     metrics["timing"] = {"epochs": cfg.epochs - start, "epoch_loop_s": round(loop_seconds, 2),
-                         "train_steps_s": round(step_seconds, 2),
+                         "train_steps_s": round(step_seconds, 2), "validation_s": round(val_seconds, 2),
+                         "checkpoints_logs_s": round(save_seconds, 2),
                          "not_steps_share": round(1 - step_seconds / loop_seconds, 4) if loop_seconds > 0 else None,
                          "final_eval_s": round(time.perf_counter() - eval_start, 2)}
     metrics["history"] = history
@@ -292,6 +298,13 @@ def _save(path: Path, obj: dict) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)  # a kill mid-save leaves the previous epoch's checkpoint
+
+
+def validates(cfg: TrainConfig, epoch: int) -> bool:
+    """Whether 0-based ``epoch`` ends with a validation pass: every ``val_interval`` epochs and after
+    the last, as mmengine's loop does; never with 0 (the final evaluation still runs)."""
+    n = cfg.val_interval
+    return n > 0 and ((epoch + 1) % n == 0 or epoch + 1 == cfg.epochs)
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:

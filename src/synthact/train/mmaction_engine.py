@@ -117,7 +117,9 @@ def config_dict(cfg, run: Path, pretrained: str | None) -> dict:
         val_dataloader=loader(LISTS[1], val_pipeline, cfg.batch_size, True),
         test_dataloader=loader(LISTS[1], test_pipeline, 1, True),
         val_evaluator=val_evaluator, test_evaluator=val_evaluator,
-        train_cfg=dict(type="EpochBasedTrainLoop", max_epochs=cfg.epochs, val_begin=1, val_interval=1),
+        # mmengine validates every val_interval epochs and after the last, from epoch val_begin on
+        train_cfg=dict(type="EpochBasedTrainLoop", max_epochs=cfg.epochs,
+                       val_begin=1 if cfg.val_interval else cfg.epochs + 1, val_interval=max(cfg.val_interval, 1)),
         val_cfg=dict(type="ValLoop"), test_cfg=dict(type="TestLoop"),
         optim_wrapper=dict(optimizer=dict(type="SGD", lr=cfg.lr, momentum=recipe.MOMENTUM,
                                           weight_decay=cfg.weight_decay),
