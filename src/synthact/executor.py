@@ -50,7 +50,7 @@ class Executor:
     def check_root(self, root: Path) -> None:
         """Refuse a root that some node of the cluster cannot see (no-op for the local pool)."""
         if self.is_ray:
-            connect(self.address)
+            self.start()
             check_shared(Path(root))
 
     def resources(self) -> dict:
@@ -58,7 +58,7 @@ class Executor:
         if not self.is_ray:
             return {}
         import ray
-        connect(self.address)
+        self.start()
         have = ray.cluster_resources()
         return {key: have.get(name, 0) for key, name in _RAY_NAMES.items()}
 
