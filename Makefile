@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev,mmaction]'
 	$(PY) -m pip install -q -c constraints.txt --no-deps mmaction2==1.2.0 mmengine==0.10.7 mmcv-lite==2.1.0
+# mediapipe (motions extract) requires opencv-contrib-python and protobuf<5, which would sit beside our
+# headless wheel and break tensorboard: installed without them (see constraints.txt)
+	$(PY) -m pip install -q -c constraints.txt --no-deps mediapipe==0.10.21 absl-py attrs flatbuffers protobuf matplotlib
 	@touch $(STAMP)
 
 # Where the workplace's fixtures sit beside the clone, the demo also checks its models on the real

@@ -5,6 +5,7 @@ import csv
 import json
 import os
 import re
+import shutil
 
 import cv2
 import pytest
@@ -13,7 +14,7 @@ import yaml
 from synthact.ablate import cells, load_config, run_grid
 from synthact.demo import run_demo
 
-from .conftest import run_cli
+from .conftest import refusal, run_cli
 
 
 def _grid(data, tmp_path, **over):
@@ -59,14 +60,34 @@ def test_fusion_and_synthetic_only_cells(data, tmp_path):
     assert "synthetic only" in (tmp_path / "out/results.md").read_text()
 
 
+def _cut_frames(data, tmp_path):
+    """A copy of the synthetic root whose frames are all cut short: it selects like the original,
+    and a cell fails only when it trains on it."""
+    synth = tmp_path / "cut"
+    shutil.copytree(data[0], synth)
+    for frame in (synth / "rawframes").rglob("img_*.jpg"):
+        frame.write_bytes(frame.read_bytes()[:300])
+    return synth
+
+
 def test_a_failing_cell_is_recorded_and_the_grid_goes_on(data, tmp_path):
-    path = _grid(data, tmp_path, synthetic=[0, 999])      # 999 synthetic clips do not exist
+    synth = _cut_frames(data, tmp_path)
+    path = _grid(data, tmp_path, synthetic=[0, 6], synthetic_root=str(synth))
     r = run_cli("synthact", "ablate", "--config", str(path), "--out", str(tmp_path / "out"), "--quiet")
     assert r.returncode == 1
     rows = list(csv.DictReader(open(tmp_path / "out/results.csv")))
     assert rows[0]["status"] == "ok"
-    assert rows[1]["status"] == f"failed: {data[0]} synthetic clips: class 0 has 8 clips, 333 requested"
+    assert re.fullmatch(f"failed: {re.escape(str(synth))}/rawframes/.*/img_0000[0-9].jpg: .*truncated JPEG.*",
+                        rows[1]["status"]), rows[1]
     assert "1 cell(s) failed" in (tmp_path / "out/results.md").read_text()
+
+
+def test_a_synthetic_count_the_root_cannot_give_is_refused_before_the_grid(data, tmp_path):
+    path = _grid(data, tmp_path, synthetic=[0, 6, 999])      # 999 synthetic clips do not exist
+    r = run_cli("synthact", "ablate", "--config", str(path), "--out", str(tmp_path / "out"))
+    refusal(r, f"{path}: cell s1_seed0_syn999_real1_rgb: {data[0]} synthetic clips: class 0 has 8 clips, "
+               f"333 requested")
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("text, message", [
@@ -152,15 +173,17 @@ def test_bad_synthetic_sets_are_refused(data, tmp_path, over, message):
 def test_a_cell_can_be_a_data_parallel_run(data, tmp_path):
     """cell_gpus: 2 runs each cell as two data-parallel processes (gloo here); a rank's refusal fails
     its cell in one line and the grid goes on."""
-    path = _grid(data, tmp_path, synthetic=[6, 999], cell_gpus=2)
+    path = _grid(data, tmp_path, synthetic=[6], synthetic_roots={"plain": str(data[0]),
+                                                              "cut": str(_cut_frames(data, tmp_path))},
+                 synthetic_root=None, cell_gpus=2)
     out = tmp_path / "out"
     r = run_cli("synthact", "ablate", "--config", str(path), "--out", str(out), "--quiet")
     assert r.returncode == 1, r.stderr
     rows = list(csv.DictReader(open(out / "results.csv")))
-    assert rows[0]["status"] == "ok", rows
-    assert json.loads((out / "cells" / rows[0]["cell"] / "metrics.json").read_text())["world_size"] == 2
+    assert rows[1]["status"] == "ok", rows    # safe_dump writes the sets sorted: cut, then plain
+    assert json.loads((out / "cells" / rows[1]["cell"] / "metrics.json").read_text())["world_size"] == 2
     # whichever rank refuses first is the cause reported (both refuse alike; the launcher stops the other)
-    assert re.match(r"failed: rank [01] of 2: .*333 requested$", rows[1]["status"]), rows[1]
+    assert re.match(r"failed: rank [01] of 2: .*/cut/rawframes/.*truncated JPEG", rows[0]["status"]), rows[0]
     bad = _grid(data, tmp_path, cell_gpus=3)        # batch_size 4 does not split over 3 processes
     r = run_cli("synthact", "ablate", "--config", str(bad), "--out", str(tmp_path / "o"))
     assert r.returncode == 2 and "train.batch_size 4: a cell of cell_gpus 3" in r.stderr, r.stderr

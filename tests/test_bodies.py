@@ -21,7 +21,7 @@ from synthact.render.skinned import (
     pose_joints,
 )
 
-from .conftest import run_cli
+from .conftest import refusal, run_cli
 
 # the bones of ../shared/data/bodies/human-male.glb (Unreal-style names) that matter, and their parents
 UE = {"root": None, "pelvis": "root", "spine_01": "pelvis", "spine_02": "spine_01", "spine_03": "spine_02",
@@ -174,12 +174,22 @@ def test_an_fbx_body_renders(fixtures, tmp_path):
     assert (img.max(axis=-1) > 20).mean() > 0.01
 
 
-def test_a_corrupt_body_file_fails_its_clips_with_the_file_named(tmp_path):
+def test_a_corrupt_body_file_is_refused_once_before_the_root_is_claimed(fixtures, tmp_path):
     broken = tmp_path / "broken.glb"
     broken.write_bytes(b"glTF" + bytes(range(256)) * 8)
     out = tmp_path / "o"
-    r = run_cli("render-clips", "--out", str(out), "--classes", "wave", "--per-class", "2", "--frames", "2",
-                "--size", "64x48", "--body", str(broken), "--quiet")
-    assert r.returncode == 1, r.stderr
-    assert r.stderr.count(f"{broken}: Blender could not import it") == 2
-    assert not C.read_manifest(out) and not list(C.iter_clips(out))
+    args = ("render-clips", "--out", str(out), "--classes", "wave", "--per-class", "2", "--frames", "2",
+            "--size", "64x48", "--quiet")
+    refusal(run_cli(*args, "--body", f"mannequin:1,{broken}:1"), f"--body {broken}: Blender could not import it")
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["broken.glb"]
+    # a file Blender reads but that is no rigged body fails the same way, once
+    rigless = tmp_path / "rigless.glb"
+    assert subprocess.run([sys.executable, "-c", "import bpy, sys; bpy.ops.wm.read_factory_settings(use_empty=True);"
+                           "bpy.ops.mesh.primitive_cube_add(); bpy.ops.export_scene.gltf(filepath=sys.argv[1])",
+                           str(rigless)], capture_output=True, timeout=300).returncode == 0
+    refusal(run_cli(*args, "--body", str(rigless)), f"--body {rigless}: need one armature and a mesh skinned to it")
+    assert not out.exists()
+    good = fixtures / "bodies/human-male.glb"     # the same root then takes a good body
+    r = run_cli(*args, "--body", str(good))
+    assert r.returncode == 0, r.stderr
+    assert len(C.read_manifest(out)) == 2 and C.recorded_settings(out)["bodies"] == [str(good)]

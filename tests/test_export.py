@@ -53,6 +53,11 @@ def test_videos_with_mmaction2_lists_and_refusals(root, tmp_path):
     while cap.read()[0]:
         n += 1
     assert n == 4
+    r = run_cli("synthact", "export", str(root), "--format", "videos", "--out", str(out))  # its own: resumed
+    assert r.returncode == 0 and "(6 videos kept from an earlier run)" in r.stdout, r.stderr
+    r = run_cli("synthact", "export", str(root), "--format", "webdataset", "--out", str(out))
+    assert r.returncode == 2 and "format=videos" in r.stderr
+    (out / "export.json").unlink()
     r = run_cli("synthact", "export", str(root), "--format", "videos", "--out", str(out))
     assert r.returncode == 2 and "not empty" in r.stderr
     r = run_cli("synthact", "export", str(root), "--format", "webdataset", "--out", str(root / "inside"))

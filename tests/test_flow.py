@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from synthact import contract as C
-from synthact.data.prepare import decode_video
+from synthact.data.video import decode_video
 from synthact.data.splits import load_splits, subset_classes
 from synthact.flow.extract import run_flow
 from synthact.flow.methods import make_flow
@@ -93,9 +93,9 @@ def test_prepare_ucf101_counts_frames_by_decoding(fixtures, tmp_path):
 
 def test_hmdb_clip_decodes_48_frames_not_the_declared_49(fixtures, tmp_path):
     info = decode_video(fixtures / "real/videos/hmdb51/wave/TrumanShow_wave_f_nm_np1_fr_med_26.avi",
-                        (340, 256), tmp_path)
-    assert info["num_frames"] == 48 and info["declared_frames"] == 49
-    assert info["source_size"] == [432, 240]
+                        (340, 256), lambda k, frame: C.write_jpeg(tmp_path / C.img_name(k), frame))
+    assert info.num_frames == 48 and info.declared_frames == 49
+    assert info.record()["source_size"] == [432, 240]
     assert C.count_frames(tmp_path) == 48
 
 
@@ -124,7 +124,7 @@ def test_bad_videos_fail_alone_and_the_run_completes(fixtures, tmp_path):
     assert r.returncode == 1
     assert "1 videos prepared, 0 already done, 3 failed" in r.stdout
     report = (out / "failures.txt").read_text()
-    assert "v_Punch_g01_c01.avi: truncated: decoded" in report
+    assert "v_Punch_g01_c01.avi: truncated: the stream stops after" in report
     assert "v_Punch_g08_c01.avi: cannot open video" in report or "v_Punch_g08_c01.avi: no frame decodes" in report
     assert "v_Punch_g08_c02.avi: only one frame decodes" in report
     assert len(report.splitlines()) == 3

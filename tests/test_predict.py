@@ -108,3 +108,40 @@ def test_refusals_are_one_line(runs, tmp_path):
     (tmp_path / "empty").mkdir()
     refusal(run_cli("synthact", "predict", "--run", str(out["rgb"]), str(tmp_path / "empty")), "no video files")
     refusal(run_cli("synthact", "predict", "--run", str(tmp_path / "empty"), str(tmp_path)), "config.json")
+
+
+def test_predict_takes_a_jhmdb_clip_whose_container_overcounts(fixtures, runs):
+    """J-HMDB's AVIs declare 3-8 frames more than decode; the video is whole and is classified."""
+    _, out = runs
+    video = sorted((fixtures / "real/videos/jhmdb_train/wave").glob("*.avi"))[0]
+    r = run_cli("synthact", "predict", "--run", str(out["flow"]), "--protocol", "fast", str(video))
+    assert r.returncode == 0, r.stderr
+    assert "1 videos classified, 0 failed" in r.stdout
+
+
+@pytest.mark.parametrize("key, value, words", [
+    ("segments", 1000000, "segments 1000000: must be a whole number >= 1 and <= 64"),
+    ("segments", -1, "segments -1: must be a whole number >= 1"),
+    ("segments", "3", "segments '3': must be a whole number"),
+    ("size", "32", "size '32': must be a whole number >= 16"),
+    ("size", 0, "size 0: must be a whole number >= 16"),
+    ("size", 100000, "size 100000: must be a whole number >= 16 and <= 4096"),
+    ("size", float("nan"), "size nan: must be a whole number"),
+    ("num_classes", None, "num_classes None: must be a whole number >= 1"),
+    ("modality", "depth", "modality 'depth': choose from rgb, flow"),
+    ("backbone", ["resnet18"], "backbone ['resnet18']: choose from"),
+    ("info", "evil", "info 'evil': must be a mapping"),
+])
+def test_a_run_folders_config_is_checked_as_for_resume(runs, tmp_path, key, value, words):
+    """A hand-edited config.json is refused in one line before any model is built or video read."""
+    import json
+    _, out = runs
+    run = tmp_path / "run"
+    shutil.copytree(out["rgb"], run)
+    cfg = json.loads((run / "config.json").read_text())
+    cfg[key] = value
+    (run / "config.json").write_text(json.dumps(cfg))
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    r = run_cli("synthact", "predict", "--run", str(run), "--csv", str(tmp_path / "p.csv"), str(tmp_path))
+    refusal(r, str(run / "config.json"), words)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before

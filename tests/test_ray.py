@@ -191,6 +191,15 @@ def test_executor_options_are_checked_in_one_line(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_a_real_head_passes_the_handshake_given_by_address(tmp_path, cluster):
+    """--ray-address checks that a Ray GCS answers (HTTP/2, as gRPC speaks); a real head does."""
+    out = tmp_path / "o"
+    r = run_cli("render-clips", "--out", str(out), "--executor", "ray", "--ray-address", "127.0.0.1:6379", *RENDER,
+                env=_env(), timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert len(C.read_manifest(out)) == 4
+
+
 def test_a_killed_driver_resumes_on_rerun(tmp_path, cluster):
     out = tmp_path / "synth"
     proc = subprocess.Popen([str(BIN / "render-clips"), "--out", str(out), "--executor", "ray", *SLOW_RENDER],

@@ -15,6 +15,7 @@ from synthact.render.bvh import euler, parse_bvh, write_bvh
 from synthact.render.mannequin import INDEX, build_skeleton, sample_proportions
 from synthact.render.mocap import SEGMENTS, key_map, retarget, sample_positions
 from synthact.render.motion import rot
+from synthact.render.vectors import align
 
 CMU = ("01_01", "02_01", "05_06", "13_26", "13_32", "13_39", "13_40", "13_41", "13_42")
 _AX = {"X": 0, "Y": 1, "Z": 2}
@@ -522,3 +523,220 @@ def test_an_fbx_capture_renders_through_motions(mocap, tmp_path):
         assert rec["motion"]["source"] == "bvh" and rec["motion_used"]["capture_fps"] > 100
         img = C.read_image(C.clip_dir(out, rec["clip"]) / C.img_name(2))
         assert (img.max(axis=-1) > 20).mean() > 0.01, rec["clip"]
+
+
+# ------------------------------------------------------------------ rigs whose rest pose or helper joints mislead
+def _below(c: Capture, j: int) -> list[int]:
+    """The joints under ``j`` (parents are listed first)."""
+    out = [j]
+    for k, p in enumerate(c.parents):
+        if p in out:
+            out.append(k)
+    return out[1:]
+
+
+def rest_turned(c: Capture, joint: str, Q: np.ndarray) -> Capture:
+    """The same motion, with ``joint``'s zero pose (and so everything under it) turned by ``Q``."""
+    j = c.names.index(joint)
+    below = _below(c, j)
+    offsets, L = c.offsets.copy(), c.L.copy()
+    offsets[below] = offsets[below] @ Q.T
+    L[:, below] = Q @ L[:, below] @ Q.T
+    L[:, j] = L[:, j] @ Q.T
+    return replace(c, offsets=offsets, L=L)
+
+
+# CMU's joints (sides taken off) in other families' names: {0} their side prefix, {1} the side in words
+FAMILIES = {
+    "cc": ({"Reference": "CC_Base_BoneRoot", "Hips": "CC_Base_Hip", "LowerBack": "CC_Base_Waist",
+            "Spine": "CC_Base_Spine01", "Spine1": "CC_Base_Spine02", "Neck": "CC_Base_NeckRoot",
+            "Neck1": "CC_Base_NeckTwist01", "Head": "CC_Base_Head", "HipJoint": "CC_Base_{0}_Pelvis",
+            "UpLeg": "CC_Base_{0}_Thigh", "Leg": "CC_Base_{0}_Calf", "Foot": "CC_Base_{0}_Foot",
+            "ToeBase": "CC_Base_{0}_ToeBase", "Shoulder": "CC_Base_{0}_Clavicle", "Arm": "CC_Base_{0}_Upperarm",
+            "ForeArm": "CC_Base_{0}_Forearm", "Hand": "CC_Base_{0}_Hand", "FingerBase": "CC_Base_{0}_Palm",
+            "HandIndex1": "CC_Base_{0}_Index1", "Thumb": "CC_Base_{0}_Thumb1", "Eye": "CC_Base_{0}_Eye"}, "LR"),
+    "daz": ({"Hips": "hip", "LowerBack": "abdomen", "Spine": "chest", "Spine1": "chestUpper", "Neck": "neck",
+             "Neck1": "neckUpper", "Head": "head", "HipJoint": "{0}Buttock", "UpLeg": "{0}Thigh", "Leg": "{0}Shin",
+             "Foot": "{0}Foot", "ToeBase": "{0}Toe", "Shoulder": "{0}Collar", "Arm": "{0}Shldr",
+             "ForeArm": "{0}ForeArm", "Hand": "{0}Hand", "FingerBase": "{0}Carpal", "HandIndex1": "{0}Index1",
+             "Thumb": "{0}Thumb1", "Eye": "{1}Eye"}, "lr"),
+    "3dsmax": ({"Hips": "Hips", "LowerBack": "Chest", "Spine": "Chest2", "Spine1": "Chest3", "Neck": "Neck",
+                "Neck1": "Neck1", "Head": "Head", "HipJoint": "{0}HipBase", "UpLeg": "{0}Hip", "Leg": "{0}Knee",
+                "Foot": "{0}Ankle", "ToeBase": "{0}Toe", "Shoulder": "{0}Collar", "Arm": "{0}Shoulder",
+                "ForeArm": "{0}Elbow", "Hand": "{0}Wrist", "FingerBase": "{0}Palm", "HandIndex1": "{0}Finger1",
+                "Thumb": "{0}Thumb"}, ("Left", "Right")),
+}
+
+
+def family_named(c: Capture, family: str, eyes: bool) -> Capture:
+    """CMU's skeleton as a ``family`` export: its names, no end sites, eyes (a left/right pair) under the head
+    where ``eyes``, forward of it, beside it and higher than it in the zero pose (as DAZ's and CC's)."""
+    import re
+    table, sides = FAMILIES[family]
+    c = without_end_sites(c)
+    if eyes:
+        F = len(c.L)
+        for side, x in zip(sides, (1.0, -1.0)):
+            c = _insert(c, c.names.index("Head"), f"{'Left' if side == sides[0] else 'Right'}Eye",
+                        np.array([0.55 * x, 1.2, 1.2]), rot(1, np.full(F, 5.0)))
+        c = _parents_first(c)
+    names = []
+    for n in c.names:
+        m = re.fullmatch(r"(Left|Right|L|R)([A-Z]\w*)", n) if n not in table else None
+        if m:
+            i = 0 if m.group(1).startswith("L") else 1
+            n = table[m.group(2)].format(sides[i], ("left", "right")[i])
+        names.append(table.get(n, n))
+    return replace(c, names=names)
+
+
+def cc_like(c: Capture) -> Capture:
+    """A Character Creator export: CC names, a root on the floor, eyes, 60 fps, and a zero pose with the
+    legs pointing up (each thigh turned half round, the toes along the shins and a one-degree kink in the
+    knees); the motion the same."""
+    c = family_named(floor_root(resampled(c, 60)), "cc", eyes=True)
+    turn, kink = rot(0, np.array(180.0)), rot(0, np.array(1.0))
+    for s in "LR":
+        c = rest_turned(c, f"CC_Base_{s}_Thigh", turn)
+        c = rest_turned(c, f"CC_Base_{s}_Calf", kink)
+        foot, toe = c.names.index(f"CC_Base_{s}_Foot"), c.names.index(f"CC_Base_{s}_ToeBase")
+        c = rest_turned(c, f"CC_Base_{s}_Foot", align(_unit(c.offsets[toe]), _unit(c.offsets[foot])))
+    return c
+
+
+def _truth(mocap: Path, n: int = 12) -> dict:
+    """02_01's key points by its names (cgspeed), 0.4 s from its start in ``n`` frames."""
+    f = mocap / "02_01.bvh"
+    keys, _ = sample_positions(str(f), [0, len(parse_bvh(f).motion) - 1], n, 30, 0.0, 1.0, False, "cgspeed")
+    return keys
+
+
+def test_a_character_creator_rig_with_its_legs_up_in_the_zero_pose_faces_the_way_it_walks(mocap, tmp_path):
+    from synthact.render.bvh import load_bvh
+    from synthact.render.skeleton import body_forward, rest_pose
+    path = cc_like(read(mocap / "02_01.bvh")).write(tmp_path / "cc.bvh")
+    b, _ = load_bvh(str(path), path.stat().st_mtime_ns)
+    rest = rest_pose(np.array(b.parents), b.offsets)
+    i = b.names.index
+    for s in "LR":  # the rig is what it claims: legs along +up with every rotation zero, toes along them
+        leg = _unit(rest[i(f"CC_Base_{s}_Foot")] - rest[i(f"CC_Base_{s}_Thigh")])
+        toe = _unit(rest[i(f"CC_Base_{s}_ToeBase")] - rest[i(f"CC_Base_{s}_Foot")])
+        assert leg[1] > 0.9 and toe[1] > 0.9, (leg, toe)
+    assert b.fps == pytest.approx(60, rel=1e-3)
+    for spec in (None, "cc"):
+        km = key_map(str(path), path.stat().st_mtime_ns, spec)
+        assert km.up == "+Y", km
+        for k, name in (("hip.l", "CC_Base_L_Thigh"), ("knee.r", "CC_Base_R_Calf"),
+                        ("shoulder.l", "CC_Base_L_Upperarm"), ("wrist.r", "CC_Base_R_Hand"), ("head", "CC_Base_Head")):
+            assert km.names[k] == name, (spec, k, km.describe())
+        keys, _ = sample_positions(str(path), None, 60, 30, 0.0, 1.0, False, spec)
+        travel = (keys["hips"][-1] - keys["hips"][0]) * [1, 1, 0]
+        facing = body_forward(keys, np.array([0.0, 0.0, 1.0]))
+        assert np.linalg.norm(travel) > 0.5 * km.leg
+        assert (facing @ _unit(travel)).min() > 0.9, (spec, facing @ _unit(travel))
+        # the knees bend forwards, and each limb follows the capture's (left on the left)
+        truth = _truth(mocap)
+        keys, _ = sample_positions(str(path), None, 12, 30, 0.0, 1.0, False, spec)
+        for a, z in (("hip.l", "knee.l"), ("knee.r", "ankle.r"), ("shoulder.l", "elbow.l"), ("elbow.r", "wrist.r"),
+                     ("ankle.l", "toe.l"), ("hip.r", "hip.l")):
+            cos = np.sum(_unit(keys[z] - keys[a]) * _unit(truth[z] - truth[a]), axis=-1)
+            assert cos.min() > 0.99, (spec, a, z, cos.min())
+
+
+def test_eyes_under_the_head_are_never_its_top(mocap, tmp_path):
+    c = read(mocap / "02_01.bvh")
+    truth = _truth(mocap, 80)  # 2.6 s, most of the capture
+    for family in ("daz", "cc"):
+        path = family_named(c, family, eyes=True).write(tmp_path / f"{family}.bvh")
+        km = key_map(str(path), path.stat().st_mtime_ns, None)
+        head = {"daz": "head", "cc": "CC_Base_Head"}[family]
+        assert km.names["head"] == head and km.names["head_top"] == f"({head}, extended)", km.describe()
+        keys, _ = sample_positions(str(path), None, 80, 30, 0.0, 1.0, False, None)
+        cos = np.sum(_unit(keys["head_top"] - keys["head"]) * _unit(truth["head_top"] - truth["head"]), axis=-1)
+        assert cos.min() > 0.95, (family, cos)
+
+
+@pytest.mark.parametrize("family", ["daz", "3dsmax", "cc"])
+def test_a_named_map_maps_its_familys_export_without_end_sites(mocap, tmp_path, family):
+    c = read(mocap / "02_01.bvh")
+    path = family_named(c, family, eyes=family != "3dsmax").write(tmp_path / f"{family}.bvh")
+    assert not any(parse_bvh(path).ends)
+    km = key_map(str(path), path.stat().st_mtime_ns, family)
+    assert km.how == family and (km.up, km.forward) == ("+Y", "+Z"), km
+    for k in ("head_top", "hand_tip.l", "hand_tip.r"):
+        assert km.names[k].endswith(", extended)"), km.describe()
+    truth = _truth(mocap)
+    keys, _ = sample_positions(str(path), None, 12, 30, 0.0, 1.0, False, family)
+    skel = build_skeleton(sample_proportions(np.random.default_rng(3)))
+    ours = _directions(skel, retarget(skel, keys, str(path)))
+    for bone, (a, z) in SEGMENTS.items():
+        cos = np.sum(_unit(ours[bone]) * _unit(truth[z] - truth[a]), axis=-1)
+        want = 0.99 if not bone.startswith(("hand", "neck", "head", "foot")) else 0.7
+        assert cos.min() > want, (bone, cos.min(), km.describe())
+
+
+def test_motions_check_reports_a_capture_walking_backwards(mocap, tmp_path):
+    import json
+
+    from .conftest import run_cli
+    c = read(mocap / "02_01.bvh")
+    backwards = replace(c, L=c.L[::-1].copy(), t=c.t[::-1].copy()).write(tmp_path / "backwards.bvh")
+    forwards = mocap / "02_01.bvh"
+    r = run_cli("synthact", "motions", "check", str(forwards), str(backwards), "--no-sheet", "--json")
+    assert r.returncode == 0, r.stderr
+    fwd, back = json.loads(r.stdout)["captures"]
+    assert fwd["travel_along_facing"] > 0.9 and fwd["knee_bend_along_facing"] > 0.8 and fwd["warnings"] == []
+    assert abs(fwd["head_pitch_deg"]) < 30
+    assert back["key_points"] == fwd["key_points"] and back["facing"] == fwd["facing"]  # the body still faces its way
+    assert back["travel_along_facing"] < -0.9 and back["knee_bend_along_facing"] > 0.8
+    assert len(back["warnings"]) == 1 and back["warnings"][0].startswith("walks backwards"), back["warnings"]
+    r = run_cli("synthact", "motions", "check", str(backwards), "--no-sheet")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip().splitlines() == [f"warning: {backwards}: {back['warnings'][0]}"]
+    assert "sanity: travel along facing -0.9" in r.stdout
+
+
+def test_motions_check_warns_of_a_head_pitched_onto_the_chest(mocap, tmp_path):
+    import json
+
+    from .conftest import run_cli
+    c = read(mocap / "02_01.bvh")
+    neck = c.names.index("Neck")
+    c.L[:, neck] = rot(0, np.array(60.0)) @ c.L[:, neck]  # the head hung forwards, 60 degrees off the torso
+    path = c.write(tmp_path / "drooped.bvh")
+    daz = family_named(read(mocap / "02_01.bvh"), "daz", eyes=True).write(tmp_path / "daz.bvh")
+    r = run_cli("synthact", "motions", "check", str(path), str(daz), "--no-sheet", "--json")
+    assert r.returncode == 0, r.stderr
+    drooped, upright = json.loads(r.stdout)["captures"]
+    assert drooped["head_pitch_deg"] > 40 and drooped["travel_along_facing"] > 0.9, drooped
+    assert len(drooped["warnings"]) == 1, drooped["warnings"]
+    assert drooped["warnings"][0].startswith("its head is pitched more than 40 degrees against the torso in 100% ")
+    assert abs(upright["head_pitch_deg"]) < 30 and upright["warnings"] == [], upright
+
+
+SIDE_STYLES = ("CC_Base_{L}_{p}", "Bip01_{L}_{p}", "{Left}{p}", "{l}{p}", "{p}.{L}", "{p}_{l}")
+
+
+@pytest.mark.parametrize("style", SIDE_STYLES)
+def test_names_break_the_tie_of_a_still_symmetric_body(mocap, tmp_path, style):
+    """A T-pose held still, without toes: nothing in the body says which way it faces, so its names say
+    which side is left, in each family's way of writing them, even where they contradict the file's axes."""
+    import re
+    c = without_end_sites(read(mocap / "02_01.bvh"))
+    c = _reorder(c, [j for j, n in enumerate(c.names) if "Toe" not in n])
+    F = 6
+    c = replace(c, L=np.tile(np.eye(3), (F, len(c.names), 1, 1)), t=np.tile(c.t[:1], (F, 1)))
+    for swap in (False, True):
+        names = []
+        for n in c.names:
+            m = re.fullmatch(r"(Left|Right|L|R)([A-Z]\w*)", n)
+            if m:
+                i = (m.group(1).startswith("L")) == swap  # 0: left
+                n = style.format(L="LR"[i], Left=("Left", "Right")[i], l="lr"[i], p=m.group(2))
+            names.append(n)
+        path = replace(c, names=names).write(tmp_path / f"still_{swap}.bvh")
+        km = key_map(str(path), path.stat().st_mtime_ns, None)
+        want = style.format(L="L", Left="Left", l="l", p="{}")
+        for k, part in (("hip.l", "UpLeg"), ("knee.l", "Leg"), ("shoulder.l", "Arm"), ("elbow.l", "ForeArm")):
+            assert km.names[k] == want.format(part), (style, swap, km.describe())
+        assert km.forward == ("-Z" if swap else "+Z"), km

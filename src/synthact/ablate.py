@@ -24,17 +24,21 @@ import yaml
 from . import contract as C
 from .errors import BadConfig, BadData, SynthactError, one_line, warn
 from .executor import LOCAL, Executor, cluster_gpus
+from .grid_roots import check_blocks, make_roots, planned_roots
 from .rootlock import root_lock
 from .train.config import TrainConfig, check
 
 GRID_KEYS = {"synthetic": [0], "real_fraction": [1.0], "modality": ["rgb"], "splits": [1], "seeds": [0]}
 TOP_KEYS = {"name", "real", "real_root", "synthetic_root", "classes", "fusion_weights", "eval_protocol", "train",
-            "note", "cell_cpus", "cell_gpus", "synthetic_roots"} | set(GRID_KEYS)
+            "note", "cell_cpus", "cell_gpus", "synthetic_roots", "val_split", "prepare", "render",
+            "workers"} | set(GRID_KEYS)
 TRAIN_KEYS = {f.name for f in fields(TrainConfig)} - {"out", "real", "real_root", "synthetic_root", "synthetic",
                                                       "real_fraction", "classes", "synthetic_only", "modality",
                                                       "seed", "eval_protocol", "num_classes", "info"}
 MODALITIES = ("rgb", "flow", "fusion")
 SET_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
+MAX_CELL_PROCS = 16     # a data-parallel cell runs on one node: no node holds more GPUs than that
+MAX_CELLS = 1000        # each cell is a training run: a grid beyond this is a typo (a range pasted as a list)
 
 
 def shipped_configs() -> list[str]:
@@ -69,7 +73,7 @@ def load_config(spec: str | Path) -> dict:
         if key not in TRAIN_KEYS:
             raise BadConfig(f"{path}: unknown key 'train.{key}' (known: {', '.join(sorted(TRAIN_KEYS))})")
     for key in ("real", "real_root"):
-        if key not in cfg:
+        if key not in cfg and not (key == "real_root" and cfg.get("prepare") is not None):
             raise BadConfig(f"{path}: missing key '{key}'")
     for key, default in GRID_KEYS.items():
         value = cfg.get(key, default)
@@ -99,9 +103,16 @@ def _grid_problem(key: str, v) -> str | None:
 
 def _check_values(cfg: dict, path) -> None:
     """Every value's type and range, and every cell's train-tsn settings, before a cell runs."""
+    check_blocks(cfg, path)
+    cfg.update(planned_roots(cfg, Path("<out>")))
     for key in ("real", "real_root"):
         if not isinstance(cfg[key], str) or not cfg[key]:
             raise BadConfig(f"{path}: {key} {cfg[key]!r}: expected a text")
+    v = cfg.get("val_split")
+    if v is not None and not (isinstance(v, int) and not isinstance(v, bool) and v in (1, 2, 3)
+                              and v not in cfg["splits"]):
+        raise BadConfig(f"{path}: val_split {v!r}: 1, 2 or 3, another split than the grid's splits (its test "
+                        f"clips among their training clips validate the cells)")
     for key in ("synthetic_root", "classes", "name", "note"):
         if cfg.get(key) is not None and not isinstance(cfg[key], str):
             raise BadConfig(f"{path}: {key} {cfg[key]!r}: expected a text")
@@ -122,10 +133,12 @@ def _check_values(cfg: dict, path) -> None:
             problem = _grid_problem(key, v)
             if problem:
                 raise BadConfig(f"{path}: {key} {v!r}: each value must be {problem}")
-    for key, what in (("cell_cpus", "CPUs per cell under Ray"), ("cell_gpus", "data-parallel processes per cell")):
+    for key, what, most in (("cell_cpus", "CPUs per cell under Ray", None),
+                            ("cell_gpus", "data-parallel processes per cell, on one node", MAX_CELL_PROCS)):
         v = cfg.get(key, 1)
-        if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
-            raise BadConfig(f"{path}: {key} {v!r}: expected a whole number >= 1 ({what})")
+        if not (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= (most or v)):
+            raise BadConfig(f"{path}: {key} {v!r}: expected a whole number >= 1"
+                            + (f" and <= {most}" if most else "") + f" ({what})")
     procs, batch = cfg.get("cell_gpus", 1), cfg["train"].get("batch_size", TrainConfig.batch_size)
     if procs > 1 and isinstance(batch, int) and batch % procs:
         raise BadConfig(f"{path}: train.batch_size {batch}: a cell of cell_gpus {procs} splits the global batch "
@@ -133,6 +146,10 @@ def _check_values(cfg: dict, path) -> None:
     w = cfg["fusion_weights"]
     if not (isinstance(w, list) and len(w) == 2 and all(C.finite(x) for x in w)):
         raise BadConfig(f"{path}: fusion_weights {w!r}: expected two finite numbers (rgb, flow)")
+    size = np.prod([len(cfg[k]) for k in GRID_KEYS], dtype=float) * len(synthetic_sets(cfg))
+    if size > MAX_CELLS:
+        raise BadConfig(f"{path}: the grid crosses {size:.0f} cells, more than {MAX_CELLS} training runs; "
+                        f"split it into several configs")
     todo = cells(cfg)
     if not todo:
         raise BadConfig(f"{path}: the grid has no cells (a cell needs real_fraction > 0 or synthetic > 0)")
@@ -171,7 +188,8 @@ def cells(cfg: dict) -> list[dict]:
 
 def _train_config(cfg: dict, cell: dict, out: Path) -> TrainConfig:
     name = cfg["real"].split(":")[0]
-    return TrainConfig(out=str(out), real=f"{name}:split{cell['split']}", real_root=str(cfg["real_root"]),
+    val = f"-val{cfg['val_split']}" if cfg.get("val_split") else ""
+    return TrainConfig(out=str(out), real=f"{name}:split{cell['split']}{val}", real_root=str(cfg["real_root"]),
                        synthetic_root=cell["root"], synthetic=cell["synthetic"],
                        real_fraction=cell["real_fraction"] or 1.0, synthetic_only=cell["real_fraction"] == 0,
                        classes=cfg.get("classes"), modality=cell["modality"], seed=cell["seed"],
@@ -234,17 +252,42 @@ def cell_task(task: CellTask) -> dict:
 
 
 def run_grid(spec: str | Path, out: Path, progress: bool = True, echo=print, wait: bool = False,
-             executor: Executor = LOCAL) -> dict:
+             executor: Executor = LOCAL, videos: Path | None = None, splits: Path | None = None) -> dict:
     """Run every cell of the grid in ``spec`` into ``out`` (locked for the run), skipping cells
-    with metrics; returns counts and the paths of the table, CSV and plot. Under Ray the training
-    cells run concurrently, one GPU each (``cell_cpus`` CPUs each where the cluster has no GPU);
-    fusion cells then fuse their scores here."""
+    with metrics; returns counts and the paths of the table, CSV and plot. A config with
+    ``prepare:`` / ``render:`` first makes those roots inside ``out`` (``videos`` and ``splits``: the
+    real clips and split files, see :mod:`synthact.grid_roots`). Under Ray the training cells run
+    concurrently, one GPU each (``cell_cpus`` CPUs each where the cluster has no GPU); fusion cells
+    then fuse their scores here."""
     cfg = load_config(spec)
     out = Path(out)
+    if cfg.get("prepare") is None:
+        check_synthetic_counts(cfg, spec)
     executor.start()
     with root_lock(out, wait):
         executor.check_root(out)
+        if cfg.get("prepare") is not None:
+            cfg = make_roots(cfg, out, videos, splits, cfg.get("workers", 2), echo)
+            check_synthetic_counts(cfg, spec)
         return _grid_locked(cfg, out, progress, echo, executor)
+
+
+def check_synthetic_counts(cfg: dict, spec: str | Path) -> None:
+    """Every cell's synthetic count must fit its root (as the cell would select it), checked before
+    the grid starts: a count a root cannot give would otherwise fail its cells one by one."""
+    from .train.mixing import select
+    seen = set()
+    for cell in cells(cfg):
+        key = (cell["split"], cell["root"], cell["synthetic"])
+        if cell["modality"] == "fusion" or not cell["synthetic"] or key in seen:
+            continue
+        seen.add(key)
+        c = _train_config(cfg, cell, Path("<out>"))
+        try:
+            select(c.real, Path(c.real_root), Path(c.synthetic_root) if c.synthetic_root else None, c.synthetic,
+                   1.0, c.classes, False, c.seed)
+        except (SynthactError, OSError) as exc:
+            raise BadConfig(f"{spec}: cell {cell['id']}: {one_line(exc)}") from None
 
 
 def _on_ray(cfg: dict, todo: list[dict], out: Path, echo, executor: Executor) -> dict:
@@ -328,9 +371,7 @@ def _done_metrics(path: Path) -> dict | None:
 
 def _write_text(path: Path, text: str) -> None:
     """Whole or not at all: a reader (or a kill) sees the old file or the new one."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, newline="")
-    os.replace(tmp, path)
+    C.atomic_write(path, text)
 
 
 def write_results(out: Path, rows: list[dict], cfg: dict) -> None:
@@ -403,7 +444,6 @@ def plot(rows: list[dict], path: Path, cfg: dict) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    tmp = path.with_name(f"{path.name}.tmp")  # as contract.write_json: replaced whole
-    fig.savefig(tmp, dpi=110, format="png")
+    with C.atomic_output(path, ".png") as tmp:  # replaced whole
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
-    os.replace(tmp, path)

@@ -14,12 +14,13 @@ import click
 
 from .contract import FAILURES, MISSING, write_lines
 from .data.splits import DATASETS
-from .errors import BadConfig, SynthactError, one_line
+from .errors import BadConfig, Interrupted, SynthactError, one_line
 from .flow.methods import METHODS, OPENCV_METHODS
 from .train.recipe import BACKBONES, MODALITIES
 
 BAD_INPUT = 2   # exit code for input we refuse (one line on stderr)
 PARTIAL = 1     # exit code when some clips failed and the rest completed
+INTERRUPTED = 130   # Ctrl-C, as a shell reports a process SIGINT stopped (128 + 2)
 
 
 class Guarded(click.Command):
@@ -33,6 +34,12 @@ class Guarded(click.Command):
         except (SynthactError, OSError) as exc:
             click.echo(f"error: {one_line(exc)}", err=True)
             ctx.exit(BAD_INPUT)
+        except Interrupted as exc:   # a batch stopped by a signal says what it finished
+            click.echo(f"interrupted: {exc}", err=True)
+            ctx.exit(exc.code)
+        except KeyboardInterrupt:    # Ctrl-C outside a batch's loop (which says what it finished)
+            click.echo("interrupted: Ctrl-C before the command finished", err=True)
+            ctx.exit(INTERRUPTED)
 
 
 def _log_warnings() -> None:
@@ -91,7 +98,8 @@ Examples:
 
 @click.command("render-clips", cls=Guarded, epilog=RENDER_EXAMPLES)
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Rawframe root to write.")
-@click.option("--classes", default="ucf25", show_default=True, help="ucf25 | hmdb | all | comma list of classes.")
+@click.option("--classes", default=None, help="ucf25 | hmdb | all | comma list of classes (default: the classes of the "
+              "--motions library, else ucf25).")
 @click.option("--per-class", type=click.IntRange(min=1), help="Clips per class.")
 @click.option("--total", type=click.IntRange(min=1), help="Clips in all, spread evenly over the classes.")
 @click.option("--frames", default=64, show_default=True, type=click.IntRange(min=2))
@@ -207,23 +215,31 @@ Examples:
 @click.option("--workers", default=None, type=click.IntRange(min=1),
               help="Processes (default: 1; under --executor ray, one per CPU of the cluster).")
 @click.option("--allow-missing", is_flag=True, help="Videos listed in a split but absent are reported, not an error.")
+@click.option("--strict-frames", is_flag=True,
+              help="Refuse a video that decodes fewer frames than its container declares (by default it is "
+                   "prepared, with declared_frames recorded, unless its stream stops far short).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @executor_options
 @WAIT
-def prepare_cmd(dataset, videos, splits, out, classes, flow, size, workers, allow_missing, quiet, executor,
-                ray_address, wait):
+def prepare_cmd(dataset, videos, splits, out, classes, flow, size, workers, allow_missing, strict_frames, quiet,
+                executor, ray_address, wait):
     """Decode HMDB-51 / UCF-101 videos into a rawframe root with flow and the three official splits."""
     from .data.prepare import PrepareJob, prepare
     from .render.clips import parse_size
     ex = _executor(executor, ray_address)
     s = prepare(PrepareJob(dataset, videos, splits, out, classes, flow, parse_size(size), _workers(workers, ex), wait,
-                           ex), not quiet)
+                           ex, strict_frames), not quiet)
     click.echo(f"{s.done} videos prepared, {s.skipped} already done, {len(s.failures)} failed, "
                f"{len(s.missing)} missing of {s.videos}; {s.frames} frames in {s.seconds:.1f}s"
                f"{_per_node(ex, s.nodes)} -> {out}")
     if s.missing:
         click.echo(f"{len(s.missing)} videos listed in the splits are not on disk: {Path(out) / MISSING}",
                    err=True)
+    if s.short:
+        most = max(s.short, key=lambda c: c[2] - c[1])
+        click.echo(f"warning: {len(s.short)} videos decode fewer frames than their containers declare (up to "
+                   f"{most[2] - most[1]} fewer, {most[0]}); prepared from the frames that decode, declared_frames "
+                   f"recorded in the manifest (--strict-frames refuses them)", err=True)
     click.echo("lists: " + ", ".join(str(p) for p in s.lists))
     if s.missing and not allow_missing and not s.failures:
         sys.exit(PARTIAL)
@@ -315,14 +331,18 @@ Example:
   synthact ablate --config ucf25_10pct --out results/ucf25_10pct""")
 @click.option("--config", "config", required=True, help="A YAML file or the name of a shipped config.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--videos", default=None, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Configs that prepare their real clips (minihmdb): the folder of <class>/ videos.")
+@click.option("--splits", default=None, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Configs that prepare their real clips: the official split files' folder.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @executor_options
 @WAIT
-def ablate_cmd(config, out, quiet, executor, ray_address, wait):
+def ablate_cmd(config, out, videos, splits, quiet, executor, ray_address, wait):
     """Run a data-ablation grid of train-tsn cells; write results.csv, results.md and a plot."""
     from .ablate import run_grid
     r = run_grid(config, out, progress=not quiet, echo=click.echo, wait=wait,
-                 executor=_executor(executor, ray_address))
+                 executor=_executor(executor, ray_address), videos=videos, splits=splits)
     click.echo(Path(r["md"]).read_text())
     click.echo(f"{r['cells']} cells ({r['skipped']} already done, {r['failed']} failed): {r['csv']}, {r['plot']}")
     if r["failed"]:
@@ -358,7 +378,8 @@ Examples:
   synthact export synth --format videos --out synth_mp4""")
 @click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--format", "fmt", required=True, type=click.Choice(["webdataset", "videos"]))
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="A new, empty folder.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="A new or empty folder, or a killed export of the same root and format, which is finished.")
 @click.option("--shard-size", default=100, show_default=True, type=click.IntRange(min=1), help="Clips per tar shard.")
 @WAIT
 def export_cmd(root, fmt, out, shard_size, wait):
@@ -366,7 +387,8 @@ def export_cmd(root, fmt, out, shard_size, wait):
     from .export import export_root
     r = export_root(root, out, fmt, shard_size, wait)
     click.echo(f"{r['clips']} clips exported as {fmt}" + (f" in {r['shards']} shards" if "shards" in r else "")
-               + f" -> {out}")
+               + (f" ({r['kept']} {'shards' if 'shards' in r else 'videos'} kept from an earlier run)" if r["kept"]
+                  else "") + f" -> {out}")
 
 
 @click.command("info", cls=Guarded)
@@ -374,11 +396,10 @@ def export_cmd(root, fmt, out, shard_size, wait):
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
 def info_cmd(folder, as_json):
     """What a rawframe root or a train-tsn run folder holds, and which stages have work left."""
-    import json
-
+    from .info import as_json as json_text
     from .info import as_text, describe
     info = describe(folder)
-    click.echo(json.dumps(info, indent=1) if as_json else as_text(info))
+    click.echo(json_text(info) if as_json else as_text(info))
 
 
 @click.group()
@@ -397,7 +418,8 @@ def motions_group():
 \b
 Examples:
   synthact motions check captures/*.bvh
-  synthact motions check walk.bvh --bone-map mymap.yaml --sheet walk.png --seconds 6""")
+  synthact motions check walk.bvh --bone-map mymap.yaml --sheet walk.png --seconds 6
+  synthact motions check captures/*.bvh --no-sheet --json""")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--bone-map", help="cgspeed | 3dsmax | daz | cc | FILE: map by joint names instead of by structure.")
 @click.option("--sheet", default="motions_check.png", show_default=True,
@@ -408,15 +430,28 @@ Examples:
               help="Of each capture shown.")
 @click.option("--frames", default=5, show_default=True, type=click.IntRange(min=2), help="Frames per row.")
 @click.option("--size", default="160x120", show_default=True, help="WIDTHxHEIGHT of each frame.")
-def motions_check(files, bone_map, sheet, no_sheet, seconds, frames, size):
-    """Print each capture's key points (joint names), up axis, unit, fps, frames and duration; a
-    capture that cannot be mapped is named in one line with what is missing."""
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object instead of text: {captures: [...], sheet}, each capture with its map and "
+                   "travel_along_facing, knee_bend_along_facing, head_pitch_deg, warnings (or its error).")
+def motions_check(files, bone_map, sheet, no_sheet, seconds, frames, size, as_json):
+    """Print each capture's key points (joint names), up axis, unit, fps, frames and duration, and
+    whether it moves like a person (travels the way it faces, knees bend forwards, head upright), with
+    a one-line warning where not; a capture that cannot be mapped is named in one line with what is
+    missing."""
+    import json
+
     from .render.clips import parse_size
     from .render.mocap import check_motions
     r = check_motions([str(f) for f in files], bone_map, None if no_sheet else sheet, parse_size(size), seconds,
                       frames)
+    if as_json:
+        click.echo(json.dumps({"captures": r["captures"], "sheet": r["sheet"]}, indent=1))
+        sys.exit(PARTIAL if r["failed"] else 0)
     for text in r["lines"]:
         click.echo(text)
+    for c in r["captures"]:
+        for w in c.get("warnings", []):
+            click.echo(f"warning: {c['file']}: {w}", err=True)
     for f, why in r["failed"]:
         click.echo(f"not mapped: {why}" if str(f) in why else f"not mapped: {f}: {why}", err=True)
     if r["sheet"]:
@@ -424,6 +459,37 @@ def motions_check(files, bone_map, sheet, no_sheet, seconds, frames, size):
     click.echo(f"{len(files) - len(r['failed'])} of {len(files)} captures mapped")
     if r["failed"]:
         sys.exit(PARTIAL)
+
+
+@motions_group.command("extract", cls=Guarded, epilog="""
+\b
+Examples:
+  synthact motions extract hmdb51_videos/ --dataset hmdb51 --splits testTrainMulti_7030_splits --split 1 --out lib
+  synthact motions extract clips/wave/a.avi clips/golf/ --out lib
+  synthact render-clips --motions lib/motions.yaml --classes all --per-class 20 --out synth""")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Library folder: motions.yaml, one BVH per segment, extraction.json.")
+@click.option("--dataset", type=click.Choice(list(DATASETS)),
+              help="Use only the training videos of this dataset's split.")
+@click.option("--splits", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of the dataset's official split files.")
+@click.option("--split", type=click.IntRange(1, 3), help="Which official split (1, 2 or 3).")
+@click.option("--allow-test", is_flag=True, help="Use the split's test videos too (recorded in the library).")
+@click.option("--quiet", is_flag=True, help="No progress line per video.")
+def motions_extract(paths, out, dataset, splits, split, allow_test, quiet):
+    """3D body motion from videos (a class per <class>/ folder) as captures for render-clips --motions:
+    one person tracked, gaps filled or split, smoothed, constant bones, root travel estimated."""
+    from .data.extract_motions import extract_motions, summary_line
+
+    def progress(done, total, video):
+        if not quiet:
+            click.echo(f"[{done}/{total}] {video}", err=True)
+    s = extract_motions(list(paths), out, dataset, splits, split, allow_test, progress)
+    for video, frames, why in s.dropped:
+        span = f" frames {frames[0]}-{frames[1]}" if frames else ""
+        click.echo(f"  dropped {video}{span}: {why}")
+    click.echo(summary_line(s))
 
 
 main.add_command(motions_group)

@@ -25,6 +25,7 @@ import numpy as np
 
 from . import contract as C
 from .errors import BadConfig, BadData, SynthactError, one_line
+from .rootlock import output_folder
 
 FEATURES = ("mean_flow", "moving_share", "fast_share", "box_width", "box_height", "centroid_x", "centroid_y",
             "temporal_energy")
@@ -35,6 +36,7 @@ MOVING, FAST = 1.0, 4.0                   # px: a pixel moves, a pixel moves fas
 MAX_WINDOWS = 16                          # windows of two consecutive flow pairs read per clip
 HIST_EDGES = np.array([0, 0.25, 0.5, 1, 2, 4, 8, 16, 2 ** 0.5 * C.FLOW_BOUND + 1e-6])  # |flow| px
 SIDES = ("real", "synthetic")
+MARKER = "compare.json"                   # says a folder holds compare's output, which a rerun replaces
 
 
 @dataclass
@@ -62,7 +64,13 @@ def clip_stats(folder: Path, clip: str, pairs: int) -> ClipStats:
     for k in starts:
         for j in (k, k + 1):
             if j <= pairs and j not in mags:
-                f = C.read_flow_pair(folder, j)
+                fx, fy = C.read_flow_jpegs(folder, j)
+                shape = next(iter(mags.values())).shape if mags else fx.shape
+                if fx.shape != shape or fy.shape != shape:  # a clip is one frame size throughout
+                    raise BadData(f"{folder}: flow pair {j} is {fx.shape[1]}x{fx.shape[0]} and "
+                                  f"{fy.shape[1]}x{fy.shape[0]}, the clip {shape[1]}x{shape[0]}: flow images differ "
+                                  f"in size")
+                f = C.decode_flow(fx, fy)
                 mags[j] = np.hypot(f[..., 0], f[..., 1])
     if not mags:
         raise BadData(f"{folder}: no flow pairs")
@@ -180,10 +188,16 @@ def compare_roots(real: Path, synthetic: Path, out: Path, max_clips: int = 0) ->
         per_class[c]["gap"] = gap(*both) if all(len(v) > 0 for v in both) else None
     overall = {side: _summary(stats[side]) for side in SIDES}
     overall["gap"] = g
-    out.mkdir(parents=True, exist_ok=True)
+    with output_folder(out, MARKER, {"made_by": "synthact compare"}):
+        _write(out, real, synthetic, meta, stats, group, classes, overall, per_class, skipped, g)
+    return {"gap": g, "md": out / "report.md", "json": out / "stats.json", "plots": _plot_paths(out),
+            "skipped": skipped, "clips": {side: len(stats[side]) for side in SIDES}, "overall": overall,
+            "per_class": per_class}
+
+
+def _write(out, real, synthetic, meta, stats, group, classes, overall, per_class, skipped, g) -> None:
     plots = _plots(out, stats, group, classes)
-    md = _markdown(real, synthetic, meta, overall, per_class, skipped, plots)
-    (out / "report.md").write_text(md)
+    C.atomic_write(out / "report.md", _markdown(real, synthetic, meta, overall, per_class, skipped, plots))
     C.write_json(out / "stats.json", {
         "gap": g, "features": list(FEATURES), "hist_edges_px": HIST_EDGES.round(4).tolist(),
         "roots": {side: {"root": str(root), **meta[side]} for side, root in zip(SIDES, (real, synthetic))},
@@ -191,8 +205,6 @@ def compare_roots(real: Path, synthetic: Path, out: Path, max_clips: int = 0) ->
         "clips": {side: [{"clip": s.clip, **dict(zip(FEATURES, s.features.round(6).tolist()))} for s in stats[side]]
                   for side in SIDES},
         "skipped": [{"side": a, "clip": b, "why": c} for a, b, c in skipped]})
-    return {"gap": g, "md": out / "report.md", "json": out / "stats.json", "plots": plots, "skipped": skipped,
-            "clips": {side: len(stats[side]) for side in SIDES}, "overall": overall, "per_class": per_class}
 
 
 def _summary(clips: list[ClipStats]) -> dict:
@@ -249,12 +261,16 @@ def _centroid(s: dict) -> str:
     return "–" if not s.get("clips") else f"{s['centroid_x']:.2f}, {s['centroid_y']:.2f}"
 
 
+def _plot_paths(out: Path) -> list[Path]:
+    return [out / "flow_magnitude.png", out / "flow_features.png", out / "per_class.png"]
+
+
 def _plots(out: Path, stats: dict, group: dict, classes: list[str]) -> list[Path]:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     colours = {"real": "tab:orange", "synthetic": "tab:blue"}
-    paths = [out / "flow_magnitude.png", out / "flow_features.png", out / "per_class.png"]
+    paths = _plot_paths(out)
     # 1: share of pixels per |flow| bin, overall
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     centres = np.arange(len(HIST_EDGES) - 1)
@@ -270,7 +286,8 @@ def _plots(out: Path, stats: dict, group: dict, classes: list[str]) -> list[Path
     ax.set_title("Flow magnitude histogram", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(paths[0], dpi=100)
+    with C.atomic_output(paths[0], ".png") as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     # 2: per-clip features, one panel each
     fig, axes = plt.subplots(2, 4, figsize=(12, 5.5))
@@ -285,7 +302,8 @@ def _plots(out: Path, stats: dict, group: dict, classes: list[str]) -> list[Path
         ax.set_title(LABELS[key], fontsize=9)
     fig.suptitle("Per-clip flow features (dots: clips, bar: mean)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(paths[1], dpi=100)
+    with C.atomic_output(paths[1], ".png") as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     # 3: per class: mean |flow| and moving share, side by side
     fig, axes = plt.subplots(1, 2, figsize=(max(7, 0.5 * len(classes) + 4), 4))
@@ -299,6 +317,7 @@ def _plots(out: Path, stats: dict, group: dict, classes: list[str]) -> list[Path
         ax.set_title(LABELS[key], fontsize=9)
     axes[0].legend(fontsize=8, title="clips: real/synthetic", title_fontsize=7)
     fig.tight_layout()
-    fig.savefig(paths[2], dpi=100)
+    with C.atomic_output(paths[2], ".png") as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return paths

@@ -9,11 +9,14 @@ Every stage reads and writes through this module, nothing else.
 """
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import re
+import secrets
 import shutil
+import stat
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -364,6 +367,8 @@ def reconcile(root: Path) -> list[dict]:
     A clip folder that no record lists is someone else's: refused, never deleted.
     """
     root = Path(root)
+    for folder in (root, root / ANNOTATIONS):
+        remove_stale_temps(folder)
     recover_staging(root)
     repair_manifest(root)
     recover_pending(root)
@@ -392,7 +397,7 @@ def read_manifest(root: Path, name: str = MANIFEST) -> list[dict]:
     records: dict[str, dict] = {}
     parsed = 0
     try:
-        lines = path.read_text().splitlines()
+        lines = read_regular(path).decode().splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise BadData(f"{path}: cannot read ({exc})") from None
     for i, line in enumerate(lines):
@@ -419,37 +424,108 @@ def repair_manifest(root: Path, name: str = MANIFEST) -> list[dict]:
     records = read_manifest(root, name)
     path = Path(root) / name
     if path.exists():
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
-        os.replace(tmp, path)
+        atomic_write(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
     return records
+
+
+def read_regular(path: Path) -> bytes:
+    """A file's bytes, opened without blocking: a FIFO, device or folder where a file belongs is an
+    ``OSError`` (never waited on)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def read_text(path: Path, what: str, error: type[Exception] = BadData) -> str:
     """A text input (a split file, a YAML config), or one line naming it: not found, unreadable."""
     try:
-        return Path(path).read_text()
+        return read_regular(path).decode()
     except FileNotFoundError:
         raise error(f"{path}: {what} not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise error(f"{path}: cannot read {what} ({exc})") from None
 
 
-def write_json(path: Path, obj: Any, indent: int | None = 1) -> None:
-    """Atomically: a reader (or a kill) sees the old file or the new one, never a torn one."""
+_TEMP = re.compile(r"\..+\.[0-9a-f]{16}\.tmp(\.[a-z0-9]+)?")  # atomic_output's temporary names
+
+
+@contextmanager
+def _atomic(path: Path, suffix: str = "") -> Iterator[tuple[Path, int]]:
+    """A new temporary file beside ``path`` (and its descriptor) that replaces ``path`` whole once
+    the body returns; removed if it raises.
+
+    The file is created exclusively under a fresh name (``O_CREAT|O_EXCL|O_NOFOLLOW``), so a link,
+    FIFO or file planted at a temporary name is never written through, and the rename replaces a
+    link at ``path`` instead of following it.
+    """
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(json.dumps(obj, indent=indent, allow_nan=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp{suffix}")
+        try:
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+            break
+        except FileExistsError:
+            continue
+    try:
+        yield tmp, fd
+        os.fsync(fd)
+        st, now = os.fstat(fd), os.stat(tmp, follow_symlinks=False)
+        if (st.st_dev, st.st_ino) != (now.st_dev, now.st_ino):
+            raise BadData(f"{tmp}: replaced while synthact wrote it; refusing to put it in place of {path}")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_output(path: Path, suffix: str = "") -> Iterator[Path]:
+    """A fresh temporary path for a writer that needs a file name (a video, a plot, a tar), ending
+    in ``suffix`` (``.mp4``: the format); it replaces ``path`` whole when the body returns (see
+    :func:`atomic_write`)."""
+    with _atomic(path, suffix) as (tmp, _):
+        yield tmp
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """``data`` to ``path`` whole or not at all: a reader (or a kill) sees the old file or the new
+    one, never a torn one, and nothing is written through a link planted at ``path`` or at a
+    temporary name. Every file synthact replaces goes through here."""
+    with _atomic(path) as (_, fd):
+        view = memoryview(data.encode() if isinstance(data, str) else data)
+        while view:
+            view = view[os.write(fd, view):]
+
+
+def remove_stale_temps(folder: Path) -> int:
+    """Delete the temporary files of :func:`atomic_write` that killed runs left in ``folder`` (only
+    plain files with its names; the lock holder calls this)."""
+    n = 0
+    for p in Path(folder).iterdir() if Path(folder).is_dir() else ():
+        if _TEMP.fullmatch(p.name) and p.is_file() and not p.is_symlink():
+            p.unlink()
+            n += 1
+    return n
+
+
+def write_json(path: Path, obj: Any, indent: int | None = 1) -> None:
+    """Atomically (see :func:`atomic_write`)."""
+    atomic_write(path, json.dumps(obj, indent=indent, allow_nan=False) + "\n")
 
 
 def read_json(path: Path) -> Any:
     """A JSON file written by :func:`write_json` (or by hand); a torn or invalid one is named."""
     try:
-        return json.loads(Path(path).read_text())
+        return json.loads(read_regular(path).decode())
     except FileNotFoundError:
         raise BadData(f"{path}: not found") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -462,11 +538,25 @@ def finite(value: Any) -> bool:
 
 
 def append_manifest(root: Path, record: dict, name: str = MANIFEST) -> None:
-    """One line per finished clip, flushed to disk before the next clip is counted."""
-    with open(Path(root) / name, "a") as f:
-        f.write(json.dumps(record, sort_keys=True) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    """One line per finished clip, flushed to disk before the next clip is counted; a manifest that
+    is a link, a FIFO or a file linked from elsewhere is refused, never appended to."""
+    path = Path(root) / name
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     0o666)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENXIO):  # a symlink; a FIFO nobody reads
+            raise BadData(f"{path}: not a plain file (a link or a FIFO); refusing to write through it") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            raise BadData(f"{path}: not a plain file of this root ({st.st_nlink} links); refusing to write "
+                          f"through it")
+        os.write(fd, (json.dumps(record, sort_keys=True) + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 # ---------------------------------------------------------------- flow.json
@@ -575,9 +665,7 @@ class Entry:
 def write_lines(path: Path, lines: Iterable[str]) -> None:
     """Lines to ``path`` atomically (a reader never sees half a list)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(f"{line}\n" for line in lines))
-    os.replace(tmp, path)
+    atomic_write(path, "".join(f"{line}\n" for line in lines))
 
 
 def write_classes(root: Path, classes: list[str]) -> None:
@@ -591,7 +679,7 @@ def read_classes(path: Path) -> list[str]:
     if not path.exists():
         raise ContractError(f"{path}: class list not found")
     names = []
-    for i, raw in enumerate(path.read_text().splitlines(), start=1):
+    for i, raw in enumerate(read_text(path, "class list").splitlines(), start=1):
         if raw.strip():
             names.append(check_name(raw.strip(), "class", f"{path}:{i}"))
     if len(set(names)) != len(names):
@@ -614,7 +702,8 @@ def read_annotations(path: Path, clip_ids: bool = True) -> list[Entry]:
     if not path.exists():
         raise ContractError(f"{path}: annotation list not found")
     entries: dict[str, Entry] = {}
-    for i, raw in enumerate(path.read_text().splitlines(), start=1):
+    text = read_text(path, "annotation list")
+    for i, raw in enumerate(text.splitlines(), start=1):
         parts = raw.split()
         if not parts:
             continue
@@ -625,7 +714,7 @@ def read_annotations(path: Path, clip_ids: bool = True) -> list[Entry]:
         if entries.get(entry.clip, entry) != entry:
             raise BadData(f"{path}:{i}: {entry.clip} is listed twice with different frames or labels")
         entries[entry.clip] = entry
-    n = sum(1 for raw in path.read_text().splitlines() if raw.split())
+    n = sum(1 for raw in text.splitlines() if raw.split())
     if len(entries) < n:
         warn(f"{path}: {n - len(entries)} duplicate line(s); each clip is used once")
     return list(entries.values())

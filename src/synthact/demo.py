@@ -15,7 +15,7 @@ import click
 import yaml
 
 from .ablate import run_grid
-from .contract import PREVIEW
+from .contract import PREVIEW, atomic_write
 from .data.target_domain import write_split_lists
 from .flow.extract import run_flow
 from .render.clips import RenderJob, render_batch
@@ -59,7 +59,7 @@ def run_demo(out: Path, workers: int = 2, scale: float = 1.0, progress: bool = T
     cfg = demo_config(out, [0, n(8) * classes, n(24) * classes], [0.25, 1.0], max(2, int(round(10 * scale))),
                       max(32, int(round(96 * scale))))
     cfg_path = out / "ablation.yaml"
-    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    atomic_write(cfg_path, yaml.safe_dump(cfg, sort_keys=False))
     click.echo(f"[4/4] synthact ablate --config {cfg_path}")
     r = run_grid(cfg_path, out / "ablation", progress=progress, echo=click.echo)
     click.echo("")

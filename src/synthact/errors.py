@@ -30,6 +30,16 @@ class RootBusy(SynthactError):
     """Another process holds the lock of the root or run folder this command would write."""
 
 
+class Interrupted(BaseException):
+    """A batch stopped by SIGINT (Ctrl-C) or SIGTERM once its finished items were recorded; ``str``
+    says what was finished and what was not, ``code`` is the exit status (128 + the signal).
+    A BaseException, as KeyboardInterrupt is: no ``except Exception`` may take it for a failed item."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
+
+
 def one_line(exc: BaseException) -> str:
     """The first line of an exception's message, for failure lists and summaries."""
     text = str(exc).strip().splitlines()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,10 +120,43 @@ def _reachable(address: str, timeout: float = 5.0) -> None:
     if not host or not port.isdigit():
         raise BadConfig(f"--ray-address {address!r}: expected HOST:PORT (the head's GCS port, 6379 by default)")
     try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
+        with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+            answer = _grpc_answer(sock, timeout)
     except OSError as exc:
         raise BadConfig(f"--ray-address {address}: no Ray cluster answers there ({exc.strerror or exc}); start one "
                         f"with `ray start --head` or leave the address out to start a Ray on this machine") from None
+    if answer is not None:
+        raise BadConfig(f"--ray-address {address}: something listens there but it is not a Ray cluster's GCS "
+                        f"({answer}); give the head's GCS port (6379 by default)")
+
+
+# HTTP/2's client preface and an empty SETTINGS frame: a gRPC server (Ray's GCS) must answer with a
+# SETTINGS frame of its own (RFC 9113, 3.4); anything else that listens does not
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def _grpc_answer(sock: socket.socket, timeout: float) -> str | None:
+    """None when the peer speaks HTTP/2 as gRPC does, else what it did instead (in words), within
+    ``timeout`` seconds in all. A TLS cluster (``RAY_USE_TLS``) answers only after a TLS handshake:
+    the TCP check is all there."""
+    if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+        return None
+    deadline = time.monotonic() + timeout
+    sock.settimeout(timeout)
+    sock.sendall(_H2_PREFACE)
+    head = b""
+    try:
+        while len(head) < 9:
+            sock.settimeout(max(0.01, deadline - time.monotonic()))   # a trickle cannot stretch the deadline
+            chunk = sock.recv(9 - len(head))
+            if not chunk:
+                return "it closed the connection"
+            head += chunk
+    except socket.timeout:
+        return f"no HTTP/2 answer within {timeout:g} s" if not head else "it answered but not in HTTP/2"
+    if head[3] != 4 or head[5:9] != bytes(4):      # frame type SETTINGS on stream 0
+        return "it answered but not in HTTP/2"
+    return None
 
 
 def node_name() -> str:
@@ -144,9 +178,11 @@ class _Worker:
 
 
 def run_ray_tasks(call: Callable, fn: Callable, tasks: list, workers: int | None, initializer: Callable | None,
-                  initargs: tuple, max_attempts: int, executor: Executor, resources: dict) -> Iterator[tuple]:
+                  initargs: tuple, max_attempts: int, executor: Executor, resources: dict,
+                  stop: list | None = None) -> Iterator[tuple]:
     """Yield (task, result, error, node) per task, in completion order, from ``workers`` actors of
-    ``resources`` each (default: as many as the cluster holds)."""
+    ``resources`` each (default: as many as the cluster holds); once ``stop`` holds a signal, end
+    after yielding those finished (the actors are killed on the way out)."""
     import ray
     from ray.exceptions import RayActorError
     executor.start()
@@ -159,10 +195,13 @@ def run_ray_tasks(call: Callable, fn: Callable, tasks: list, workers: int | None
     pending, idle, running = list(tasks)[::-1], list(actors), {}
     try:
         while pending or running:
-            while pending and idle:
+            while pending and idle and not stop:
                 actor, task = idle.pop(), pending.pop()
                 running[actor.run.remote(call, fn, task)] = (actor, task)
-            ready, _ = ray.wait(list(running), num_returns=1)
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=0.25 if stop is not None else None) \
+                if running else ([], [])
+            if stop and not ready:
+                return
             for ref in ready:
                 actor, task = running.pop(ref)
                 idle.append(actor)

@@ -7,27 +7,27 @@ plus flow's record when the clip has flow), in shards of ``--shard-size`` clips 
 of each member, so a reader can take any frame without unpacking; ``root.json``, ``flow.json`` and
 ``classes.txt`` are copied beside the shards. ``videos``: ``<class>/<clip>.mp4`` at the clip's fps
 and mmaction2 video lists ``<class>/<clip>.mp4 <label>``.
+
+Every clip's record and files are checked before anything is written. ``export.json`` says which
+root and format a folder holds: a killed export is finished by running it again (whole shards and
+videos are kept), and a folder holding anything else is refused before it is even locked.
 """
 from __future__ import annotations
 
 import io
 import json
-import shutil
 import tarfile
 from pathlib import Path
 
 from . import contract as C
-from .errors import BadConfig
-from .rootlock import LOCK, root_lock
-from .shards import INDEX
+from .errors import BadConfig, BadData
+from .rootlock import output_folder
+from .shards import INDEX, KEY_SEP, sample_key  # noqa: F401  (KEY_SEP, sample_key: the format's names)
 
 SHARD = "shard-{:06d}.tar"
-KEY_SEP = "__"  # class and clip in a sample key (WebDataset keys take no '/')
-
-
-def sample_key(clip: str) -> str:
-    """The WebDataset key of a clip id ``<class>/<clip>``."""
-    return clip.replace("/", KEY_SEP)
+MARKER = "export.json"   # which root and format an export folder holds: a rerun resumes only that
+FORMATS = ("webdataset", "videos")
+MAX_FPS = 1000
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes) -> dict:
@@ -40,6 +40,8 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> dict:
 
 def _clip_files(root: Path, clip: str) -> list[Path]:
     folder = C.clip_dir(root, clip)
+    if folder.is_symlink() or not folder.is_dir():
+        raise BadData(f"{folder}: listed in {root / C.MANIFEST} but not a clip folder of its own")
     files = sorted(p for p in folder.iterdir() if p.name.startswith(("img_", "flow_")) and p.suffix == ".jpg")
     for p in files:
         if p.is_symlink() or not p.is_file():
@@ -47,67 +49,136 @@ def _clip_files(root: Path, clip: str) -> list[Path]:
     return files
 
 
+def check_records(root: Path, records: list[dict], fmt: str) -> None:
+    """Refuse, before anything is written, a record whose frame count or fps is not a number that
+    makes a clip, or whose folder lacks a frame it lists."""
+    where = root / C.MANIFEST
+    for rec in records:
+        n, fps = rec.get("num_frames"), rec.get("fps")
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise BadData(f"{where}: clip {rec['clip']}: num_frames {n!r}: expected a whole number >= 1")
+        if fmt == "videos" and fps is not None and not (C.finite(fps) and 0 < fps <= MAX_FPS):
+            raise BadData(f"{where}: clip {rec['clip']}: fps {fps!r}: expected a number of frames per second "
+                          f"(0-{MAX_FPS})")
+        names = {p.name for p in _clip_files(root, rec["clip"])}
+        missing = [k for k in range(1, n + 1) if C.img_name(k) not in names]
+        if missing:
+            raise BadData(f"{C.clip_dir(root, rec['clip']) / C.img_name(missing[0])}: missing ({len(missing)} of "
+                          f"the {n} frames {where} lists)")
+
+
+def _shard_index(path: Path, expected: dict[str, int]) -> dict | None:
+    """The members (name -> offset, size) of a shard a killed export finished, if it holds exactly
+    the expected members (name -> size); None means write it again."""
+    if path.is_symlink() or not path.is_file():
+        return None
+    try:
+        with tarfile.open(path, "r:") as tar:
+            have = {m.name: {"offset": m.offset_data, "size": m.size} for m in tar if m.isreg()}
+    except (tarfile.TarError, OSError):
+        return None
+    return have if {k: v["size"] for k, v in have.items()} == expected else None
+
+
 def export_webdataset(root: Path, out: Path, shard_size: int = 100) -> dict:
-    """Write every recorded clip of ``root`` into shards under ``out`` (an empty or new folder)."""
-    if shard_size < 1:
-        raise BadConfig(f"--shard-size {shard_size}: must be at least 1")
+    """Write every recorded clip of ``root`` into shards under ``out``; shards a killed run finished
+    whole are kept."""
     records = C.read_manifest(root)
     flow = {r["clip"]: r for r in C.read_manifest(root, C.FLOW_MANIFEST)}
-    index, shards = [], 0
+    index, shards, kept = [], 0, 0
     for start in range(0, len(records), shard_size):
         name = SHARD.format(shards)
-        tmp = out / f".{name}.tmp"
-        with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
-            for rec in records[start:start + shard_size]:
-                key = sample_key(rec["clip"])
-                members = {}
-                for f in _clip_files(root, rec["clip"]):
-                    members[f.name] = _add(tar, f"{key}.{f.name}", f.read_bytes())
-                meta = {"record": rec, "flow": flow.get(rec["clip"])}
-                members["json"] = _add(tar, f"{key}.json", json.dumps(meta, sort_keys=True).encode())
-                index.append({"clip": rec["clip"], "shard": name, "num_frames": rec["num_frames"],
-                              "members": members})
-        tmp.replace(out / name)  # a shard is there whole or not at all
+        clips = []
+        for rec in records[start:start + shard_size]:
+            meta = json.dumps({"record": rec, "flow": flow.get(rec["clip"])}, sort_keys=True).encode()
+            clips.append((rec, _clip_files(root, rec["clip"]), meta))
+        expected = {f"{sample_key(rec['clip'])}.{f.name}": f.stat().st_size for rec, files, _ in clips for f in files}
+        expected.update({f"{sample_key(rec['clip'])}.json": len(meta) for rec, _, meta in clips})
+        members = _shard_index(out / name, expected)
+        kept += members is not None
+        if members is None:
+            members = {}
+            with C.atomic_output(out / name) as tmp, tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+                for rec, files, meta in clips:  # a shard is there whole or not at all
+                    key = sample_key(rec["clip"])
+                    for f in files:
+                        members[f"{key}.{f.name}"] = _add(tar, f"{key}.{f.name}", f.read_bytes())
+                    members[f"{key}.json"] = _add(tar, f"{key}.json", meta)
+        for rec, files, _ in clips:
+            key = sample_key(rec["clip"])
+            index.append({"clip": rec["clip"], "shard": name, "num_frames": rec["num_frames"],
+                          "members": {n: members[f"{key}.{n}"] for n in [f.name for f in files] + ["json"]}})
         shards += 1
     C.write_lines(out / INDEX, [json.dumps(e, sort_keys=True) for e in index])
     for name in (C.ROOT_SETTINGS, C.FLOW_INFO, C.CLASSES):
         if (Path(root) / name).exists():
-            shutil.copyfile(Path(root) / name, out / name)
-    return {"clips": len(index), "shards": shards, "out": str(out)}
+            C.atomic_write(out / name, (Path(root) / name).read_bytes())
+    return {"clips": len(index), "shards": shards, "kept": kept, "out": str(out)}
+
+
+def _check_video(path: Path, n: int, folder: Path) -> None:
+    """An mp4 decodes to the ``n`` frames it was written from (OpenCV's writer drops a frame it
+    cannot take without a word); ``folder``, the clip's frames, is blamed."""
+    import cv2
+    cap = cv2.VideoCapture(str(path))
+    got = 0
+    while cap.read()[0]:
+        got += 1
+    cap.release()
+    if got != n:
+        raise BadData(f"{folder}: its mp4 decodes to {got} of the {n} frames written (frames of differing "
+                      f"sizes?); not exported")
 
 
 def export_videos(root: Path, out: Path) -> dict:
-    """One mp4 per recorded clip under ``out/<class>/<clip>.mp4`` and mmaction2 video lists."""
+    """One mp4 per recorded clip under ``out/<class>/<clip>.mp4`` and mmaction2 video lists; videos a
+    killed run finished are kept. A class folder appears with its first finished video."""
     from .render.writer import write_video
     records = C.read_manifest(root)
     classes = sorted({r["clip"].split("/")[0] for r in records})
     label = {c: i for i, c in enumerate(classes)}
-    lines = []
+    lines, kept = [], 0
+    for d in [out, *(d for d in out.iterdir() if d.is_dir() and not d.is_symlink())]:
+        C.remove_stale_temps(d)  # of a killed run
     for rec in records:
         path = out / f"{rec['clip']}.mp4"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp.mp4")
-        write_video(C.clip_dir(root, rec["clip"]), rec["num_frames"], int(rec.get("fps") or 25), tmp)
-        tmp.replace(path)
+        if path.parent.is_symlink():
+            raise BadData(f"{path.parent}: a link where this export's class folder belongs; refusing to write there")
+        if path.is_file() and not path.is_symlink():
+            kept += 1
+        else:
+            made = not path.parent.exists()
+            path.parent.mkdir(exist_ok=True)
+            try:
+                with C.atomic_output(path, ".mp4") as tmp:
+                    write_video(C.clip_dir(root, rec["clip"]), rec["num_frames"], rec.get("fps") or 25, tmp)
+                    _check_video(tmp, rec["num_frames"], C.clip_dir(root, rec["clip"]))
+            except BaseException:
+                if made:  # no class folder without a video in it
+                    path.parent.rmdir()
+                raise
         lines.append(f"{rec['clip']}.mp4 {label[rec['clip'].split('/')[0]]}")
     C.write_lines(out / C.CLASSES, classes)
     C.write_lines(out / C.ANNOTATIONS / "videos.txt", lines)
-    return {"clips": len(lines), "out": str(out)}
+    return {"clips": len(lines), "kept": kept, "out": str(out)}
 
 
 def export_root(root: Path, out: Path, fmt: str, shard_size: int = 100, wait: bool = False) -> dict:
-    """Export ``root`` as ``fmt`` (``webdataset`` or ``videos``) into the folder ``out``, locked."""
+    """Export ``root`` as ``fmt`` (``webdataset`` or ``videos``) into the folder ``out``, locked: a new
+    or empty folder, or one holding a killed export of the same root and format, which is finished."""
     root, out = Path(root), Path(out)
+    if fmt not in FORMATS:
+        raise BadConfig(f"--format {fmt!r}: webdataset or videos")
+    if shard_size < 1:
+        raise BadConfig(f"--shard-size {shard_size}: must be at least 1")
     if not (root / C.MANIFEST).exists():
         raise BadConfig(f"{root}: no {C.MANIFEST}: not a rawframe root")
     if out.resolve() == root.resolve() or out.resolve().is_relative_to(root.resolve()):
         raise BadConfig(f"--out {out}: must lie outside the root it exports")
-    with root_lock(out, wait):
-        existing = [p for p in out.iterdir() if p.name != LOCK]
-        if existing:
-            raise BadConfig(f"--out {out}: not empty ({existing[0].name}); export into a new folder")
+    check_records(root, C.read_manifest(root), fmt)
+    plan = {"made_by": "synthact export", "root": str(root.resolve()), "format": fmt,
+            **({"shard_size": shard_size} if fmt == "webdataset" else {})}
+    with output_folder(out, MARKER, plan, tuple(plan), wait):
         if fmt == "webdataset":
             return export_webdataset(root, out, shard_size)
-        if fmt == "videos":
-            return export_videos(root, out)
-        raise BadConfig(f"--format {fmt!r}: webdataset or videos")
+        return export_videos(root, out)

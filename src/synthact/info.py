@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 from collections import Counter
 from pathlib import Path
 
 from . import contract as C
-from .errors import BadConfig
+from .errors import BadConfig, BadData, warn
 
 
 def disk_bytes(folder: Path) -> int:
@@ -34,7 +35,7 @@ def root_info(root: Path) -> dict:
     flow = C.FlowInfo.read(root)
     flowed = {r["clip"] for r in C.read_manifest(root, C.FLOW_MANIFEST)} & listed if flow else set()
     failures_path = root / C.FAILURES
-    failures = failures_path.read_text().splitlines() if failures_path.exists() else []
+    failures = C.read_text(failures_path, "failure list").splitlines() if failures_path.exists() else []
     unlisted = sorted(set(C.iter_clips(root)) - listed)
     todo = []
     if records and flow is None:
@@ -48,22 +49,54 @@ def root_info(root: Path) -> dict:
         todo.append(f"the next run recovers {left} staging entries a killed run left")
     if unlisted:
         todo.append(f"{len(unlisted)} clip folders no manifest line lists (e.g. {unlisted[0]}): not ours")
-    motions = Counter(((r.get("motion") or {}).get("file") or "procedural") for r in records)
+    manifest = root / C.MANIFEST
+    motions = Counter((_field(r, "motion", dict, manifest) or {}).get("file") or "procedural" for r in records)
     return {"kind": "root", "root": str(root), "settings": C.recorded_settings(root), "clips": len(records),
             "motion_sources": dict(sorted(motions.items())) if records and "class" in records[0] else {},
             "clips_per_class": dict(sorted(Counter(c.split("/")[0] for c in listed).items())),
-            "frames": sum(int(r.get("num_frames", 0)) for r in records),
+            "frames": sum(_field(r, "num_frames", int, manifest) or 0 for r in records),
             "flow": {"method": flow.method, "complete": len(flowed), "of": len(listed)} if flow else None,
             "failures": failures, "disk_bytes": disk_bytes(root), "todo": todo}
+
+
+def _field(record: dict, key: str, kind: type, manifest: Path):
+    """A manifest record's optional ``key`` (None when absent), refused in one line when it is not
+    a ``kind`` (a whole number >= 0 for ``int``)."""
+    value = record.get(key)
+    ok = value is None or (isinstance(value, kind) and not isinstance(value, bool)
+                           and (kind is not int or value >= 0))
+    if not ok:
+        raise BadData(f"{manifest}: clip {record['clip']}: {key} {value!r} is not "
+                      + ("a whole number >= 0" if kind is int else "a mapping"))
+    return value
+
+
+def _log_rows(log: Path) -> list[dict]:
+    """``log.csv``'s epochs, each validated one with a finite ``val_top1`` and a whole ``epoch``."""
+    if not log.exists():
+        return []
+    rows = list(csv.DictReader(C.read_text(log, "training log").splitlines()))
+    for i, r in enumerate(rows, start=2):
+        try:
+            if r.get("val_top1") and not math.isfinite(float(r["val_top1"])):
+                raise ValueError
+            int(r.get("epoch") or "")
+        except (TypeError, ValueError):
+            raise BadData(f"{log}:{i}: epoch {r.get('epoch')!r}, val_top1 {r.get('val_top1')!r}: "
+                          f"expected a whole number and a finite number") from None
+    return rows
 
 
 def run_info(run: Path) -> dict:
     """Selection, settings, epochs done and metrics of a train-tsn run folder."""
     run = Path(run)
     config = C.read_json(run / "config.json")
-    log = run / "log.csv"
-    history = list(csv.DictReader(log.open())) if log.exists() else []
+    if not isinstance(config, dict):
+        raise BadData(f"{run / 'config.json'}: not a run's settings (expected a JSON object)")
+    history = _log_rows(run / "log.csv")
     metrics = C.read_json(run / "metrics.json") if (run / "metrics.json").exists() else None
+    if metrics is not None and not isinstance(metrics, dict):
+        raise BadData(f"{run / 'metrics.json'}: not a run's metrics (expected a JSON object)")
     validated = [r for r in history if r.get("val_top1")]   # empty where --val-interval skipped an epoch
     best = max(validated, key=lambda r: float(r["val_top1"])) if validated else None
     return {"kind": "run", "run": str(run),
@@ -85,6 +118,28 @@ def describe(folder: Path) -> dict:
         return root_info(folder)
     raise BadConfig(f"{folder}: neither a rawframe root (no {C.MANIFEST} or {C.RAWFRAMES}/) nor a run folder "
                     f"(no config.json)")
+
+
+def _strict(value, where: str, bad: list[str]):
+    """``value`` with every NaN or infinity replaced by None, the places listed in ``bad``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        bad.append(where)
+        return None
+    if isinstance(value, dict):
+        return {k: _strict(v, f"{where}.{k}" if where else str(k), bad) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v, f"{where}[{i}]", bad) for i, v in enumerate(value)]
+    return value
+
+
+def as_json(info: dict) -> str:
+    """The report as strict JSON (``--json``): a NaN or infinity read from a file is null, and a
+    warning names the field, since JSON has no NaN and a reader would reject the whole object."""
+    bad: list[str] = []
+    text = json.dumps(_strict(info, "", bad), indent=1, allow_nan=False)
+    if bad:
+        warn(f"{', '.join(bad)}: not a finite number in {info.get('root') or info.get('run')}; written as null")
+    return text
 
 
 def as_text(info: dict) -> str:

@@ -15,17 +15,19 @@ some FUSE and SMB mounts, where two hosts can both "hold" it. There use one writ
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
 import socket
+import stat
 import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .errors import RootBusy, warn
+from .errors import BadData, RootBusy, warn
 
 LOCK = ".synthact.lock"
 
@@ -35,10 +37,46 @@ def _holder(fd: int) -> str:
         info = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
     except (OSError, ValueError):
         info = {}
-    if not info:
+    if not isinstance(info, dict) or not info:  # a lock file written by hand or torn
         return "another process"
     return (f"pid {info.get('pid')} on {info.get('host')} since {info.get('started')} "
             f"({info.get('command')})")
+
+
+def _check_lock(path: Path, fd: int) -> None:
+    """Refuse a lock file that is not this folder's own: a FIFO or device, a file with another
+    name elsewhere (a hard link), or one replaced since it was opened."""
+    st = os.fstat(fd)
+    why = ("not a regular file" if not stat.S_ISREG(st.st_mode) else
+           f"a file with {st.st_nlink} links (a hard link to a file elsewhere)" if st.st_nlink != 1 else None)
+    if why is None:
+        try:
+            now = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:
+            now = None
+        if now is None or (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+            why = "replaced while it was opened"
+    if why:
+        raise BadData(f"{path}: {why}; synthact's lock must be its own plain file, refusing to write "
+                      f"through it (remove it)")
+
+
+def _open_lock(path: Path) -> int:
+    """The lock file, opened without following a link (O_NOFOLLOW) or blocking on a FIFO, and
+    checked by :func:`_check_lock`: a planted lock never makes the stage write outside its folder."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise BadData(f"{path}: a symlink where synthact's lock belongs; refusing to write through it "
+                          f"(remove it)") from None
+        raise
+    try:
+        _check_lock(path, fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 @contextmanager
@@ -48,7 +86,7 @@ def root_lock(folder: Path, wait: bool = False) -> Iterator[Path]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _open_lock(path)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -58,6 +96,7 @@ def root_lock(folder: Path, wait: bool = False) -> Iterator[Path]:
                 raise RootBusy(f"{folder}: in use by {holder}; wait for it (--wait) or use another folder") from None
             warn(f"{folder}: waiting for {holder}")
             fcntl.flock(fd, fcntl.LOCK_EX)
+        _check_lock(path, fd)  # still the file we opened: not swapped for a link while we waited
         me = {"host": socket.gethostname(), "pid": os.getpid(), "command": " ".join(sys.argv)[:500],
               "started": time.strftime("%Y-%m-%d %H:%M:%S %z")}
         os.ftruncate(fd, 0)
@@ -65,3 +104,39 @@ def root_lock(folder: Path, wait: bool = False) -> Iterator[Path]:
         yield path
     finally:
         os.close(fd)  # releases the lock; the file stays (deleting it would race a waiter)
+
+
+def _check_output(out: Path, marker: str, plan: dict, match: tuple[str, ...]) -> None:
+    if out.exists() and not out.is_dir():
+        raise BadData(f"--out {out}: not a folder")
+    if not out.exists():
+        return
+    entries = sorted(p.name for p in out.iterdir() if p.name != LOCK)
+    if not entries:
+        return
+    if marker not in entries or not stat.S_ISREG((out / marker).lstat().st_mode):
+        raise BadData(f"--out {out}: not empty ({entries[0]}) and not made by {plan['made_by']}; use a new folder")
+    from .contract import read_json
+    theirs = read_json(out / marker)
+    theirs = theirs if isinstance(theirs, dict) else {}
+    diff = [k for k in match if theirs.get(k) != plan[k]]
+    if diff:
+        raise BadData(f"--out {out}: holds {', '.join(f'{k}={theirs.get(k)}' for k in diff)} ({out / marker}); "
+                      f"this run makes " + ", ".join(f"{k}={plan[k]}" for k in diff) + "; use a new folder")
+
+
+@contextmanager
+def output_folder(out: Path, marker: str, plan: dict, match: tuple[str, ...] = ("made_by",),
+                  wait: bool = False) -> Iterator[Path]:
+    """Hold the lock of an output folder that is new, empty, or says in ``marker`` that it holds what
+    this run makes (``plan``'s ``made_by`` and the ``match`` keys): a killed run's output, resumed, or
+    the last run's, replaced. Anything else is refused before the folder is touched, so a user's
+    folder never gets even a lock file; the check is repeated holding the lock."""
+    out = Path(out)
+    _check_output(out, marker, plan, match)
+    with root_lock(out, wait) as lock:
+        _check_output(out, marker, plan, match)
+        from .contract import remove_stale_temps, write_json
+        remove_stale_temps(out)
+        write_json(out / marker, plan)
+        yield lock

@@ -24,6 +24,22 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
+def _clip_files(src: Path, clip: str) -> list[Path]:
+    """The files of a source's clip, every one checked before anything is merged: its folder and
+    class folder real folders (a link, even to another clip of the source, is never followed),
+    and only plain files in it."""
+    folder = C.clip_dir(src, clip)
+    for d in (folder.parent, folder):
+        if d.is_symlink() or not d.is_dir():
+            raise BadData(f"{d}: {'a link' if d.is_symlink() else 'missing'} where {src / C.MANIFEST} lists clip "
+                          f"{clip}; a clip is merged only from its own folder")
+    files = sorted(folder.iterdir())
+    for f in files:
+        if f.is_symlink() or not f.is_file():
+            raise BadData(f"{f}: not a plain file; a clip folder holds only frames and flow")
+    return files
+
+
 def _source_settings(src: Path, records: list[dict]) -> dict:
     """A source's settings, and every record's agreeing with them (older roots could mix)."""
     have = C.recorded_settings(src) or {}
@@ -44,8 +60,10 @@ def merge_roots(out: Path, sources: list[Path], wait: bool = False) -> dict:
         raise BadConfig("give at least one source root")
     flow_infos, records, flowed, owner, settings = {}, [], set(), {}, {}
     for src in map(Path, sources):
-        if Path(src).resolve() == out.resolve():
-            raise BadConfig(f"{src}: the output cannot also be a source")
+        a, b = Path(src).resolve(), out.resolve()
+        if a == b or b.is_relative_to(a) or a.is_relative_to(b):
+            raise BadConfig(f"--out {out}: lies in or around the source {src}; merge into a folder outside every "
+                            f"source")
         if not (src / C.MANIFEST).exists():
             raise BadConfig(f"{src}: no {C.MANIFEST}: not a rawframe root")
         info = C.FlowInfo.read(src)
@@ -56,8 +74,7 @@ def merge_roots(out: Path, sources: list[Path], wait: bool = False) -> dict:
             if rec["clip"] in owner:
                 raise BadConfig(f"clip {rec['clip']} is in both {owner[rec['clip']]} and {src}: render each "
                                 f"machine's share with its own --seed")
-            if not C.clip_dir(src, rec["clip"]).is_dir():
-                raise BadData(f"{C.clip_dir(src, rec['clip'])}: listed in {src / C.MANIFEST} but missing")
+            _clip_files(src, rec["clip"])  # every clip checked before anything is committed
             owner[rec["clip"]] = src
             records.append(rec)
         settings[src] = _source_settings(src, src_records)
@@ -96,11 +113,8 @@ def _merge_locked(out: Path, records: list[dict], owner: dict, flowed: set, flow
             if rec["clip"] in flowed - out_flowed:  # committed and recorded, killed before its flow line
                 C.append_manifest(out, {"clip": rec["clip"], "merged_from": str(owner[rec["clip"]])}, C.FLOW_MANIFEST)
             continue
-        src_dir = C.clip_dir(owner[rec["clip"]], rec["clip"])
         with C.staged_clip(out, rec["clip"], record=rec) as tmp:
-            for f in src_dir.iterdir():
-                if f.is_symlink() or not f.is_file():
-                    raise BadData(f"{f}: not a plain file; a clip folder holds only frames and flow")
+            for f in _clip_files(owner[rec["clip"]], rec["clip"]):
                 _link_or_copy(f, tmp / f.name)
         C.append_manifest(out, rec)
         C.clear_pending(out, rec["clip"])

@@ -22,8 +22,7 @@ from ..flow import extract
 from ..flow.methods import make_flow
 from ..rootlock import root_lock
 from .splits import Splits, load_splits, subset_classes
-
-TRUNCATION_SLACK = 2  # HMDB containers declare one frame more than they decode
+from .video import decode_video
 
 
 @dataclass
@@ -40,6 +39,7 @@ class PrepareJob:
     workers: int | None = 1   # None under Ray: as many as the cluster's CPUs
     wait: bool = False       # wait for another job writing the root instead of refusing
     executor: Executor = LOCAL
+    strict_frames: bool = False   # refuse a video whose container declares more frames than decode
 
 
 @dataclass
@@ -55,32 +55,7 @@ class PrepareSummary:
     seconds: float = 0.0
     lists: list = field(default_factory=list)
     nodes: dict = field(default_factory=dict)   # machine -> videos it prepared
-
-
-def decode_video(path: Path, size: tuple[int, int], out_dir: Path) -> dict:
-    """Write resized frames of ``path`` as ``img_#####.jpg``; the count comes from decoding."""
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise C.ContractError(f"{path}: cannot open video (corrupt, empty or not a video)")
-    declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    n, shape = 0, None
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        n += 1
-        shape = frame.shape[:2]
-        C.write_jpeg(out_dir / C.img_name(n), cv2.resize(frame, size, interpolation=cv2.INTER_AREA))
-    cap.release()
-    if n == 0:
-        raise C.ContractError(f"{path}: no frame decodes (corrupt or empty video)")
-    if n == 1:
-        raise C.ContractError(f"{path}: only one frame decodes; flow needs two")
-    if declared > 0 and n < declared - TRUNCATION_SLACK:
-        raise C.ContractError(f"{path}: truncated: decoded {n} of the {declared} frames its container declares")
-    return {"num_frames": n, "declared_frames": declared, "fps": round(fps, 3),
-            "source_size": [int(shape[1]), int(shape[0])]}
+    short: list = field(default_factory=list)   # (clip, decoded, declared) of videos decoding fewer frames
 
 
 _FLOW = None
@@ -101,19 +76,21 @@ class PrepareTask(NamedTuple):
     size: tuple[int, int]   # frame width, height
     dataset: str            # hmdb51 | ucf101, recorded in the manifest line
     replace: bool           # the clip's folder is this run's own (a rerun adding flow): replace it
+    strict: bool = False    # --strict-frames
 
 
 def prepare_task(task: PrepareTask) -> dict:
     """Decode ``task.video`` (and its flow, when the worker has a method) into the clip's folder,
     swapped in whole; returns its manifest line."""
-    root, clip, video, size, dataset, replace = task
+    root, clip, video, size, dataset, replace, strict = task
     root = Path(root)
     start = time.perf_counter()
     record: dict = {}
     with C.staged_clip(root, clip, replace=replace, record=record) as tmp:
-        info = decode_video(Path(video), tuple(size), tmp)
+        info = decode_video(Path(video), tuple(size), lambda k, frame: C.write_jpeg(tmp / C.img_name(k), frame),
+                            strict)
         pairs = extract.clip_flow(tmp, tmp, _FLOW) if _FLOW else 0
-        record.update({"clip": clip, "source": video, "size": list(size), **info, "flow_pairs": pairs,
+        record.update({"clip": clip, "source": video, "size": list(size), **info.record(), "flow_pairs": pairs,
                        "seconds": round(time.perf_counter() - start, 3), "dataset": dataset})
     return record
 
@@ -168,7 +145,8 @@ def _prepare_locked(job: PrepareJob, root: Path, splits: Splits, progress: bool)
         elif not path.exists():
             summary.missing.append((v.clip, f"listed in {splits.sources[v.clip]} but missing: {path}"))
         else:
-            tasks.append(PrepareTask(str(root), v.clip, str(path), tuple(job.size), job.dataset, v.clip in ours))
+            tasks.append(PrepareTask(str(root), v.clip, str(path), tuple(job.size), job.dataset, v.clip in ours,
+                                     job.strict_frames))
 
     def record(out) -> int:
         C.append_manifest(root, out.result)
@@ -178,6 +156,8 @@ def _prepare_locked(job: PrepareJob, root: Path, splits: Splits, progress: bool)
                                      "method": job.flow}, C.FLOW_MANIFEST)
         done[out.result["clip"]] = out.result
         summary.done += 1
+        if out.result["declared_frames"] > out.result["num_frames"]:
+            summary.short.append((out.result["clip"], out.result["num_frames"], out.result["declared_frames"]))
         return out.result["num_frames"]
 
     res = run_batch(prepare_task, tasks, job.workers, name=lambda t: t.clip, on_ok=record, initializer=_init_worker,

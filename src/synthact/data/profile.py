@@ -23,6 +23,8 @@ The YAML schema (a user may write one for their own dataset)::
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -42,6 +44,7 @@ VALUES = {"body": ("full", "upper", "head", "lower"), "camera": ("moving", "stat
 DIMENSIONS = ("body", "camera", "people", "view", "quality")
 DRAWN = ("body", "camera", "people", "view")          # what a clip draws; quality is informational
 MAX_PEOPLE = 3                                        # HMDB's np3..np10 are counted as 3 (three or more)
+MAX_FIGURES = 10      # a profile's people at most: HMDB's largest tag (np10); every figure is a body to pose
 # HMDB-51's name tags -> profile values
 HMDB_TAGS = {"body": {"f": "full", "u": "upper", "h": "head", "l": "lower"},
              "camera": {"cm": "moving", "nm": "static"},
@@ -89,6 +92,13 @@ class Profile:
     dataset: str | None = None
     clips: dict = field(default_factory=dict)      # class -> clips counted ("all": the total), when known
     source: str = ""
+
+    def digest(self) -> str:
+        """sha256 of what clips are drawn from (dataset, overall and per-class shares): a root records
+        it, so two profiles under one name never mix in one root."""
+        data = {"dataset": self.dataset, "overall": _plain(self.overall),
+                "classes": {c: _plain(s) for c, s in sorted(self.classes.items())}}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
     def shares(self, class_name: str | None) -> Shares:
         """The shares for ``class_name``: its own; else those of the class it maps to in
@@ -291,9 +301,9 @@ def _parse_dist(dist, dim: str, where: str) -> dict:
     out = {}
     for value, weight in dist.items():
         if dim == "people":
-            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+            ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_FIGURES
             if not ok:
-                raise BadConfig(f"{where}: value {value!r}: people is a whole number of figures >= 1")
+                raise BadConfig(f"{where}: value {value!r}: people is a whole number of figures, 1 to {MAX_FIGURES}")
         elif value not in VALUES[dim]:
             raise BadConfig(f"{where}: unknown value {value!r}: choose from {', '.join(VALUES[dim])}")
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) \
@@ -301,6 +311,8 @@ def _parse_dist(dist, dim: str, where: str) -> dict:
             raise BadConfig(f"{where}.{value}: weight {weight!r} must be a finite number >= 0")
         out[value] = float(weight)
     total = sum(out.values())
+    if not math.isfinite(total):   # finite weights can still overflow: every share would become 0
+        raise BadConfig(f"{where}: the weights sum to {total}; give smaller weights (they need not sum to 1)")
     if total <= 0:
         raise BadConfig(f"{where}: the weights sum to 0; give at least one a positive weight")
     return {v: w / total for v, w in out.items()}

@@ -18,9 +18,9 @@ from typing import NamedTuple
 
 from .. import contract as C
 from ..assets import resolve_classes
-from ..batch import run_batch
+from ..batch import run_batch, run_tasks
 from ..data.profile import load_profile
-from ..errors import BadConfig
+from ..errors import BadConfig, BadData
 from ..executor import LOCAL, Executor
 from ..provenance import versions
 from ..rootlock import root_lock
@@ -28,7 +28,7 @@ from .backdrop import KINDS, background_mesh
 from .mocap import bone_maps, load_library
 from .record import Body, ClipRecord, RenderedClip, manifest_line, read_records
 from .sampling import sample_record
-from .skinned import body_model, makehuman_body, normalise, parse_body_spec, write_pc2
+from .skinned import BUILTIN, body_model, makehuman_body, normalise, parse_body_spec, write_pc2
 from .writer import write_preview
 
 
@@ -37,7 +37,7 @@ class RenderJob:
     """What ``render-clips`` is asked for (its options); :func:`render_batch` takes it."""
 
     out: Path
-    classes: str = "ucf25"
+    classes: str | None = "ucf25"   # None: the motion library's classes (else ucf25)
     per_class: int | None = None
     total: int | None = None
     frames: int = 64
@@ -96,7 +96,9 @@ def plan(job: RenderJob) -> list[ClipRecord]:
     library = load_library(Path(job.motions)) if job.motions else None
     if library and job.bone_map:
         library["bone_map"] = job.bone_map
-    classes = resolve_classes(job.classes, library["motions"] if library else ())
+    # without --classes a library renders its own classes, those with no procedural action too
+    spec = job.classes or (",".join(library["motions"]) if library else "ucf25")
+    classes = resolve_classes(spec, library["motions"] if library else ())
     if (job.per_class is None) == (job.total is None):
         raise BadConfig("give exactly one of --per-class N or --total N")
     counts = ({c: job.per_class for c in classes} if job.per_class is not None else
@@ -120,9 +122,7 @@ def plan(job: RenderJob) -> list[ClipRecord]:
 def _check_writable(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
+        tempfile.TemporaryFile(dir=out).close()  # a fresh name: never a file planted there
     except OSError as exc:
         raise OSError(f"{out}: output folder is not writable ({exc.strerror or exc})") from None
 
@@ -133,7 +133,9 @@ def root_settings(job: RenderJob) -> dict:
                 "engine": job.engine, "gt_flow": job.gt_flow,
                 "bodies": sorted({body_model({"model": m}) for m, _ in parse_body_spec(job.body)})}
     # null without one: a root is drawn from one profile or none (roots older than profiles lack the key)
-    settings["profile"] = load_profile(job.profile).name if job.profile else None
+    profile = load_profile(job.profile) if job.profile else None
+    settings["profile"] = profile.name if profile else None
+    settings["profile_sha256"] = profile.digest() if profile else None  # the name alone may stand for two files
     settings["background"] = job.background
     return settings
 
@@ -223,6 +225,24 @@ def shoot(stage, record: ClipRecord, out: Path):
     return anim
 
 
+def check_rigged(path: str) -> None:
+    """Import and fit a rigged body file as a clip would (in a render worker): raises what a clip would."""
+    normalise(_STAGE.load_rigged(path))
+
+
+def check_bodies(job: RenderJob) -> None:
+    """Each rigged ``--body`` file is loaded and checked once, in one worker here, before the root is
+    claimed: a file Blender cannot use is refused in one line, not failed again by every clip."""
+    rigged = [m for m, _ in parse_body_spec(job.body) if m not in BUILTIN]
+    if not rigged:
+        return
+    with _children_without_blender_paths():
+        for out in run_tasks(check_rigged, rigged, 1, initializer=_init_worker, max_attempts=1,
+                             initargs=(job.engine, job.size, job.fps, job.gt_flow, os.devnull)):
+            if not out.ok:
+                raise BadData(f"--body {out.error}" if out.task in out.error else f"--body {out.task}: {out.error}")
+
+
 class RenderTask(NamedTuple):
     """One clip to render, as a worker receives it."""
 
@@ -266,6 +286,7 @@ def render_batch(job: RenderJob, progress: bool = True) -> RenderSummary:
     there; the root is locked for the whole run. Refusals raise :mod:`synthact.errors` types;
     clips that fail are listed in the summary and leave nothing behind."""
     records = plan(job)
+    check_bodies(job)
     root = Path(job.out)
     job.executor.start()
     _check_writable(root)

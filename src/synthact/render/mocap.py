@@ -25,7 +25,9 @@ from .vectors import align, frame, unit
 
 # a named bone map: our key points -> the capture's joints, overriding the search by structure
 # (skeleton.py); "<joint>_end" is a joint's end site; a list gives candidates, the first one the
-# capture has is used (captures of one family differ in the fingers)
+# capture has is used (captures of one family differ in the fingers). The toes, hand tips and head
+# top may be missing (real exports of these families have no end sites): they are found as the
+# structure would, the last bone carried on, the head's top on its neck-to-head line (see OPTIONAL)
 BONE_MAPS: dict[str, dict[str, str | list[str]]] = {
     # CMU, cgspeed's MotionBuilder-friendly conversion (and MakeHuman's cmu_mb rig)
     # (Spine1, Neck and the shoulders share a point, as do Head and its end site, and LeftHand,
@@ -48,19 +50,22 @@ BONE_MAPS: dict[str, dict[str, str | list[str]]] = {
     # CMU's DAZ-friendly conversion
     "daz": {"hips": "hip", "hip.l": "lThigh", "hip.r": "rThigh", "spine_low": "abdomen", "spine_mid": "chest",
             "neck": "neck", "head": "head", "head_top": "head_end", "shoulder.l": "lShldr", "elbow.l": "lForeArm",
-            "wrist.l": "lHand", "hand_tip.l": "lHand_end", "shoulder.r": "rShldr", "elbow.r": "rForeArm",
-            "wrist.r": "rHand", "hand_tip.r": "rHand_end", "knee.l": "lShin", "ankle.l": "lFoot",
-            "toe.l": "lFoot_end", "knee.r": "rShin", "ankle.r": "rFoot", "toe.r": "rFoot_end"},
+            "wrist.l": "lHand", "hand_tip.l": ["lHand_end", "lMid1"], "shoulder.r": "rShldr", "elbow.r": "rForeArm",
+            "wrist.r": "rHand", "hand_tip.r": ["rHand_end", "rMid1"], "knee.l": "lShin", "ankle.l": "lFoot",
+            "toe.l": ["lFoot_end", "lToe"], "knee.r": "rShin", "ankle.r": "rFoot", "toe.r": ["rFoot_end", "rToe"]},
     # Character Creator / iClone
     "cc": {"hips": "CC_Base_Hip", "hip.l": "CC_Base_L_Thigh", "hip.r": "CC_Base_R_Thigh",
            "spine_low": "CC_Base_Waist", "spine_mid": "CC_Base_Spine02", "neck": "CC_Base_NeckTwist01",
            "head": "CC_Base_Head", "head_top": "CC_Base_Head_end", "shoulder.l": "CC_Base_L_Upperarm",
-           "elbow.l": "CC_Base_L_Forearm", "wrist.l": "CC_Base_L_Hand", "hand_tip.l": "CC_Base_L_Hand_end",
-           "shoulder.r": "CC_Base_R_Upperarm", "elbow.r": "CC_Base_R_Forearm", "wrist.r": "CC_Base_R_Hand",
-           "hand_tip.r": "CC_Base_R_Hand_end", "knee.l": "CC_Base_L_Calf", "ankle.l": "CC_Base_L_Foot",
-           "toe.l": "CC_Base_L_ToeBase", "knee.r": "CC_Base_R_Calf", "ankle.r": "CC_Base_R_Foot",
-           "toe.r": "CC_Base_R_ToeBase"},
+           "elbow.l": "CC_Base_L_Forearm", "wrist.l": "CC_Base_L_Hand",
+           "hand_tip.l": ["CC_Base_L_Hand_end", "CC_Base_L_Mid1"], "shoulder.r": "CC_Base_R_Upperarm",
+           "elbow.r": "CC_Base_R_Forearm", "wrist.r": "CC_Base_R_Hand",
+           "hand_tip.r": ["CC_Base_R_Hand_end", "CC_Base_R_Mid1"], "knee.l": "CC_Base_L_Calf",
+           "ankle.l": "CC_Base_L_Foot", "toe.l": "CC_Base_L_ToeBase", "knee.r": "CC_Base_R_Calf",
+           "ankle.r": "CC_Base_R_Foot", "toe.r": "CC_Base_R_ToeBase"},
 }
+# key points a bone map may leave out (see analyse in skeleton.py)
+OPTIONAL = ("head_top", "hand_tip.l", "hand_tip.r", "toe.l", "toe.r")
 # our bone -> (key point it starts at, key point it points to)
 SEGMENTS = {"spine": ("spine_low", "spine_mid"), "chest": ("spine_mid", "neck"), "neck": ("neck", "head"),
             "head": ("head", "head_top")}
@@ -119,15 +124,17 @@ def bone_maps(spec: str | Path | None) -> dict[str, dict]:
 
 
 def resolve_bone_map(names: list[str], spec: str | Path | None, where: str) -> dict[str, int]:
-    """Key point -> joint index, from a named family (auto-detected when None) or a YAML file."""
+    """Key point -> joint index, from a named family (auto-detected when None) or a YAML file; the
+    ``OPTIONAL`` key points the capture does not have are left out."""
     candidates = bone_maps(spec)
     best, missing = None, None
     for family, mapping in candidates.items():
         options = {k: [mapping[k]] if isinstance(mapping.get(k), str) else list(mapping.get(k) or []) for k in KEYS}
         found = {k: next((n for n in opts if n in names), None) for k, opts in options.items()}
-        miss = [f"{k} ({' or '.join(options[k]) or 'not mapped'})" for k in KEYS if found[k] is None]
+        miss = [f"{k} ({' or '.join(options[k]) or 'not mapped'})" for k in KEYS
+                if found[k] is None and k not in OPTIONAL]
         if not miss:
-            return {k: names.index(found[k]) for k in KEYS}
+            return {k: names.index(found[k]) for k in KEYS if found[k] is not None}
         if missing is None or len(miss) < len(missing):
             best, missing = family, miss
     raise ContractError(f"{where}: skeleton not mapped; closest bone map {best!r} lacks "
@@ -226,8 +233,9 @@ def retarget(skel: Skeleton, k: dict[str, np.ndarray], where: str = "bone map") 
 
 
 def load_library(path: Path) -> dict:
-    """``motions.yaml``: ``{bone_map: NAME|FILE?, motions: {class: [{file, frames?}, ...]}}``,
-    files relative to the YAML file. Everything is checked here, at plan time, so that a bad
+    """``motions.yaml``: ``{bone_map: NAME|FILE?, motions: {class: [{file, frames?, source?, quality?}]}}``,
+    files relative to the YAML file (``source``: the video a capture of ``motions extract`` came
+    from). Everything is checked here, at plan time, so that a bad
     library or capture refuses the run before anything renders: class names are safe folder names,
     every class lists captures, every capture parses (see :func:`bvh.parse_bvh`), frame ranges fit."""
     path = Path(path)
@@ -245,6 +253,10 @@ def load_library(path: Path) -> dict:
             bone_map = _beside(path, bone_map, "bone_map")
             bone_maps(bone_map)
     return {"bone_map": bone_map, "motions": motions}
+
+
+# a library entry's keys: motions extract adds where the capture came from and how well it was seen
+CAPTURE_KEYS = {"file", "frames", "source", "quality"}
 
 
 def _items(path: Path, cls: str, items) -> list:
@@ -270,9 +282,15 @@ def _beside(path: Path, name: str, what: str) -> str:
 def _capture(path: Path, cls: str, item) -> dict:
     """One library entry, checked: the file parses as a capture and its frame range fits in it."""
     item = {"file": item} if isinstance(item, str) else item
-    if not isinstance(item, dict) or set(item) - {"file", "frames"} or not isinstance(item.get("file"), str):
-        raise BadConfig(f"{path}: class {cls}: expected a file name or {{file: NAME, frames: [FIRST, LAST]}}, "
-                        f"got {item!r:.60}")
+    if not isinstance(item, dict) or set(item) - CAPTURE_KEYS or not isinstance(item.get("file"), str):
+        raise BadConfig(f"{path}: class {cls}: expected a file name or {{file: NAME, frames: [FIRST, LAST]}} "
+                        f"(and, from motions extract, source and quality), got {item!r:.60}")
+    source, quality = item.get("source"), item.get("quality")
+    if source is not None and not (isinstance(source, dict) and isinstance(source.get("video"), str)):
+        raise BadConfig(f"{path}: class {cls}: {item['file']!r}: source {source!r:.60}: expected "
+                        f"{{video: FILE, ...}} (what motions extract writes)")
+    if quality is not None and not (type(quality) in (int, float) and 0 <= quality <= 1):
+        raise BadConfig(f"{path}: class {cls}: {item['file']!r}: quality {quality!r:.60}: expected a number in 0..1")
     f = _beside(path, item["file"], f"class {cls}")
     frames = item.get("frames")
     if frames is not None and not (isinstance(frames, list) and len(frames) == 2
@@ -286,7 +304,18 @@ def _capture(path: Path, cls: str, item) -> dict:
     if frames is not None and frames[0] >= len(bvh.motion) - 1:
         raise BadConfig(f"{path}: class {cls}: {item['file']!r}: frames {frames} start past its "
                         f"{len(bvh.motion)} frames")
-    return {"file": f, "frames": frames}
+    return {"file": f, "frames": frames, "origin": _origin(source)}
+
+
+def _origin(source: dict | None) -> str | None:
+    """One line naming the video an extracted capture came from (the clips' manifest keeps it)."""
+    if source is None:
+        return None
+    frames = source.get("frames")
+    span = f" frames {frames[0]}-{frames[1]}" if isinstance(frames, list) and len(frames) == 2 else ""
+    split = source.get("split")
+    split = f", {split} {source.get('role', '')}".rstrip() if split not in (None, "none") else ""
+    return f"video {source['video']}{span}{split}"
 
 
 def describe_capture(path: str, bone_map: str | None = None) -> tuple[KeyMap, str]:
@@ -310,9 +339,10 @@ def describe_capture(path: str, bone_map: str | None = None) -> tuple[KeyMap, st
 
 def check_motions(files: list[str], bone_map: str | None, sheet: Path | None, size: tuple[int, int] = (160, 120),
                   seconds: float = 4.0, frames: int = 5) -> dict:
-    """``synthact motions check``: each capture's map (see :func:`describe_capture`), or the one
-    line saying why it is not mapped; with ``sheet``, a contact sheet of the mannequin performing
-    ``seconds`` of every mapped capture (one row each), rendered in a scratch folder."""
+    """``synthact motions check``: each capture's map (see :func:`describe_capture`) and sanity (see
+    :func:`.sanity.capture_sanity`), or the one line saying why it is not mapped; with ``sheet``, a
+    contact sheet of the mannequin performing ``seconds`` of every mapped capture (one row each),
+    rendered in a scratch folder. ``captures``: one record per file, for ``--json``."""
     import tempfile
 
     from .. import contract as C
@@ -320,17 +350,24 @@ def check_motions(files: list[str], bone_map: str | None, sheet: Path | None, si
     from .writer import contact_sheet
     if bone_map:
         bone_maps(bone_map)
-    lines, failed, ok = [], [], []
+    from .sanity import capture_sanity, describe_sanity
+    lines, failed, ok, captures = [], [], [], []
     for f in files:
         try:
-            _, text = describe_capture(f, bone_map)
+            km, text = describe_capture(f, bone_map)
         except BadData as exc:
             failed.append((f, one_line(exc)))
+            captures.append({"file": f, "error": one_line(exc)})
             continue
-        lines.append(text)
+        bvh, P = load_capture(f, Path(f).stat().st_mtime_ns)
+        sane = capture_sanity(km, P)
+        lines.append(text + "\n" + describe_sanity(sane))
         ok.append(str(Path(f).resolve()))
+        captures.append({"file": f, "fps": round(bvh.fps, 3), "frames": len(P) - km.first, "bind_frames": km.first,
+                         "up": km.up, "facing": km.forward, "unit": km.unit, "stature_m": round(km.stature, 3),
+                         "mapped_by": km.how, "key_points": {k: km.names.get(k) for k in KEYS}, **sane})
     if sheet is None or not ok:
-        return {"lines": lines, "failed": failed, "sheet": None}
+        return {"lines": lines, "failed": failed, "sheet": None, "captures": captures}
     with tempfile.TemporaryDirectory(prefix="motions-check-") as tmp:
         classes = {f"capture{i:03d}": [f] for i, f in enumerate(ok)}
         lib = Path(tmp) / "motions.yaml"
@@ -344,4 +381,4 @@ def check_motions(files: list[str], bone_map: str | None, sheet: Path | None, si
                 for r in sorted(C.read_manifest(out), key=lambda r: r["class"])]
         if rows:
             contact_sheet(rows, Path(sheet), per_clip=frames, thumb_w=size[0])
-    return {"lines": lines, "failed": failed, "sheet": str(sheet) if rows else None}
+    return {"lines": lines, "failed": failed, "sheet": str(sheet) if rows else None, "captures": captures}

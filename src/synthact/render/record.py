@@ -11,7 +11,8 @@ unknown or mistyped key with a one-line :class:`~synthact.errors.BadData` naming
 A manifest line (``json.dumps(line, sort_keys=True)``) holds::
 
     clip class batch_seed index seed frames fps size engine gt_flow    the clip and its root's settings
-    motion       {source: procedural} or {source: bvh, file, frames, start, bone_map};
+    motion       {source: procedural} or {source: bvh, file, frames, start, bone_map, origin?}
+                 (origin: the video an extracted capture came from);
                  absent in lines written before motion capture (procedural)
     body         proportions (height leg arm torso girth shoulders hips head), grey, model
                  (absent before skinned bodies: the mannequin), phenotype (makehuman only)
@@ -65,6 +66,7 @@ class CapturedMotion:
     start: float               # where in the usable span the clip starts, 0..1
     bone_map: str | None       # the library's bone map (a name or a file), or None: the default
     source: Literal["bvh"] = "bvh"
+    origin: str | None = _optional()   # the video a capture of ``motions extract`` came from
 
 
 Motion = Union[ProceduralMotion, CapturedMotion]

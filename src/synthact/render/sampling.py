@@ -104,7 +104,7 @@ def sample_record(cls: str, batch_seed: int, index: int, frames: int, fps: int,
     if captured:
         pick = captured[int(rng.integers(len(captured)))]
         motion = CapturedMotion(file=pick["file"], frames=pick["frames"], start=u(0.0, 1.0),
-                                bone_map=motions["bone_map"])
+                                bone_map=motions["bone_map"], origin=pick.get("origin"))
     elif cls in ACTIONS:
         motion = ProceduralMotion()
     else:

@@ -9,12 +9,20 @@ head on that side; the spine runs between the two. Along each limb the two long 
 picked by length: thigh and shin are the longest consecutive pair, the upper arm and forearm the
 pair closest to human proportions of those legs; joints on a straight line may be passed over
 (twist joints inside a bone). A joint's end site is used when the file has one; where a limb stops
-at the wrist or ankle its last bone is extended instead.
+at the wrist or ankle its last bone is extended instead. The head's top lies on the neck-to-head
+line: a left/right pair hanging from the head (eyes, ears) or a joint off the line (a jaw) is never
+taken, and where the last joint on the line sits below such a pair it is the head's own joint
+(low in the skull) and the line is carried on past it to the top.
 
 Axes and unit come from the body, not from the file format: up is where the neck is over the
-ankles in most frames, forward where the toes point in the rest pose (else where the knees bend),
-left is then ``up x forward``; each is snapped to the file's nearest signed axis, so the mapping to
-our frame (+Z up, facing -Y, left +X) is an exact permutation. The unit is the one that makes
+ankles in most frames. Which side is left is read from the motion, frame by frame against the body's
+own hip and shoulder lines (so a capture that turns around still counts): the toes, the knees and
+elbows where they bend (as a fraction of the limb: a kink of a degree casts no vote) and the root
+where it travels all say where the body faces; the rest pose is one more vote, and only where its
+legs hang down (some rigs keep the legs pointing up with every rotation zero); names break a tie.
+Forward is then the rest pose's facing where its legs hang, else the motion's; left is
+``up x forward``; each is snapped to the file's nearest signed axis, so the mapping to our frame
+(+Z up, facing -Y, left +X) is an exact permutation. The unit is the one that makes
 the legs adult length. A bind pose (a T-pose or rest frame) recorded before the motion shows
 as a jump no motion makes, and the frames up to it are dropped.
 
@@ -42,6 +50,12 @@ STRAIGHT = np.cos(np.radians(12.0))   # a joint passed over is this close to str
 NEVER_BENDS = np.cos(np.radians(5.0))  # and this close in every frame (a twist joint inside a bone)
 AXES = "XYZ"
 LIMBS = {"leg": ("hip", "knee", "ankle", "toe"), "arm": ("shoulder", "elbow", "wrist", "hand_tip")}
+# a limb that stops at the ankle or wrist: its last bone carried on by this fraction (a toe, a hand's tip)
+EXTEND = {"toe": ("knee", "ankle", 0.25), "hand_tip": ("elbow", "wrist", 0.5)}
+BENT = (0.02, 0.1)        # a knee or elbow this far off its limb's line (a fraction of the limb: about 5 and
+                          # 23 degrees) starts to vote on the facing, and casts a whole vote
+HANGS = np.cos(np.radians(30.0))    # rest-pose legs this close to minus up are standing ones
+ON_LINE = np.cos(np.radians(45.0))  # the head's top is no further than this off the neck-to-head line
 
 
 @dataclass
@@ -206,7 +220,7 @@ def _structure(tree: _Tree, rest: np.ndarray, frames: np.ndarray, where: str) ->
         joints = [u for u in nodes if not tree.end[u]]
         return (joints if len(joints) >= need else nodes), nodes
 
-    def limb(e: int, s: str, parts: tuple, cost, extend: float) -> None:
+    def limb(e: int, s: str, parts: tuple, cost) -> None:
         pool, nodes = joints_first(e, 3)
         a, b, c = _bones(pool, pos, cost, frames)
         for part, i in zip(parts, (a, b, c)):
@@ -215,17 +229,17 @@ def _structure(tree: _Tree, rest: np.ndarray, frames: np.ndarray, where: str) ->
         if after:  # the next joint, else the end site
             J[f"{parts[3]}.{s}"] = after[0]
         else:      # the limb stops here: carry on its last bone
-            V[f"{parts[3]}.{s}"] = (pool[b], pool[c], extend)
+            V[f"{parts[3]}.{s}"] = (pool[b], pool[c], EXTEND[parts[3]][2])
 
     leg_len = []
     for s, e in zip("lr", legs):
-        limb(e, s, LIMBS["leg"], lambda x, y: -min(x, y), 0.25)
+        limb(e, s, LIMBS["leg"], lambda x, y: -min(x, y))
         leg_len.append(sum(np.linalg.norm(pos(J[f"{x}.{s}"]) - pos(J[f"{y}.{s}"]))
                            for x, y in (("hip", "knee"), ("knee", "ankle"))))
     leg = float(np.mean(leg_len))
     ua, fa = ARM[0] * leg, ARM[1] * leg
     for s, e in zip("lr", arms):
-        limb(e, s, LIMBS["arm"], lambda x, y: np.log(x / ua) ** 2 + np.log(y / fa) ** 2, 0.5)
+        limb(e, s, LIMBS["arm"], lambda x, y: np.log(x / ua) ** 2 + np.log(y / fa) ** 2)
     _, prev = tree.dists([C])
     spine = _walk(prev, B)  # [B, ..., C]
     J["hips"] = B
@@ -240,24 +254,64 @@ def _structure(tree: _Tree, rest: np.ndarray, frames: np.ndarray, where: str) ->
         J["spine_mid"] = min(interior, key=lambda u: abs(dist[u] - (dist[low] + dist[C]) / 2))
     else:
         V["spine_mid"] = (C, low, -0.5)
-    # the head's top is its highest point along the spine (not a jaw or an eye that reaches further)
-    root, first = chain[head][0], chain[head][1]
-    up = rest[C] - rest[B]
-    branch = tree.beyond(first, root)
-    top = max(branch, key=lambda u: (rest[u] - rest[root]) @ up)
-    _, prev = tree.dists([root])
-    chain[head] = _walk(prev, top)[::-1]
-    pool, _ = joints_first(head, 2)
-    full = [root] + pool  # [where the head branches off, ..., its top]
-    J["head_top"] = full[-1]
-    if len(full) >= 3:
-        J["head"], J["neck"] = full[-2], full[-3]
-        if len(full) == 3:
+    # the head: its nodes on the neck-to-head line, the top last, or the line carried on past the head joint
+    full, past = head_line(tree, chain[head][0], chain[head][1], frames)
+    joints = [u for u in full[1:] if not tree.end[u]]
+    if len(joints) >= 2:  # its end site only where it has too few joints (as the limbs)
+        full = full[:1] + joints
+    if past is not None:
+        J["head"], J["neck"] = full[-1], full[-2]
+        V["head_top"] = (full[-2], full[-1], past)
+        if len(full) == 2:
             shown["neck"] = tree.entry(full[0], full[1])
     else:
-        J["neck"], shown["neck"] = full[0], tree.entry(full[0], full[1])
-        V["head"] = (full[-1], full[0], -0.5)
+        J["head_top"] = full[-1]
+        if len(full) >= 3:
+            J["head"], J["neck"] = full[-2], full[-3]
+            if len(full) == 3:
+                shown["neck"] = tree.entry(full[0], full[1])
+        else:
+            J["neck"], shown["neck"] = full[0], tree.entry(full[0], full[1])
+            V["head"] = (full[-1], full[0], -0.5)
     return J, V, leg, shown
+
+
+def head_line(tree: _Tree, root: int, first: int, P: np.ndarray) -> tuple[list, float | None]:
+    """The head's nodes on the neck-to-head line, ``[root, first, ..., last]`` (each next one the child
+    closest to the line, in the median of ``P`` (F, J, 3), and no further off it than ``ON_LINE``; never
+    one of a left/right pair, eyes or ears, nor anything hanging from one); and how far past the last
+    the top lies, as a fraction of the last bone, where the last sits below such a pair (the head's
+    own joint, low in the skull), else None (the last is the top)."""
+    _, back = tree.dists([root])
+    kids = {u: [v for v in tree.adj[u] if back.get(v) == u] for u in tree.beyond(first, back[first])}
+
+    def cos(u, v, w):  # median cosine between the bones u-v and v-w
+        return float(np.median(np.sum(unit(P[:, v] - P[:, u]) * unit(P[:, w] - P[:, v]), axis=-1)))
+
+    paired = set()
+    for u, ks in kids.items():
+        lines = {v: P[:, v] - P[:, u] for v in ks}
+        for i, a in enumerate(ks):
+            for b in ks[i + 1:]:
+                la, lb = tree.adj[u][a], tree.adj[u][b]
+                mirror = abs(la - lb) <= 0.1 * max(la, lb) and float(np.median(np.sum(
+                    unit(lines[a]) * unit(lines[b]), axis=-1))) < 0.95
+                if mirror and abs(cos(back[u], u, a) - cos(back[u], u, b)) < 0.15:
+                    paired |= {a, b}
+    line = [root, first]
+    while True:
+        on = [v for v in kids[line[-1]] if v not in paired]
+        best = max(on, key=lambda v: cos(line[-2], line[-1], v), default=None)
+        if best is None or cos(line[-2], line[-1], best) < ON_LINE:
+            break
+        line.append(best)
+    if paired:
+        d = unit(P[:, line[-1]] - P[:, line[-2]])
+        above = max(float(np.median(np.sum((P[:, v] - P[:, line[-1]]) * d, axis=-1))) for v in paired)
+        if above > 0:
+            bone = float(np.median(np.linalg.norm(P[:, line[-1]] - P[:, line[-2]], axis=-1)))
+            return line, 2 * above / max(bone, 1e-12)
+    return line, None
 
 
 def _walk(prev: dict, u) -> list:
@@ -321,8 +375,19 @@ def analyse(names: list[str], parents, offsets: np.ndarray, P: np.ndarray, where
             J, V, leg, shown = _structure(tree, rest, sample, where)
         except _Short:
             refuse(where, "a limb has fewer than three joints")
-    else:
-        J, V = dict(named), {}
+    else:  # a bone map: where it names no toe, hand tip or head top (no end sites), they are found as the
+        J, V = dict(named), {}  # structure would
+        for s in "lr":
+            for part, (a, b, f) in EXTEND.items():
+                if f"{part}.{s}" not in J:
+                    V[f"{part}.{s}"] = (J[f"{a}.{s}"], J[f"{b}.{s}"], f)
+        if "head_top" not in J:
+            neck, head = int(tree.rep[J["neck"]]), int(tree.rep[J["head"]])
+            line, past = head_line(tree, neck, head, sample) if neck != head else ([neck, head], None)
+            if past is None and len(line) > 2:
+                J["head_top"] = line[-1]
+            else:  # (a joint sits where its cluster does)
+                V["head_top"] = (line[-2], line[-1], past or 0.5)
         leg = float(np.mean([np.linalg.norm(rest[J[f"knee.{s}"]] - rest[J[f"hip.{s}"]]) +
                              np.linalg.norm(rest[J[f"ankle.{s}"]] - rest[J[f"knee.{s}"]]) for s in "lr"]))
     if not leg > 0:
@@ -341,37 +406,32 @@ def analyse(names: list[str], parents, offsets: np.ndarray, P: np.ndarray, where
         up = _snap(kr["neck"] - (kr["ankle.l"] + kr["ankle.r"]) / 2, None)
     if up is None:
         refuse(where, "cannot tell which way is up")
-    fwd = None
-    for pts in (kr, ks):  # the rest pose first: forward is the file's convention, not where it walks
-        feet = _flat(pts["toe.l"] - pts["ankle.l"], up) + _flat(pts["toe.r"] - pts["ankle.r"], up)
-        knees = sum(_flat(pts[f"knee.{s}"] - (pts[f"hip.{s}"] + pts[f"ankle.{s}"]) / 2, up) for s in "lr")
-        for v in (feet, knees):
-            v = np.median(v, axis=0) if v.ndim > 1 else v
-            if np.linalg.norm(v) > 0.2:
-                fwd = _snap(v, up)
-                break
-        if fwd is not None:
-            break
-    if fwd is None:
-        refuse(where, "cannot tell which way it faces (no toes, straight knees)")
+    hang = unit((kr["ankle.l"] + kr["ankle.r"] - kr["hip.l"] - kr["hip.r"]) / 2) @ up <= -HANGS
+    if named is None:  # left and right: the arms on the legs' sides, then both by where the body faces
+        toes = not any(k.startswith("toe.") for k in V)
+        if np.median(np.sum(_flat(ks["shoulder.l"] - ks["shoulder.r"], up) * _flat(ks["hip.l"] - ks["hip.r"], up),
+                            axis=-1)) < 0:
+            _swap_sides(J, V, LIMBS["arm"])
+            kr, ks = raw(rest), raw(sample)
+        score = facing_score(ks, up, leg, toes)
+        if hang:  # the rest pose: one vote
+            score += float(np.clip(np.sum(facing_votes(kr, up, toes) * body_forward(kr, up)), -1.0, 1.0))
+        if abs(score) < 0.05:
+            score = sum(name_side(names[J[f"{p}.l"]]) - name_side(names[J[f"{p}.r"]])
+                        for parts in LIMBS.values() for p in parts if f"{p}.l" in J)
+        if score == 0:
+            refuse(where, "cannot tell which way it faces (no toes, straight knees and elbows, no travel)")
+        if score < 0:
+            for parts in LIMBS.values():
+                _swap_sides(J, V, parts)
+            kr, ks = raw(rest), raw(sample)
+    # forward: the rest pose's facing where it stands in it (the file's convention), else the motion's
+    facing = body_forward(ks, up)
+    fwd = (_snap(body_forward(kr, up), up) if hang else None)
+    fwd = next(v for v in (fwd, _snap(facing.mean(axis=0), up), _snap(facing[0], up), _snap(np.roll(up, 1), up))
+               if v is not None)
     left = np.cross(up, fwd)
     M = np.array([left, -fwd, up])
-    if named is None:  # left and right by side
-        for limb, parts in LIMBS.items():
-            a, b = f"{parts[0]}.l", f"{parts[0]}.r"
-            side = (kr[a] - kr[b]) @ left
-            if abs(side) < 1e-6 * leg:
-                side = np.median((ks[a] - ks[b]) @ left)
-            if abs(side) < 1e-6 * leg:
-                side = _name_side(names[J[a]]) - _name_side(names[J[b]])
-            if side < 0:
-                for part in parts:
-                    for d in (J, V):
-                        x, y = d.pop(f"{part}.l", None), d.pop(f"{part}.r", None)
-                        if y is not None:
-                            d[f"{part}.l"] = y
-                        if x is not None:
-                            d[f"{part}.r"] = x
     length_unit = min(UNITS, key=lambda u: abs(np.log(leg * UNITS[u] / ADULT_LEG)))
     km = KeyMap(J, V, M, _axis_name(up), _axis_name(fwd), length_unit, leg, how=how)
     km.first = _bind_frames(km, P, leg)
@@ -381,14 +441,83 @@ def analyse(names: list[str], parents, offsets: np.ndarray, P: np.ndarray, where
     return km
 
 
-def _name_side(name: str) -> int:
+def facing_votes(pts: dict, up: np.ndarray, toes: bool = True) -> np.ndarray:
+    """(..., 3) where the body's limbs say it faces, across ``up`` (at most one vote each, not unit): the
+    toes (where ``toes``), the knees where they bend, the elbows (bending the other way) at half weight;
+    both sides alike, so it holds whichever side is called left."""
+    v = 0.0
+    for s in "lr":
+        if toes:
+            v = v + _flat(pts[f"toe.{s}"] - pts[f"ankle.{s}"], up) / 2
+        v = v + _bend_vote(pts[f"hip.{s}"], pts[f"knee.{s}"], pts[f"ankle.{s}"], up) / 2
+        v = v - _bend_vote(pts[f"shoulder.{s}"], pts[f"elbow.{s}"], pts[f"wrist.{s}"], up) / 4
+    return v
+
+
+def travel_votes(hips: np.ndarray, up: np.ndarray, leg: float) -> np.ndarray:
+    """(F, 3) where the root travels across ``up`` over a twentieth of frames ``hips`` (F, 3) either side
+    of each, a whole vote from half a leg's length ``leg`` on (a body mostly walks the way it faces)."""
+    n = len(hips)
+    k = max(1, n // 20)
+    i = np.arange(n)
+    d = hips[np.minimum(i + k, n - 1)] - hips[np.maximum(i - k, 0)]
+    d = d - np.multiply.outer(d @ up, up)
+    return unit(d) * np.clip(np.linalg.norm(d, axis=-1, keepdims=True) / (0.5 * leg), 0.0, 1.0)
+
+
+def facing_score(pts: dict, up: np.ndarray, leg: float, toes: bool = True) -> float:
+    """How much the motion ``pts`` (key point -> (F, 3)) says the side called left is the body's left:
+    its votes (limbs, and the root's travel at half weight) against the facing its hip and shoulder
+    lines give in each frame, averaged over the frames; positive: yes, negative: the other side."""
+    votes = facing_votes(pts, up, toes) + 0.5 * travel_votes(pts["hips"], up, leg)
+    return float(np.mean(np.sum(votes * body_forward(pts, up), axis=-1)))
+
+
+def body_forward(pts: dict, up: np.ndarray) -> np.ndarray:
+    """(..., 3) unit direction the body faces across ``up``: square to its hip and shoulder lines,
+    taking the side called left as left (``left x up``)."""
+    side = _flat(pts["hip.l"] - pts["hip.r"], up) + _flat(pts["shoulder.l"] - pts["shoulder.r"], up)
+    return unit(np.cross(side, up))
+
+
+def bend(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """(..., 3) how far and which way joint ``b`` sits off the line from ``a`` to ``c``, as a fraction of
+    the limb's length |ab| + |bc| (a knee bent 90 degrees: about 0.35; straight: 0)."""
+    ac = c - a
+    t = np.sum((b - a) * ac, axis=-1, keepdims=True) / np.maximum(np.sum(ac * ac, axis=-1, keepdims=True), 1e-24)
+    limb = np.linalg.norm(b - a, axis=-1) + np.linalg.norm(c - b, axis=-1)
+    return (b - a - t * ac) / np.maximum(limb, 1e-12)[..., None]
+
+
+def _bend_vote(a, b, c, up) -> np.ndarray:
+    """The way joint ``b`` bends across ``up``: nothing for a kink, a whole vote from ``BENT[1]`` on."""
+    v = bend(a, b, c)
+    weight = np.clip((np.linalg.norm(v, axis=-1, keepdims=True) - BENT[0]) / (BENT[1] - BENT[0]), 0.0, 1.0)
+    return _flat(v, up) * weight
+
+
+def _swap_sides(J: dict, V: dict, parts: tuple) -> None:
+    """Left and right of a limb's key points swapped."""
+    for part in parts:
+        for d in (J, V):
+            x, y = d.pop(f"{part}.l", None), d.pop(f"{part}.r", None)
+            if y is not None:
+                d[f"{part}.l"] = y
+            if x is not None:
+                d[f"{part}.r"] = x
+
+
+def name_side(name: str) -> int:
     """+1 for a left-looking name, -1 for a right one, 0 when it does not say."""
-    n = name.lower()
-    if re.search(r"left|^l[_.]|[_.]l$|^l(?=[A-Z])", name) or "left" in n:
-        return 1
-    if re.search(r"right|^r[_.]|[_.]r$|^r(?=[A-Z])", name) or "right" in n:
-        return -1
+    for side, pat in _SIDES.items():
+        if pat.search(name):
+            return side
     return 0
+
+
+# LeftArm, leftEye, lHand, LThumb, CC_Base_L_Thigh, l_elbow, hand.L, upperarm_l (but not LowerBack, hip)
+_SIDES = {sign: re.compile(rf"(?i:{full}|(?:^|[_.:| -]){s}(?:[_.:| -]|$))|^[{s}{s.upper()}](?=[A-Z])")
+          for sign, s, full in ((1, "l", "left"), (-1, "r", "right"))}
 
 
 def _flat(v: np.ndarray, up: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ from ..contract import ContractError
 from ..errors import BadConfig
 from .mannequin import INDEX, NAMES, Skeleton
 from .motion import Posed
+from .skeleton import name_side
 from .vectors import align, unit
 
 BUILTIN = ("mannequin", "makehuman")
@@ -93,16 +94,9 @@ def body_model(body: dict) -> str:
 
 
 # ------------------------------------------------------------------ bone roles
-# LeftArm, LHipJoint, upperarm_l, hand.L, CC_Base_L_Thigh, l_elbow -- but not LowerBack
-_SIDES = {s: re.compile(rf"^{full}|^{full.lower()}|^{s.upper()}(?=[A-Z_.])|^{s}_|[_.]{s}$|[_.]{s.upper()}$|"
-                        rf"_{s.upper()}_|_{s}_") for s, full in (("l", "Left"), ("r", "Right"))}
-
-
 def _side(name: str) -> str | None:
-    for s, pat in _SIDES.items():
-        if pat.search(name):
-            return s
-    return None
+    """The side a bone's name says, "l" or "r", else None (see :func:`.skeleton.name_side`)."""
+    return {1: "l", -1: "r"}.get(name_side(name))
 
 
 def _limb_role(name: str) -> str | None:

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import OpenEXR
 
-from ..contract import PREVIEW, clip_dir, img_name, read_image, read_manifest, write_flow_pair, write_jpeg
+from ..contract import PREVIEW, atomic_write, clip_dir, img_name, read_image, read_manifest, write_flow_pair, write_jpeg
 from ..errors import BadConfig
 
 MASK_ALPHA = 0.5
@@ -80,8 +80,10 @@ def contact_sheet(folders: list[tuple[str, Path, int]], path: Path, per_clip: in
         rows.append(row)
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 2), (0, width - r.shape[1]), (0, 0))) for r in rows]
-    if not cv2.imwrite(str(path), np.concatenate(rows, axis=0)):
-        raise OSError(f"{path}: could not write preview")
+    ok, png = cv2.imencode(".png", np.concatenate(rows, axis=0))
+    if not ok:
+        raise OSError(f"{path}: could not encode preview")
+    atomic_write(path, png.tobytes())  # never through a link planted at its name
 
 
 PREVIEW_CLIPS = 8

@@ -23,8 +23,10 @@ from .recipe import BACKBONES, WEIGHT_DECAY
 
 CHOICES = {"modality": ("rgb", "flow"), "backbone": BACKBONES, "schedule": ("step", "cosine"),
            "eval_protocol": ("tsn", "fast"), "engine": ("synthact", "mmaction2")}
-INTS = {"synthetic": (0, None), "segments": (1, None), "size": (16, None), "epochs": (1, None),
-        "batch_size": (1, None), "workers": (0, None), "val_interval": (0, None),
+# upper bounds where a larger value only exhausts memory or processes: TSN samples 3 to 25 segments,
+# inputs are crops of frames stored at most 4096 wide, and DataLoader workers beyond 64 only add processes
+INTS = {"synthetic": (0, None), "segments": (1, 64), "size": (16, 4096), "epochs": (1, None),
+        "batch_size": (1, None), "workers": (0, 64), "val_interval": (0, None),
         "seed": (0, 2**32 - 1)}   # numpy/torch seed range
 TEXT = ("out", "real", "real_root", "pretrained")
 OPTIONAL_TEXT = ("synthetic_root", "classes", "init_from")
@@ -116,6 +118,24 @@ def check(cfg: TrainConfig, name: Callable[[str], str] = cli_name) -> TrainConfi
             raise BadConfig(f"{name(key)} {value!r}: {problem}")
     check_device(cfg.device, name("device"))
     parse_real(cfg.real)
+    return cfg
+
+
+def check_recorded(path: Path, cfg: Any, needed: tuple[str, ...]) -> dict:
+    """A run folder's recorded settings (``config.json``) with the ``needed`` keys, each held to the
+    types and ranges a new run's are (so are ``real_root`` and ``info`` where present): a hand-edited
+    or foreign file is refused in one line naming it and the key. Returns the settings."""
+    if not isinstance(cfg, dict) or any(k not in cfg for k in needed):
+        raise BadData(f"{path}: not a train-tsn run's settings (expected a JSON object with {', '.join(needed)})")
+    for key in (*needed, "real_root", "info"):
+        value = cfg.get(key)
+        problem = _problem(key, value) if key in needed or key in cfg else None
+        if key == "num_classes" and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            problem = "must be a whole number >= 1"
+        if key == "info" and key in cfg and not isinstance(value, dict):
+            problem = "must be a mapping"
+        if problem:
+            raise BadData(f"{path}: {key} {value!r}: {problem}")
     return cfg
 
 

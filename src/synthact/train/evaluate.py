@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from .. import contract as C
-from ..errors import BadConfig
+from ..errors import BadConfig, BadData, one_line
 from ..provenance import versions
 from .dataset import TSNDataset, worker_errors
 
@@ -100,7 +100,8 @@ def confusion_png(conf: np.ndarray, classes: list[str], path: Path, title: str) 
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with C.atomic_output(path, ".png") as tmp:  # never through a link planted in the run folder
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
 
 
@@ -111,18 +112,38 @@ def fuse(runs: list[Path], weights: list[float], protocol: str = "tsn") -> dict:
     lists = [(Path(r) / "val_list.txt").read_text() for r in runs]
     if any(lst != lists[0] for lst in lists):
         raise BadConfig("runs were evaluated on different validation lists: cannot fuse")
+    classes = C.read_classes(Path(runs[0]) / C.CLASSES)
+    labels = _saved(Path(runs[0]) / "labels.npy", "labels", "iu", None, len(classes))
     total = None
     for r, w in zip(runs, weights):
         path = Path(r) / f"scores_{protocol}.npy"
         if not path.exists():
             raise FileNotFoundError(f"{path}: run has no {protocol} scores")
-        s = np.load(path) * w
+        s = _saved(path, "scores", "f", (len(labels), len(classes)), None) * w
         total = s if total is None else total + s
-    labels = np.load(Path(runs[0]) / "labels.npy")
-    classes = C.read_classes(Path(runs[0]) / C.CLASSES)
     out = metrics(total, labels, len(classes))
     out.update({"runs": [str(r) for r in runs], "weights": weights, "protocol": protocol})
     return out
+
+
+def _saved(path: Path, what: str, kinds: str, shape: tuple | None, classes: int | None) -> np.ndarray:
+    """A run's saved ``.npy`` array as evaluation wrote it: numbers of ``kinds`` (numpy dtype kinds),
+    finite, of ``shape`` (scores: one row per validation clip and a column per class) or, for labels,
+    one class index below ``classes`` per clip; else one line naming the file."""
+    try:
+        a = np.load(path, allow_pickle=False)     # an object array would need unpickling: refused
+    except (OSError, ValueError, EOFError) as exc:
+        raise BadData(f"{path}: not a saved {what} array ({one_line(exc)})") from None
+    ok = isinstance(a, np.ndarray) and a.dtype.kind in kinds and (a.shape == shape if shape else a.ndim == 1)
+    if ok and a.dtype.kind == "f":
+        ok = bool(np.isfinite(a).all())
+    if ok and classes is not None:
+        ok = bool(((a >= 0) & (a < classes)).all())
+    if not ok:
+        want = f"finite numbers of shape {shape}" if shape else f"one class index 0..{classes - 1} per clip"
+        raise BadData(f"{path}: {what} of dtype {getattr(a, 'dtype', type(a).__name__)}, shape "
+                      f"{getattr(a, 'shape', None)}: expected {want}")
+    return a
 
 
 def fuse_to(out: Path, runs: list[Path], weights: list[float], protocol: str = "tsn") -> dict:

@@ -295,9 +295,8 @@ def json_safe(obj):
 
 
 def _save(path: Path, obj: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)  # a kill mid-save leaves the previous epoch's checkpoint
+    with C.atomic_output(path) as tmp:  # a kill mid-save leaves the previous epoch's checkpoint
+        torch.save(obj, tmp)
 
 
 def validates(cfg: TrainConfig, epoch: int) -> bool:
@@ -312,9 +311,7 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
     w = csv.DictWriter(text, fieldnames=list(rows[0]))
     w.writeheader()
     w.writerows(rows)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text.getvalue(), newline="")
-    os.replace(tmp, path)
+    C.atomic_write(path, text.getvalue())
 
 
 def _tensorboard(run: Path):

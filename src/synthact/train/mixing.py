@@ -7,8 +7,10 @@ subsampled per class with a fixed seed, and evaluation only ever sees real valid
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -30,18 +32,37 @@ class Selection:
     info: dict = field(default_factory=dict)
 
 
-def parse_real(spec: str) -> tuple[str, int]:
-    """``hmdb51:split1`` -> ("hmdb51", 1)."""
-    name, _, split = spec.partition(":")
-    if not name or not split.startswith("split") or split[5:] not in ("1", "2", "3"):
-        raise BadConfig(f"bad --real {spec!r}: expected DATASET:split1|split2|split3, e.g. hmdb51:split1")
-    return name, int(split[5:])
+class RealSpec(NamedTuple):
+    """``--real``: the dataset, its official split, and the split whose test clips validate instead."""
+
+    dataset: str
+    split: int
+    val_split: int | None = None   # hold out, among ``split``'s training clips, those this split tests on
 
 
-def _real_lists(root: Path, dataset: str, split: int) -> tuple[list[str], list[C.Entry], list[C.Entry]]:
-    return (C.read_classes(C.label_map_path(root, dataset)),
-            C.read_annotations(C.split_list_path(root, dataset, "train", split)),
-            C.read_annotations(C.split_list_path(root, dataset, "val", split)))
+REAL_SPEC = re.compile(r"([^:]+):split([123])(?:-val([123]))?")
+
+
+def parse_real(spec: str) -> RealSpec:
+    """``hmdb51:split1`` -> (hmdb51, 1); ``hmdb51:split1-val2`` -> (hmdb51, 1, 2): train on split 1's
+    training clips that split 2 also trains on, validate on those that split 2 tests on, so that
+    tuning never touches split 1's test clips."""
+    m = REAL_SPEC.fullmatch(spec)
+    if not m or m.group(2) == m.group(3):
+        raise BadConfig(f"bad --real {spec!r}: expected DATASET:splitK or DATASET:splitK-valJ (J another split), "
+                        f"e.g. hmdb51:split1 or hmdb51:split1-val2")
+    return RealSpec(m.group(1), int(m.group(2)), int(m.group(3)) if m.group(3) else None)
+
+
+def _real_lists(root: Path, spec: RealSpec) -> tuple[list[str], list[C.Entry], list[C.Entry]]:
+    dataset, split, val_split = spec
+    train = C.read_annotations(C.split_list_path(root, dataset, "train", split))
+    if val_split is None:
+        val = C.read_annotations(C.split_list_path(root, dataset, "val", split))
+    else:
+        held = {e.clip for e in C.read_annotations(C.split_list_path(root, dataset, "val", val_split))}
+        train, val = [e for e in train if e.clip not in held], [e for e in train if e.clip in held]
+    return C.read_classes(C.label_map_path(root, dataset)), train, val
 
 
 def _relabel(entries: list[C.Entry], old: list[str], new: list[str], root: Path, path: str) -> list[Sample]:
@@ -100,9 +121,10 @@ def select(real: str, real_root: Path, synthetic_root: Path | None = None, synth
            real_fraction: float = 1.0, classes: str | None = None, synthetic_only: bool = False,
            seed: int = 0) -> Selection:
     """The clips a run trains and evaluates on (see the module docstring)."""
-    dataset, split = parse_real(real)
+    spec = parse_real(real)
+    dataset, split = spec.dataset, spec.split
     real_root = Path(real_root)
-    labels, train_e, val_e = _real_lists(real_root, dataset, split)
+    labels, train_e, val_e = _real_lists(real_root, spec)
     keep = subset_classes(dataset, classes, labels) if classes else labels
     train = _relabel(train_e, labels, keep, real_root, f"{dataset}_train_split_{split}")
     val = _relabel(val_e, labels, keep, real_root, f"{dataset}_val_split_{split}")
@@ -113,7 +135,8 @@ def select(real: str, real_root: Path, synthetic_root: Path | None = None, synth
     if real_fraction < 1.0:  # per class, at least one clip each
         train = _per_class_pick(train, {c: max(1, round(real_fraction * n)) for c, n in enumerate(counts) if n},
                                 rng, f"{real_root} train split {split}")
-    info = {"dataset": dataset, "split": split, "classes": len(keep), "real_train_available": int(counts.sum()),
+    info = {"dataset": dataset, "split": split, **({"val_split": spec.val_split} if spec.val_split else {}),
+            "classes": len(keep), "real_train_available": int(counts.sum()),
             "real_train": 0 if synthetic_only else len(train), "val": len(val)}
     synth: list[Sample] = []
     if synthetic or synthetic_only:

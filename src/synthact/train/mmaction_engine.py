@@ -11,7 +11,6 @@ mmaction2's ResNet loads ImageNet, a user file or, for flow, the cross-modality-
 from __future__ import annotations
 
 import math
-import os
 import zipfile
 from pathlib import Path
 
@@ -155,9 +154,7 @@ def write_config(cfg, run: Path, pretrained: str | None) -> dict:
     settings = config_dict(cfg, run, pretrained)
     head = (f"# Written by synthact for the selection in this run folder: mmaction2 1.2.0 TSN, {cfg.modality}.\n"
             "# Lists: mmaction2 rawframe format with absolute frame folders (data_prefix is empty).\n")
-    tmp = run / f"{CONFIG}.tmp"
-    tmp.write_text(head + "".join(f"{k} = {_py(v)}\n" for k, v in settings.items()))
-    os.replace(tmp, run / CONFIG)
+    C.atomic_write(run / CONFIG, head + "".join(f"{k} = {_py(v)}\n" for k, v in settings.items()))
     return settings
 
 

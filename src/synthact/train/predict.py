@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +26,11 @@ import numpy as np
 import torch
 
 from .. import contract as C
-from ..data.prepare import TRUNCATION_SLACK
+from ..data.video import decode_video
 from ..errors import BadConfig, BadData, SynthactError, one_line, warn
 from ..flow.methods import make_flow
 from .checkpoint import load_pt, restore
+from .config import check_recorded
 from .dataset import load_snippet, snippet_starts
 from .evaluate import PROTOCOLS
 from .transforms import PRESETS
@@ -59,10 +59,8 @@ def load_run(path: Path) -> Run:
     weights-only), with the frame size and flow method of the real root it was trained on."""
     from .models import TSN
     path = Path(path)
-    cfg = C.read_json(path / "config.json")
-    keys = ("backbone", "modality", "segments", "num_classes", "size")
-    if not isinstance(cfg, dict) or any(k not in cfg for k in keys):
-        raise BadData(f"{path / 'config.json'}: not a train-tsn run's settings (expected {', '.join(keys)})")
+    cfg = check_recorded(path / "config.json", C.read_json(path / "config.json"),
+                         ("backbone", "modality", "segments", "num_classes", "size"))
     classes = C.read_classes(path / C.CLASSES)
     if len(classes) != cfg["num_classes"]:
         raise BadData(f"{path / C.CLASSES}: {len(classes)} classes, the run's config says {cfg['num_classes']}")
@@ -131,30 +129,11 @@ class VideoClip:
             self._cache[f"{name}:True"] = C.decode_image(C.encode_jpeg(img), f"{self.path} flow {k}", True)
 
 
-def decode_video(path: Path, size: tuple[int, int]) -> list[bytes]:
-    """Every decodable frame, resized to ``size`` (width, height) as prepare does, as JPEG bytes.
-    FFmpeg's own messages about damaged data are silenced (read once, at OpenCV's first capture):
-    a video that does not decode whole is named in one line instead."""
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "8")   # AV_LOG_FATAL
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise BadData(f"{path}: cannot open video (corrupt, empty or not a video)")
-    declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-    frames = []
-    try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            frames.append(C.encode_jpeg(cv2.resize(frame, size, interpolation=cv2.INTER_AREA)))
-    finally:
-        cap.release()
-    if not frames:
-        raise BadData(f"{path}: no frame decodes (corrupt or empty video)")
-    if len(frames) < 2:
-        raise BadData(f"{path}: only one frame decodes")
-    if declared > 0 and len(frames) < declared - TRUNCATION_SLACK:
-        raise BadData(f"{path}: truncated: decoded {len(frames)} of the {declared} frames its container declares")
+def decode_jpegs(path: Path, size: tuple[int, int]) -> list[bytes]:
+    """Every decodable frame of ``path``, resized to ``size`` (width, height) as prepare does, as JPEG
+    bytes; a video prepare would refuse is refused in the same one line."""
+    frames: list[bytes] = []
+    decode_video(path, size, lambda k, frame: frames.append(C.encode_jpeg(frame)))
     return frames
 
 
@@ -250,7 +229,7 @@ def predict_videos(runs: list[Path], paths: list[Path], weights: list[float] | N
                     if r.flow_method and r.flow_method not in flows:
                         flows[r.flow_method] = make_flow(r.flow_method)
                     if r.frame_size not in frames:
-                        frames[r.frame_size] = decode_video(video, r.frame_size)
+                        frames[r.frame_size] = decode_jpegs(video, r.frame_size)
                     clips[key] = VideoClip(video, frames[r.frame_size], flows.get(r.flow_method), r.flow_bound)
                 per_run.append(score_video(r, clips[key], protocol, dev))
         except (SynthactError, OSError, cv2.error) as exc:
@@ -291,6 +270,4 @@ def write_csv(path: Path, preds: list[Prediction]) -> None:
             row += [c, f"{s:.6f}"]
         w.writerow(row)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text.getvalue(), newline="")
-    os.replace(tmp, path)
+    C.atomic_write(path, text.getvalue())

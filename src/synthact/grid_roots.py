@@ -1,0 +1,114 @@
+"""The roots an ablation grid makes for itself: ``prepare:`` (the real clips) and ``render:``
+(the synthetic sets it compares), inside the grid's folder, before any cell runs.
+
+Each is the stage a user would run by hand (``synthact prepare``, ``render-clips`` then
+``extract-flow``), so a killed grid resumes where the stage stopped and a finished root is only
+checked. Both sides get the same flow method: TSN's premise is that the two flows look alike.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import BadConfig, SynthactError, one_line
+
+REAL_ROOT = "roots/real"          # under the grid's folder
+SYNTHETIC_ROOTS = "roots/synthetic"
+PREPARE_KEYS = {"videos", "splits", "size", "flow", "classes", "strict_frames"}
+RENDER_KEYS = {"classes", "per_class", "frames", "size", "fps", "profile", "background", "body", "motions",
+               "bone_map", "seed"}
+
+
+def check_blocks(cfg: dict, path) -> None:
+    """The ``prepare:`` and ``render:`` blocks' keys and types, in one line naming the key."""
+    w = cfg.get("workers", 2)
+    if not (isinstance(w, int) and not isinstance(w, bool) and 1 <= w <= 256):
+        raise BadConfig(f"{path}: workers {w!r}: processes that make the grid's roots, a whole number in 1-256")
+    prep = cfg.get("prepare")
+    if prep is not None:
+        if not isinstance(prep, dict):
+            raise BadConfig(f"{path}: prepare: expected a mapping (videos, splits, size, flow, classes)")
+        for key in prep:
+            if key not in PREPARE_KEYS:
+                raise BadConfig(f"{path}: unknown key 'prepare.{key}' (known: {', '.join(sorted(PREPARE_KEYS))})")
+        if not isinstance(prep.get("flow"), str):
+            raise BadConfig(f"{path}: prepare.flow: the flow method of both sides is required, e.g. tvl1-fast")
+    sets = cfg.get("render")
+    if sets is None:
+        return
+    if cfg.get("synthetic_root") or cfg.get("synthetic_roots"):
+        raise BadConfig(f"{path}: render: makes the synthetic sets; give it or synthetic_root(s), not both")
+    if not isinstance(prep, dict):
+        raise BadConfig(f"{path}: render: needs prepare: (its flow method is the synthetic sets' too)")
+    if not (isinstance(sets, dict) and sets):
+        raise BadConfig(f"{path}: render: expected a mapping of set name -> render-clips settings")
+    for name, opts in sets.items():
+        if not isinstance(opts, dict):
+            raise BadConfig(f"{path}: render.{name}: expected a mapping of render-clips settings")
+        for key in opts:
+            if key not in RENDER_KEYS:
+                raise BadConfig(f"{path}: unknown key 'render.{name}.{key}' "
+                                f"(known: {', '.join(sorted(RENDER_KEYS))})")
+
+
+def planned_roots(cfg: dict, out: Path) -> dict:
+    """``cfg`` with ``real_root`` and ``synthetic_roots`` naming the roots the grid makes in ``out``."""
+    cfg = dict(cfg)
+    if cfg.get("prepare") is not None:
+        cfg["real_root"] = str(out / REAL_ROOT)
+    if cfg.get("render"):
+        cfg["synthetic_roots"] = {name: str(out / SYNTHETIC_ROOTS / name) for name in cfg["render"]}
+    return cfg
+
+
+def make_roots(cfg: dict, out: Path, videos: Path | None, splits: Path | None, workers: int, echo) -> dict:
+    """Prepare the real root and render and flow each synthetic set the config asks for, in ``out``
+    (each stage resumes); returns the config naming them. ``videos`` and ``splits`` override
+    ``prepare.videos`` / ``prepare.splits`` (the CLI's ``--videos`` / ``--splits``)."""
+    if cfg.get("prepare") is None:
+        return cfg
+    cfg = planned_roots(cfg, out)
+    prep = cfg["prepare"]
+    videos, splits = videos or prep.get("videos"), splits or prep.get("splits")
+    if not videos or not splits:
+        raise BadConfig(f"{cfg.get('name', 'the grid')} prepares its real clips: give --videos DIR and --splits DIR "
+                        f"(a folder of {cfg['real']}-named <class>/ video folders and the official split files)")
+    try:
+        _prepare(cfg, prep, Path(videos), Path(splits), workers, echo)
+        for name, opts in (cfg.get("render") or {}).items():
+            _render(Path(cfg["synthetic_roots"][name]), name, opts, prep["flow"], workers, echo)
+    except SynthactError as exc:
+        raise type(exc)(f"making the grid's roots: {one_line(exc)}") from None
+    return cfg
+
+
+def _prepare(cfg: dict, prep: dict, videos: Path, splits: Path, workers: int, echo) -> None:
+    from .data.prepare import PrepareJob, prepare
+    from .render.clips import parse_size
+    root = Path(cfg["real_root"])
+    s = prepare(PrepareJob(cfg["real"], videos, splits, root, prep.get("classes") or cfg.get("classes"),
+                           prep["flow"], parse_size(str(prep.get("size", "160x120"))), workers,
+                           strict_frames=bool(prep.get("strict_frames"))), progress=False)
+    echo(f"real clips: {s.done} prepared, {s.skipped} already done, {len(s.failures)} failed, "
+         f"{len(s.missing)} listed but absent (the held-out clips, where only training clips are given) -> {root}")
+    if s.failures:
+        raise BadConfig(f"{root}: {len(s.failures)} videos failed to prepare (first: {s.failures[0][1]})")
+
+
+def _render(root: Path, name: str, opts: dict, flow: str, workers: int, echo) -> None:
+    from .flow.extract import run_flow
+    from .render.clips import RenderJob, parse_size, render_batch
+    job = RenderJob(out=root, classes=str(opts.get("classes", "hmdb")), per_class=int(opts.get("per_class", 20)),
+                    frames=int(opts.get("frames", 32)), size=parse_size(str(opts.get("size", "160x120"))),
+                    fps=int(opts.get("fps", 30)), workers=workers, seed=int(opts.get("seed", 0)),
+                    motions=opts.get("motions"), bone_map=opts.get("bone_map"),
+                    body=str(opts.get("body", "mannequin")), profile=opts.get("profile"),
+                    background=str(opts.get("background", "black")))
+    r = render_batch(job, progress=False)
+    if r.failures:
+        raise BadConfig(f"{root}: {len(r.failures)} clips of set {name} failed to render "
+                        f"(first: {r.failures[0][1]})")
+    f = run_flow(root, flow, workers, resume=True, progress=False)
+    if f.failures:
+        raise BadConfig(f"{root}: flow failed for {len(f.failures)} clips of set {name} (first: {f.failures[0][1]})")
+    echo(f"synthetic set {name}: {r.rendered} clips rendered, {r.skipped} already there; flow for "
+         f"{f.done} clips -> {root}")
