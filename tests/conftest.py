@@ -60,6 +60,12 @@ def small_root(root: Path, classes: str) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """A small rendered root with flow (two classes), to be copied and abused by each test."""
+    return small_root(tmp_path_factory.mktemp("safety") / "root", "wave,clap")
+
+
 @pytest.fixture(scope="session")
 def data(tmp_path_factory):
     """A rendered synthetic root and a target-domain root (3 classes, 12 frames, DIS flow), with

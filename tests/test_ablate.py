@@ -187,3 +187,45 @@ def test_a_cell_can_be_a_data_parallel_run(data, tmp_path):
     bad = _grid(data, tmp_path, cell_gpus=3)        # batch_size 4 does not split over 3 processes
     r = run_cli("synthact", "ablate", "--config", str(bad), "--out", str(tmp_path / "o"))
     assert r.returncode == 2 and "train.batch_size 4: a cell of cell_gpus 3" in r.stderr, r.stderr
+
+
+def test_minihmdb_config_prepares_renders_and_validates_off_the_test_split(fixtures, tmp_path):
+    """The shipped minihmdb grid, shrunk (2 classes, tiny clips, 1 epoch): it prepares the real clips,
+    renders and flows its synthetic set inside --out, and scores on split 2's test clips among split
+    1's training clips, never on split 1's test clips (which the fixture folder does not hold)."""
+    cfg = load_config("minihmdb")
+    assert cfg["val_split"] == 2 and cfg["splits"] == [1] and len(cfg["seeds"]) >= 3
+    raw = yaml.safe_load(open(os.path.join(os.path.dirname(__import__("synthact").__file__),
+                                           "assets/experiments/minihmdb.yaml")))
+    raw.update(classes="clap,wave", seeds=[0], synthetic=[0, 4], real_fraction=[1.0, 0.0], modality=["flow"])
+    raw["prepare"].update(size="64x48", flow="dis")
+    raw["render"] = {"plain": {"classes": "clap,wave", "per_class": 2, "frames": 8, "size": "64x48"}}
+    raw["train"] = {"backbone": "mobilenet_v3_small", "pretrained": "none", "size": 32, "epochs": 1,
+                    "batch_size": 4, "workers": 0, "val_interval": 0}
+    path = tmp_path / "mini.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "grid"
+    refusal(run_cli("synthact", "ablate", "--config", str(path), "--out", str(out)), "--videos DIR and --splits DIR")
+    videos, splits = fixtures / "real/videos/jhmdb_train", fixtures / "real/splits/hmdb51"
+    r = run_cli("synthact", "ablate", "--config", str(path), "--out", str(out), "--videos", str(videos),
+                "--splits", str(splits), "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "synthetic set plain: 4 clips rendered" in r.stdout
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert [(x["synthetic"], x["real_fraction"], x["status"]) for x in rows] == \
+        [("0", "1.0", "ok"), ("4", "1.0", "ok"), ("4", "0.0", "ok")]
+    held = {ln.split()[0] for k in ("clap", "wave")
+            for ln in open(splits / f"{k}_test_split2.txt") if ln.split()[1] == "2"}
+    for x in rows:
+        run = out / "cells" / x["cell"]
+        val = [ln.split()[0].rsplit("/", 1)[1] + ".avi" for ln in open(run / "val_list.txt")]
+        train = [ln.split()[0] for ln in open(run / "train_list.txt")]
+        assert val and set(val) <= held and not any(t.rsplit("/", 1)[1] + ".avi" in held for t in train)
+        assert json.loads((run / "config.json").read_text())["real"] == "hmdb51:split1-val2"
+    per_class = (out / "per_class.md").read_text()
+    assert "| clap |" in per_class and "| wave |" in per_class and "flow_real1_syn4_plain" in per_class
+    assert cv2.imread(str(out / "confusion/flow_synthetic_only_syn4_plain.png")) is not None
+    again = run_cli("synthact", "ablate", "--config", str(path), "--out", str(out), "--videos", str(videos),
+                    "--splits", str(splits), "--quiet")
+    assert again.returncode == 0 and "3 cells (3 already done, 0 failed)" in again.stdout, again.stderr
+    assert "0 prepared" in again.stdout and "0 clips rendered, 4 already there" in again.stdout

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from synthact import contract as C
-from synthact.data.video import decode_video
 from synthact.data.splits import load_splits, subset_classes
+from synthact.data.video import decode_video
 from synthact.flow.extract import run_flow
 from synthact.flow.methods import make_flow
 from synthact.render.clips import RenderJob, render_batch

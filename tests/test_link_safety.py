@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -24,7 +25,7 @@ from synthact.export import MARKER
 from synthact.rootlock import LOCK, root_lock
 
 from .conftest import BIN, refusal, run_cli
-from .test_root_safety import _copy, prepared, snapshot  # noqa: F401  (prepared: the root each test copies)
+from .test_root_safety import _copy, snapshot
 
 SMALL = ("--frames", "4", "--size", "64x48", "--quiet")
 
@@ -93,6 +94,17 @@ def test_planted_temporary_files_are_never_written_through(prepared, tmp_path):
     assert len(C.read_manifest(root)) == 6
 
 
+def test_an_annotations_folder_linked_elsewhere_is_refused(prepared, tmp_path):
+    root, _ = _box(prepared, tmp_path)
+    elsewhere = tmp_path / "box" / "elsewhere"
+    shutil.move(root / C.ANNOTATIONS, elsewhere)
+    (root / C.ANNOTATIONS).symlink_to(elsewhere, target_is_directory=True)
+    before = _outside(tmp_path, root)
+    r = run_cli("render-clips", "--out", str(root), "--classes", "wave,clap", "--per-class", "2", *SMALL)
+    refusal(r, str(root / C.ANNOTATIONS), "outside")
+    assert _outside(tmp_path, root) == before
+
+
 def test_atomic_write_never_writes_through_a_link_at_its_temporary_name_or_its_path(tmp_path, monkeypatch):
     outside = tmp_path / "outside.txt"
     outside.write_text("mine")
@@ -107,16 +119,25 @@ def test_atomic_write_never_writes_through_a_link_at_its_temporary_name_or_its_p
                                                                  "outside.txt"])
 
 
-@pytest.mark.parametrize("kind", ["symlink", "hardlink", "fifo"])
+@pytest.mark.parametrize("kind", ["symlink", "fifo"])
 def test_a_manifest_that_is_a_link_or_fifo_is_never_appended_to(tmp_path, kind):
     outside = tmp_path / "outside.jsonl"
     outside.write_text("")
     path = tmp_path / C.MANIFEST
-    {"symlink": lambda: path.symlink_to(outside), "hardlink": lambda: os.link(outside, path),
-     "fifo": lambda: os.mkfifo(path)}[kind]()
+    path.symlink_to(outside) if kind == "symlink" else os.mkfifo(path)
     with pytest.raises(BadData, match="refusing to write through it") as exc:
         C.append_manifest(tmp_path, {"clip": "wave/a"})
     assert "\n" not in str(exc.value) and outside.read_text() == ""
+
+
+def test_a_hard_linked_manifest_is_made_the_roots_own_before_appending(tmp_path):
+    outside = tmp_path / "copy.jsonl"  # as `cp -al` shares it with another root
+    outside.write_text('{"clip": "wave/a"}\n')
+    os.link(outside, tmp_path / C.MANIFEST)
+    C.append_manifest(tmp_path, {"clip": "wave/b"})
+    assert outside.read_text() == '{"clip": "wave/a"}\n'
+    assert [r["clip"] for r in C.read_manifest(tmp_path)] == ["wave/a", "wave/b"]
+    assert (tmp_path / C.MANIFEST).stat().st_nlink == 1
 
 
 # ---------------------------------------------------------------- 3, 19: compare
@@ -230,6 +251,26 @@ def test_malformed_index_lines_are_refused_in_one_line(sharded, tmp_path, change
     _refused(lambda: shards.entries(folder), str(folder), field)
 
 
+def _shift(e: dict) -> None:
+    for m in e["members"].values():  # every member of the clip a block off: each read meets another header
+        m["offset"] += 512
+
+
+@pytest.mark.parametrize("change, words", [(lambda e: e.update(shard="/etc/passwd.tar"), "shard"),
+                                           (lambda e: e.update(num_frames="4"), "num_frames"),
+                                           (_shift, "are not those of")])
+def test_training_on_a_lying_index_is_refused_in_one_line(prepared, sharded, tmp_path, change, words):
+    from synthact.data.target_domain import write_split_lists
+    target = tmp_path / "target"
+    shutil.copytree(prepared, target)
+    write_split_lists(target, val_every=2)
+    folder = _lied(sharded, tmp_path, change)
+    r = run_cli("train-tsn", "--real", "target:split1", "--real-root", str(target), "--synthetic-root", str(folder),
+                "--synthetic", "4", "--modality", "rgb", "--out", str(tmp_path / "run"), "--epochs", "1", "--size",
+                "32", "--workers", "2", "--quiet")
+    refusal(r, str(folder / shards.INDEX), words)
+
+
 def test_an_index_offset_that_lies_is_caught_at_the_members_header(sharded, tmp_path):
     good = json.loads((sharded / shards.INDEX).read_text().splitlines()[0])["members"]["img_00002.jpg"]
     folder = _lied(sharded, tmp_path, lambda e: e["members"].update({"img_00001.jpg": dict(good)}))
@@ -316,12 +357,12 @@ def test_an_export_killed_mid_way_is_finished_by_its_rerun(prepared, tmp_path):
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    shutil.rmtree(out / "shard-000002.tar", ignore_errors=True)
     (out / "shard-000002.tar").unlink(missing_ok=True)  # as if killed before its rename
     (out / ".shard-000002.tar.0123456789abcdef.tmp").write_bytes(b"torn")
     (out / shards.INDEX).unlink(missing_ok=True)
     r = run_cli(*args)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 0 and "shards kept from an earlier run" in r.stdout, r.stdout + r.stderr
+    assert not (out / ".shard-000002.tar.0123456789abcdef.tmp").exists()
     fresh = tmp_path / "fresh"
     assert run_cli(*args[:-3], str(fresh), "--shard-size", "1").returncode == 0
     assert (out / shards.INDEX).read_text() == (fresh / shards.INDEX).read_text()
@@ -334,7 +375,8 @@ def test_an_export_killed_mid_way_is_finished_by_its_rerun(prepared, tmp_path):
 
 # ---------------------------------------------------------------- the link fuzz: every file, every kind
 STAGES = {  # a stage, and the files it writes in the folder it is given
-    "render": ([C.MANIFEST, C.ROOT_SETTINGS, C.CLASSES, "annotations/synthetic_rawframes.txt", C.PREVIEW, LOCK],
+    "render": ([C.MANIFEST, C.ROOT_SETTINGS, C.CLASSES, "annotations/synthetic_rawframes.txt", C.PREVIEW, LOCK,
+                "render.log"],
                lambda root, out: ("render-clips", "--out", str(root), "--classes", "wave,clap", "--per-class", "3",
                                   *SMALL)),
     "flow": ([C.FLOW_MANIFEST, C.FLOW_INFO, LOCK],
@@ -381,6 +423,42 @@ def test_link_fuzz_every_written_file_as_a_link_or_fifo(prepared, tmp_path, stag
     assert outside.read_text() == "the user's own file\n"
     changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
     assert all(k.startswith("out") for k in changed), changed  # only the stage's own output folder
+
+
+RUN_FILES = ["checkpoint.pt", "model.pt", "config.json", "metrics.json", "log.csv", "confusion.png", "labels.npy",
+             "scores_fast.npy", "train_list.txt", "val_list.txt", C.CLASSES, LOCK]
+
+
+@pytest.fixture(scope="module")
+def target(prepared, tmp_path_factory):
+    """The small root with split lists, as a target domain to train on."""
+    from synthact.data.target_domain import write_split_lists
+    root = tmp_path_factory.mktemp("target") / "target"
+    shutil.copytree(prepared, root)
+    write_split_lists(root, val_every=2)
+    return root
+
+
+@pytest.mark.parametrize("name, kind", random.Random(22).sample([(n, k) for n in RUN_FILES
+                                                                  for k in ("symlink", "hardlink", "fifo")], 8))
+def test_seeded_link_fuzz_of_a_training_run_folder(target, tmp_path, name, kind):
+    """A run folder's files (a seeded eighth of them, each kind): trained or refused, nothing outside
+    changed (a training run costs seconds, so not every case runs every time)."""
+    (tmp_path / "box").mkdir()
+    outside = tmp_path / "box" / "outside.txt"
+    outside.write_text("the user's own file\n")
+    run = tmp_path / "box" / "run"
+    run.mkdir()
+    path = run / name
+    {"symlink": lambda: path.symlink_to(outside), "hardlink": lambda: os.link(outside, path),
+     "fifo": lambda: os.mkfifo(path)}[kind]()
+    before = _outside(tmp_path, run)
+    r = run_cli("train-tsn", "--real", "target:split1", "--real-root", str(target), "--synthetic-root", str(target),
+                "--synthetic", "2", "--modality", "rgb", "--out", str(run), "--epochs", "1", "--size", "32",
+                "--workers", "0", "--eval-protocol", "fast", "--batch-size", "4", "--quiet", timeout=300)
+    if r.returncode != 0:
+        refusal(r)
+    assert outside.read_text() == "the user's own file\n" and _outside(tmp_path, run) == before
 
 
 def test_tar_members_of_an_export_are_plain_files(sharded):

@@ -41,7 +41,7 @@ def _track(n=90, fps=30.0, legs_seen=0.9) -> M.Track:
     t = np.arange(n) / fps
     world[:, M.WRIST_L, 0] += 0.2 * t            # the wrist moves out linearly
     px = 150.0
-    image = world[..., :2] * px + np.array([100.0, 120.0])
+    image = world[..., :2] * px + np.array([100.0, 90.0])
     image[..., 0] += 0.5 * t[:, None] * px       # travel to the right, 0.5 m/s
     vis = np.full((n, M.LANDMARKS), 0.95)
     vis[:, list(M.LEGS)] = legs_seen
@@ -102,7 +102,8 @@ def library(fixtures, tmp_path_factory):
     """The captures of a golf swing and a wave (split 1 training videos), extracted once."""
     lib = tmp_path_factory.mktemp("extract") / "lib"
     r = run_cli("synthact", "motions", "extract", str(fixtures / VIDEOS / GOLF), str(fixtures / VIDEOS / WAVE),
-                "--dataset", "hmdb51", "--splits", str(fixtures / SPLITS), "--split", "1", "--out", str(lib), "--quiet")
+                "--dataset", "hmdb51", "--splits", str(fixtures / SPLITS), "--split", "1", "--out", str(lib), "--quiet",
+                "--workers", "2")
     assert r.returncode == 0, r.stderr
     return lib, r.stdout
 
@@ -144,14 +145,20 @@ def test_a_real_clip_becomes_a_capture_that_maps_and_renders(library, tmp_path):
     assert sorted(labels[p.label] for p in picked) == ["golf", "wave"]
 
 
-def test_a_test_video_is_refused_with_a_split(fixtures, tmp_path):
+def test_a_test_video_is_refused_with_a_split_unless_allowed_and_then_recorded(fixtures, tmp_path):
     folder = tmp_path / "videos" / "wave"
     folder.mkdir(parents=True)
     shutil.copy(fixtures / VIDEOS / WAVE, folder / TEST_WAVE)
-    r = run_cli("synthact", "motions", "extract", str(tmp_path / "videos"), "--dataset", "hmdb51",
-                "--splits", str(fixtures / SPLITS), "--split", "1", "--out", str(tmp_path / "lib"))
-    refusal(r, TEST_WAVE, "test video of hmdb51 split 1", "--allow-test")
+    args = ("synthact", "motions", "extract", str(tmp_path / "videos"), "--dataset", "hmdb51",
+            "--splits", str(fixtures / SPLITS), "--split", "1", "--out", str(tmp_path / "lib"), "--quiet")
+    refusal(run_cli(*args), TEST_WAVE, "test video of hmdb51 split 1", "--allow-test")
     assert not (tmp_path / "lib").exists()
+    r = run_cli(*args, "--allow-test")
+    assert r.returncode == 0, r.stderr
+    info = json.loads((tmp_path / "lib/extraction.json").read_text())
+    assert info["allow_test"] is True and info["test_videos_used"] == [str(folder / TEST_WAVE)]
+    (entry,) = yaml.safe_load((tmp_path / "lib/motions.yaml").read_text())["motions"]["wave"]
+    assert entry["source"]["role"] == "test"
 
 
 def test_a_video_without_a_person_is_listed_as_dropped(tmp_path):

@@ -13,7 +13,7 @@ from synthact import contract as C
 from synthact.render.clips import RenderJob, render_batch
 from synthact.rootlock import LOCK
 
-from .conftest import refusal, run_cli, small_root
+from .conftest import refusal, run_cli
 
 SMALL = ("--frames", "4", "--size", "64x48", "--quiet")
 
@@ -27,12 +27,6 @@ def snapshot(folder: Path) -> dict:
             st = p.lstat()
             out[str(p.relative_to(folder))] = (0, 0) if p.is_dir() else (st.st_size, st.st_mtime_ns)
     return out
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    """A small rendered root with flow, to be copied and abused by each test."""
-    return small_root(tmp_path_factory.mktemp("safety") / "root", "wave,clap")
 
 
 def _copy(prepared: Path, tmp_path: Path) -> tuple[Path, dict]:

@@ -221,6 +221,19 @@ def test_partial_bn_freezes_all_but_the_first(tmp_path):
     assert not any(m.training or m.weight.requires_grad for m in bns[1:])
 
 
+def test_pretrained_rgb_keeps_partial_bn_and_flow_trains_every_batchnorm(tmp_path):
+    """Flow's statistics are not ImageNet's: frozen RGB statistics starved faint flow and, with
+    synthetic clips in the batch, killed the backbone (recipe.PARTIAL_BN)."""
+    weights = tmp_path / "resnet18.pth"
+    torch.save(TSN(3, "resnet18").base.state_dict(), weights)
+    for modality, frozen in (("rgb", True), ("flow", False)):
+        model = TSN(3, "resnet18", modality, pretrained=str(weights)).train()
+        bns = [m for m in model.base.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        assert model.partial_bn is frozen
+        assert all(m.training and m.weight.requires_grad for m in bns[:1])
+        assert all((not m.training) is frozen and m.weight.requires_grad is not frozen for m in bns[1:])
+
+
 def test_flow_runs_check_that_every_root_has_flow_of_one_method(data, tmp_path):
     synth, target = data
     other = tmp_path / "synth_farneback"

@@ -24,6 +24,7 @@ import yaml
 from . import contract as C
 from .errors import BadConfig, BadData, SynthactError, one_line, warn
 from .executor import LOCAL, Executor, cluster_gpus
+from .grid_report import class_report
 from .grid_roots import check_blocks, make_roots, planned_roots
 from .rootlock import root_lock
 from .train.config import TrainConfig, check
@@ -339,11 +340,19 @@ def _grid_locked(cfg: dict, out: Path, progress: bool, echo, executor: Executor)
                 echo(f"      {status}")
         seconds = seconds if seconds is not None else round(time.perf_counter() - start, 1)
         row.update({"top1": m.get("top1"), "mean_class": m.get("mean_class"), "n_val": m.get("n"),
-                    "status": status, "seconds": seconds, "cell": cell["id"]})
+                    "train_acc": _last_train_acc(m), "status": status, "seconds": seconds, "cell": cell["id"]})
         rows.append(row)
         write_results(out, rows, cfg)
     return {"cells": len(rows), "failed": failed, "skipped": skipped, "csv": out / "results.csv",
-            "md": out / "results.md", "plot": out / "accuracy_vs_synthetic.png"}
+            "md": out / "results.md", "plot": out / "accuracy_vs_synthetic.png",
+            "per_class": class_report(out, rows, cfg.get("name", "ablation"))}
+
+
+def _last_train_acc(m: dict) -> float | None:
+    """The last epoch's training accuracy: a set the model cannot fit shows here, not in top-1 alone."""
+    history = m.get("history")
+    last = history[-1] if isinstance(history, list) and history and isinstance(history[-1], dict) else {}
+    return last.get("train_acc") if C.finite(last.get("train_acc")) else None
 
 
 def _reason(exc: Exception) -> str:

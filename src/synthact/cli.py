@@ -344,7 +344,8 @@ def ablate_cmd(config, out, videos, splits, quiet, executor, ray_address, wait):
     r = run_grid(config, out, progress=not quiet, echo=click.echo, wait=wait,
                  executor=_executor(executor, ray_address), videos=videos, splits=splits)
     click.echo(Path(r["md"]).read_text())
-    click.echo(f"{r['cells']} cells ({r['skipped']} already done, {r['failed']} failed): {r['csv']}, {r['plot']}")
+    click.echo(f"{r['cells']} cells ({r['skipped']} already done, {r['failed']} failed): {r['csv']}, {r['plot']}"
+               + (f", {r['per_class']} (and confusion/)" if r.get("per_class") else ""))
     if r["failed"]:
         sys.exit(PARTIAL)
 
@@ -476,8 +477,13 @@ Examples:
               help="Folder of the dataset's official split files.")
 @click.option("--split", type=click.IntRange(1, 3), help="Which official split (1, 2 or 3).")
 @click.option("--allow-test", is_flag=True, help="Use the split's test videos too (recorded in the library).")
+@click.option("--val-split", type=click.IntRange(1, 3), default=None,
+              help="Also hold out the training videos this other split tests on (they validate train-tsn "
+                   "--real DATASET:splitK-valJ runs).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Videos estimated at a time, one process each.")
 @click.option("--quiet", is_flag=True, help="No progress line per video.")
-def motions_extract(paths, out, dataset, splits, split, allow_test, quiet):
+def motions_extract(paths, out, dataset, splits, split, allow_test, val_split, workers, quiet):
     """3D body motion from videos (a class per <class>/ folder) as captures for render-clips --motions:
     one person tracked, gaps filled or split, smoothed, constant bones, root travel estimated."""
     from .data.extract_motions import extract_motions, summary_line
@@ -485,11 +491,15 @@ def motions_extract(paths, out, dataset, splits, split, allow_test, quiet):
     def progress(done, total, video):
         if not quiet:
             click.echo(f"[{done}/{total}] {video}", err=True)
-    s = extract_motions(list(paths), out, dataset, splits, split, allow_test, progress)
+    s = extract_motions(list(paths), out, dataset, splits, split, allow_test, progress, workers, val_split)
     for video, frames, why in s.dropped:
         span = f" frames {frames[0]}-{frames[1]}" if frames else ""
         click.echo(f"  dropped {video}{span}: {why}")
+    for video, why in s.failed:
+        click.echo(f"  failed {video}: {why}", err=True)
     click.echo(summary_line(s))
+    if s.failed:
+        sys.exit(PARTIAL)
 
 
 main.add_command(motions_group)

@@ -122,12 +122,13 @@ def split_list_path(root: Path, dataset: str, kind: str, split: int) -> Path:
     """``annotations/<dataset>_{train,val}_split_<k>_rawframes.txt``, mmaction2's names."""
     if kind not in ("train", "val"):
         raise ValueError(f"split list kind {kind!r}: train or val")
-    return Path(root) / ANNOTATIONS / f"{dataset}_{kind}_split_{split}_rawframes.txt"
+    return inside(root, Path(root) / ANNOTATIONS / f"{dataset}_{kind}_split_{split}_rawframes.txt")
 
 
 def synthetic_list_path(root: Path) -> Path:
-    """A rendered root's annotation list of all its clips."""
-    return Path(root) / ANNOTATIONS / SYNTHETIC_LIST
+    """A rendered root's annotation list of all its clips (inside the root: an ``annotations`` link
+    to another folder is refused)."""
+    return inside(root, Path(root) / ANNOTATIONS / SYNTHETIC_LIST)
 
 
 def clip_dir(root: Path, clip_id: str) -> Path:
@@ -367,8 +368,7 @@ def reconcile(root: Path) -> list[dict]:
     A clip folder that no record lists is someone else's: refused, never deleted.
     """
     root = Path(root)
-    for folder in (root, root / ANNOTATIONS):
-        remove_stale_temps(folder)
+    remove_stale_temps(root / ANNOTATIONS)  # the root's own: see rootlock.root_lock
     recover_staging(root)
     repair_manifest(root)
     recover_pending(root)
@@ -537,10 +537,7 @@ def finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def append_manifest(root: Path, record: dict, name: str = MANIFEST) -> None:
-    """One line per finished clip, flushed to disk before the next clip is counted; a manifest that
-    is a link, a FIFO or a file linked from elsewhere is refused, never appended to."""
-    path = Path(root) / name
+def _open_append_once(path: Path) -> tuple[int, int]:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
                      0o666)
@@ -548,11 +545,30 @@ def append_manifest(root: Path, record: dict, name: str = MANIFEST) -> None:
         if exc.errno in (errno.ELOOP, errno.ENXIO):  # a symlink; a FIFO nobody reads
             raise BadData(f"{path}: not a plain file (a link or a FIFO); refusing to write through it") from None
         raise
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise BadData(f"{path}: not a plain file (a FIFO or device); refusing to write through it")
+    return fd, st.st_nlink
+
+
+def open_append(path: Path) -> int:
+    """A descriptor appending to ``path`` (a manifest, a log), created if missing. A link or a FIFO
+    there is refused; a file hard-linked from elsewhere (a ``cp -al`` copy of the root) is first
+    made this folder's own, so the other file never changes."""
+    fd, links = _open_append_once(path)
+    if links > 1:
+        os.close(fd)
+        atomic_write(path, read_regular(path))
+        fd, _ = _open_append_once(path)
+    return fd
+
+
+def append_manifest(root: Path, record: dict, name: str = MANIFEST) -> None:
+    """One line per finished clip, flushed to disk before the next clip is counted (never through
+    a link: see :func:`open_append`)."""
+    fd = open_append(Path(root) / name)
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
-            raise BadData(f"{path}: not a plain file of this root ({st.st_nlink} links); refusing to write "
-                          f"through it")
         os.write(fd, (json.dumps(record, sort_keys=True) + "\n").encode())
         os.fsync(fd)
     finally:

@@ -67,17 +67,22 @@ def check_records(root: Path, records: list[dict], fmt: str) -> None:
                           f"the {n} frames {where} lists)")
 
 
-def _shard_index(path: Path, expected: dict[str, int]) -> dict | None:
+def _shard_index(path: Path, expected: dict[str, int], records: dict[str, bytes]) -> dict | None:
     """The members (name -> offset, size) of a shard a killed export finished, if it holds exactly
-    the expected members (name -> size); None means write it again."""
+    the expected members (name -> size) and the same clip records (``<key>.json`` -> bytes: a clip
+    rendered again differs there); None means write it again."""
     if path.is_symlink() or not path.is_file():
         return None
     try:
         with tarfile.open(path, "r:") as tar:
-            have = {m.name: {"offset": m.offset_data, "size": m.size} for m in tar if m.isreg()}
+            members = [m for m in tar if m.isreg()]
+            have = {m.name: {"offset": m.offset_data, "size": m.size} for m in members}
+            if {k: v["size"] for k, v in have.items()} != expected:
+                return None
+            same = all(tar.extractfile(m).read() == records[m.name] for m in members if m.name in records)
     except (tarfile.TarError, OSError):
         return None
-    return have if {k: v["size"] for k, v in have.items()} == expected else None
+    return have if same else None
 
 
 def export_webdataset(root: Path, out: Path, shard_size: int = 100) -> dict:
@@ -94,7 +99,8 @@ def export_webdataset(root: Path, out: Path, shard_size: int = 100) -> dict:
             clips.append((rec, _clip_files(root, rec["clip"]), meta))
         expected = {f"{sample_key(rec['clip'])}.{f.name}": f.stat().st_size for rec, files, _ in clips for f in files}
         expected.update({f"{sample_key(rec['clip'])}.json": len(meta) for rec, _, meta in clips})
-        members = _shard_index(out / name, expected)
+        members = _shard_index(out / name, expected,
+                               {f"{sample_key(rec['clip'])}.json": meta for rec, _, meta in clips})
         kept += members is not None
         if members is None:
             members = {}

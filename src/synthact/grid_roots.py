@@ -13,6 +13,8 @@ from .errors import BadConfig, SynthactError, one_line
 
 REAL_ROOT = "roots/real"          # under the grid's folder
 SYNTHETIC_ROOTS = "roots/synthetic"
+MOTIONS = "roots/motions"          # render.SET.motions: extracted -> the library made here
+EXTRACTED = "extracted"
 PREPARE_KEYS = {"videos", "splits", "size", "flow", "classes", "strict_frames"}
 RENDER_KEYS = {"classes", "per_class", "frames", "size", "fps", "profile", "background", "body", "motions",
                "bone_map", "seed"}
@@ -75,6 +77,8 @@ def make_roots(cfg: dict, out: Path, videos: Path | None, splits: Path | None, w
     try:
         _prepare(cfg, prep, Path(videos), Path(splits), workers, echo)
         for name, opts in (cfg.get("render") or {}).items():
+            if opts.get("motions") == EXTRACTED:
+                opts = {**opts, "motions": _extract(cfg, out, Path(videos), Path(splits), workers, echo)}
             _render(Path(cfg["synthetic_roots"][name]), name, opts, prep["flow"], workers, echo)
     except SynthactError as exc:
         raise type(exc)(f"making the grid's roots: {one_line(exc)}") from None
@@ -94,10 +98,23 @@ def _prepare(cfg: dict, prep: dict, videos: Path, splits: Path, workers: int, ec
         raise BadConfig(f"{root}: {len(s.failures)} videos failed to prepare (first: {s.failures[0][1]})")
 
 
+def _extract(cfg: dict, out: Path, videos: Path, splits: Path, workers: int, echo) -> str:
+    """Motion captures from the grid's own training videos (``motions extract``): the split's training
+    clips, less those ``val_split`` tests on, so the cells' validation clips lend no motion."""
+    from .data.extract_motions import extract_motions, summary_line
+    s = extract_motions([videos], out / MOTIONS, cfg["real"], splits, cfg["splits"][0], False,
+                        workers=workers, val_split=cfg.get("val_split"))
+    echo(f"motions extracted: {summary_line(s)}")
+    if s.failed:
+        raise BadConfig(f"{out / MOTIONS}: {len(s.failed)} videos failed in motions extract (first: {s.failed[0][1]})")
+    return s.library
+
+
 def _render(root: Path, name: str, opts: dict, flow: str, workers: int, echo) -> None:
     from .flow.extract import run_flow
     from .render.clips import RenderJob, parse_size, render_batch
-    job = RenderJob(out=root, classes=str(opts.get("classes", "hmdb")), per_class=int(opts.get("per_class", 20)),
+    job = RenderJob(out=root, classes=opts.get("classes") or (None if opts.get("motions") else "hmdb"),
+                    per_class=int(opts.get("per_class", 20)),
                     frames=int(opts.get("frames", 32)), size=parse_size(str(opts.get("size", "160x120"))),
                     fps=int(opts.get("fps", 30)), workers=workers, seed=int(opts.get("seed", 0)),
                     motions=opts.get("motions"), bone_map=opts.get("bone_map"),

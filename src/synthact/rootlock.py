@@ -5,7 +5,12 @@ Every stage that writes a rawframe root, an ablation folder or a run folder hold
 drops the lock when the holder dies, even by ``kill -9``, so a crashed run never blocks the next.
 The file also says who holds it (host, pid, command, start time) for the refusal a second writer
 gets. Recovery of staging folders is the holder's alone: holding the lock proves nobody else is
-writing them.
+writing them, and so are the temporary files a killed holder's atomic writes left in the folder.
+
+The lock file is opened without following a link and must be a regular file of one link, still the
+one at its name once locked: a lock planted as a link (even dangling), a hard link or a FIFO is
+refused in one line, never written through. :func:`output_folder` adds, for folders a command
+fills from scratch (export, compare), a refusal before locking of any folder it did not make.
 
 ``flock`` is reliable on local file systems and on NFSv4 and Lustre mounted with locking (Linux
 maps it to byte-range locks there); it is not on NFS mounted ``nolock``/``local_lock=none`` or on
@@ -27,6 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from .contract import read_json, remove_stale_temps, write_json
 from .errors import BadData, RootBusy, warn
 
 LOCK = ".synthact.lock"
@@ -101,6 +107,7 @@ def root_lock(folder: Path, wait: bool = False) -> Iterator[Path]:
               "started": time.strftime("%Y-%m-%d %H:%M:%S %z")}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(me).encode(), 0)
+        remove_stale_temps(folder)  # a killed holder's half-written files: nobody else writes here now
         yield path
     finally:
         os.close(fd)  # releases the lock; the file stays (deleting it would race a waiter)
@@ -116,7 +123,6 @@ def _check_output(out: Path, marker: str, plan: dict, match: tuple[str, ...]) ->
         return
     if marker not in entries or not stat.S_ISREG((out / marker).lstat().st_mode):
         raise BadData(f"--out {out}: not empty ({entries[0]}) and not made by {plan['made_by']}; use a new folder")
-    from .contract import read_json
     theirs = read_json(out / marker)
     theirs = theirs if isinstance(theirs, dict) else {}
     diff = [k for k in match if theirs.get(k) != plan[k]]
@@ -136,7 +142,5 @@ def output_folder(out: Path, marker: str, plan: dict, match: tuple[str, ...] = (
     _check_output(out, marker, plan, match)
     with root_lock(out, wait) as lock:
         _check_output(out, marker, plan, match)
-        from .contract import remove_stale_temps, write_json
-        remove_stale_temps(out)
         write_json(out / marker, plan)
         yield lock

@@ -56,6 +56,7 @@ class ExtractSummary:
     kept: int = 0
     dropped: list = field(default_factory=list)   # (video, frames, reason)
     skipped: list = field(default_factory=list)   # (video, reason): not read
+    failed: list = field(default_factory=list)    # (video, error): its worker failed; a rerun retries it
     frames: int = 0
     seconds: float = 0.0
     classes: dict = field(default_factory=dict)   # class -> {videos, with_person, kept, dropped}
@@ -93,9 +94,11 @@ def _videos_in(folder: Path) -> list[Path]:
 
 
 def assign_roles(videos: list[Video], dataset: str | None, splits: Path | None, split: int | None,
-                 allow_test: bool) -> None:
+                 allow_test: bool, val_split: int | None = None) -> None:
     """Each video's role in the official split (train, test or unused); a test video is refused
-    in one line unless ``allow_test``: a generator tuned on test videos makes every later number a lie."""
+    in one line unless ``allow_test``: a generator tuned on test videos makes every later number a lie.
+    With ``val_split`` the training videos that split tests on are held out too (role ``held``):
+    they validate the runs that will train on this library (train-tsn ``--real DATASET:splitK-valJ``)."""
     if dataset is None:
         if splits is not None or split is not None:
             raise BadConfig("--splits and --split need --dataset hmdb51|ucf101")
@@ -107,9 +110,12 @@ def assign_roles(videos: list[Video], dataset: str | None, splits: Path | None, 
     s = load_splits(dataset, splits)
     train = {v.clip for v in s.train[split]}
     test = {v.clip for v in s.test[split]}
+    held = {v.clip for v in s.test[val_split]} if val_split else set()
     for v in videos:
         clip = f"{v.cls}/{v.stem}"
         v.role = "train" if clip in train else "test" if clip in test else "unused"
+        if v.role == "train" and clip in held:
+            v.role = "held"
     tests = [v for v in videos if v.role == "test"]
     if tests and not allow_test:
         more = f" (and {len(tests) - 1} more)" if len(tests) > 1 else ""
@@ -164,30 +170,49 @@ def _unmapped(path: Path) -> str | None:
     return None
 
 
+def _extract_task(task: tuple[Video, Path, str | None]) -> str:
+    """One video in a worker process: its captures, then its record (the mark that it is done)."""
+    v, lib, split_name = task
+    rec = extract_video(v, lib, split_name)
+    path = _record_path(lib, v)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    C.atomic_write(path, json.dumps(rec, indent=1))
+    return str(v.path)
+
+
 def extract_motions(paths: list[Path], out: Path, dataset: str | None = None, splits: Path | None = None,
-                    split: int | None = None, allow_test: bool = False, progress=None) -> ExtractSummary:
+                    split: int | None = None, allow_test: bool = False, progress=None,
+                    workers: int = 1, val_split: int | None = None) -> ExtractSummary:
     """Extract a motion library from ``paths`` (videos or folders) into ``out`` (see the module
-    doc); ``progress(done, total, video)`` is called after each video."""
+    doc), ``workers`` videos at a time; ``progress(done, total, video)`` is called after each video.
+    A video whose worker fails is listed in ``failed`` and left for a rerun."""
+    from ..batch import run_tasks
     from .pose_video import estimator_version, mediapipe_pose
     videos = find_videos(paths)
-    assign_roles(videos, dataset, splits, split, allow_test)
+    if val_split is not None and (split is None or val_split == split):
+        raise BadConfig(f"--val-split {val_split}: needs --split, and another split than it")
+    assign_roles(videos, dataset, splits, split, allow_test, val_split)
     mediapipe_pose()   # a missing estimator is refused before anything is written
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     split_name = f"{dataset} split {split}" if dataset else None
     s = ExtractSummary(library=str(out / LIBRARY))
-    for n, v in enumerate(videos, start=1):
-        if v.role == "unused":
-            s.skipped.append((str(v.path), f"not in {split_name}'s training list"))
-            continue
-        rec_path = _record_path(out, v)
-        if not rec_path.is_file():
-            rec = extract_video(v, out, split_name)
-            rec_path.parent.mkdir(parents=True, exist_ok=True)
-            C.atomic_write(rec_path, json.dumps(rec, indent=1))
+    s.skipped = [(str(v.path), f"not in {split_name}'s training list") for v in videos if v.role == "unused"]
+    s.skipped += [(str(v.path), f"held out to validate: {dataset} split {val_split} tests on it")
+                  for v in videos if v.role == "held"]
+    todo = [(v, out, split_name) for v in videos if v.role not in ("unused", "held")
+            and not _record_path(out, v).is_file()]
+    done = len(videos) - len(todo)
+    for o in run_tasks(_extract_task, todo, workers):
+        done += 1
+        if not o.ok:
+            s.failed.append((str(o.task[0].path), o.error))
         if progress:
-            progress(n, len(videos), v.path)
-    records = [json.loads(p.read_text()) for p in sorted((out / RECORDS).glob("*/*.json"))]
+            progress(done, len(videos), o.task[0].path)
+    used = {str(v.path) for v in videos if v.role not in ("unused", "held")}
+    # only this run's videos: records an earlier run left for another split or selection stay out
+    records = [r for r in (json.loads(p.read_text()) for p in sorted((out / RECORDS).glob("*/*.json")))
+               if r.get("video") in used]
     _write_library(out, records, s, dataset, split, allow_test, estimator_version())
     return s
 
@@ -232,7 +257,8 @@ def _write_library(out: Path, records: list[dict], s: ExtractSummary, dataset, s
                          "smooth_s": M.SMOOTH, "smooth_travel_s": M.SMOOTH_TRAVEL, "fov_deg": M.FOV},
             "videos": s.videos, "with_person": s.with_person, "kept": s.kept,
             "dropped": [{"video": v, "frames": f, "reason": r} for v, f, r in s.dropped],
-            "skipped": [{"video": v, "reason": r} for v, r in s.skipped], "classes": s.classes}
+            "skipped": [{"video": v, "reason": r} for v, r in s.skipped],
+            "failed": [{"video": v, "error": e} for v, e in s.failed], "classes": s.classes}
     C.write_json(out / INFO, info)
 
 
@@ -243,7 +269,8 @@ def summary_line(s: ExtractSummary) -> str:
         key = r.split(" (")[0]
         reasons[key] = reasons.get(key, 0) + 1
     why = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items(), key=lambda x: -x[1]))
-    skipped = f", {len(s.skipped)} skipped (not in the training split)" if s.skipped else ""
+    skipped = f", {len(s.skipped)} skipped (not in the training split, or held out)" if s.skipped else ""
+    skipped += f", {len(s.failed)} failed" if s.failed else ""
     return (f"{s.videos} videos read ({len(s.classes)} classes), {s.with_person} with a person{skipped}; "
             f"{s.kept} segments kept, {len(s.dropped)} dropped" + (f" ({why})" if why else "")
             + f"; {s.fps:.1f} frames/s -> {s.library}")

@@ -16,8 +16,9 @@ visibility score; a frame without a person is NaN. Each step below is recorded i
 5. Root travel: the landmarks are hip-centred, so the travel is estimated from the image: the
    hip centre's pixel track and the body's apparent size (pixels per metre, fitted per frame),
    with an assumed field of view and a still camera. Recorded as an estimate.
-6. Upper body: where the legs are seen in fewer than half of the frames (HMDB-51 calls 31 % of
-   its shots upper body), the estimator's leg guesses are replaced by a neutral stance, the root
+6. Upper body: where the legs are seen (knees and ankles inside the picture, their visibility
+   :data:`LEGS_SEEN` or more) in fewer than half of the frames (HMDB-51 calls 31 % of its shots
+   upper body), the estimator's leg guesses are replaced by a neutral stance, the root
    stays in place, and the capture is marked ``upper``.
 7. Drops: a segment shorter than :data:`MIN_SECONDS` or whose landmarks are seen less than
    :data:`MIN_VISIBILITY` on average is dropped, with the reason.
@@ -40,6 +41,7 @@ UPPER = (NOSE, SHOULDER_L, SHOULDER_R, ELBOW_L, ELBOW_R, WRIST_L, WRIST_R)
 LIMBS = UPPER + (HIP_L, HIP_R) + LEGS
 
 SEEN = 0.5            # a landmark with this visibility or more is seen
+LEGS_SEEN = 0.35      # legs inside the picture with this mean visibility are seen (the estimator is shy of legs)
 MAX_GAP = 0.25        # seconds of missing person filled by interpolation; longer gaps split
 SWITCH = 1.0          # hip jump between frames, in torso lengths, taken as another person
 MIN_SECONDS = 0.5     # shorter segments are dropped
@@ -175,6 +177,13 @@ def neutral_legs(k: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
+def legs_in_view(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(N,) frames whose knees and ankles all lie inside the picture."""
+    xy = image[:, list(LEGS)]
+    with np.errstate(invalid="ignore"):
+        return ((xy >= 0) & (xy < np.array(size))).all(axis=(1, 2))
+
+
 def body_scale(image: np.ndarray, world: np.ndarray, visibility: np.ndarray) -> np.ndarray:
     """(N,) pixels per metre of each frame: the least-squares scale from the seen landmarks' metric
     x, y (hip-centred) to their pixel positions about the image hip centre."""
@@ -232,7 +241,7 @@ def clean(track: Track) -> list[Segment]:
             out.append(seg)
             continue
         vis = np.where(here[:, None], np.nan_to_num(track.visibility[a:b]), 0.0)
-        legs_seen = (vis[:, list(LEGS)].mean(axis=1) >= SEEN).mean()
+        legs_seen = (legs_in_view(track.image[a:b], track.size) & (vis[:, list(LEGS)].mean(axis=1) >= LEGS_SEEN)).mean()
         seg.body = "full" if legs_seen >= 0.5 else "upper"
         used = list(LIMBS if seg.body == "full" else UPPER)
         seg.visibility = round(float(vis[:, used].mean()), 4)

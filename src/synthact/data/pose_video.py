@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -67,9 +68,11 @@ def estimate(video: Path) -> Track:
     fps = cap.get(cv2.CAP_PROP_FPS)
     world, image, vis = [], [], []
     size = (0, 0)
+    with warnings.catch_warnings():   # protobuf 6 deprecates the FieldDescriptor.label it reads
+        warnings.simplefilter("ignore", DeprecationWarning)
+        est = pose.Pose(static_image_mode=False, model_complexity=1, smooth_landmarks=False, enable_segmentation=False)
     try:
-        with _quiet_stderr(), pose.Pose(static_image_mode=False, model_complexity=1, smooth_landmarks=False,
-                                        enable_segmentation=False) as est:
+        with _quiet_stderr(), est:
             while True:
                 ok, frame = cap.read()
                 if not ok:

@@ -158,11 +158,12 @@ RENDER_RESOURCES = {"num_cpus": 1}
 
 _STAGE = None
 _RIGGED: dict = {}
+RENDER_LOG = "render.log"  # Blender's own output, appended to by every worker
 
 
 def redirect_output(log: str) -> None:
     """Blender prints a line per frame (and EGL notices) on the C streams: send them to a log."""
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    fd = C.open_append(Path(log))  # never through a link planted at its name
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
@@ -303,6 +304,7 @@ def _render_locked(job: RenderJob, root: Path, records: list[ClipRecord], progre
                    "zero outside the body (alpha < 0.5)", versions=versions()).write(root)
     todo = [r for r in records if r.clip not in done]
     summary = RenderSummary(planned=len(records), skipped=len(records) - len(todo), rendered=0)
+    os.close(C.open_append(root / RENDER_LOG))  # refused here, in one line, before workers start
 
     def record(out) -> int:
         C.append_manifest(root, manifest_line(out.result))
@@ -314,7 +316,7 @@ def _render_locked(job: RenderJob, root: Path, records: list[ClipRecord], progre
         res = run_batch(render_clip, [RenderTask(r, str(root), job.video) for r in todo], job.workers,
                         name=lambda t: t.record.clip, on_ok=record, initializer=_init_worker, desc="render",
                         rate="frames/s", progress=progress, initargs=(job.engine, job.size, job.fps, job.gt_flow,
-                                                     str(root / "render.log")),
+                                                     str(root / RENDER_LOG)),
                         executor=job.executor, resources=RENDER_RESOURCES)
     summary.failures, summary.seconds, summary.frames, summary.nodes = res.failures, res.seconds, res.work, res.nodes
     C.write_index(root)

@@ -68,8 +68,9 @@ def evaluate_run(run: Path, model, sel, cfg, device, world=None) -> dict:
         res.pop("scores"), res.pop("labels")
         res["protocol"] = cfg.eval_protocol
         return res
-    np.save(run / f"scores_{cfg.eval_protocol}.npy", res.pop("scores"))
-    np.save(run / "labels.npy", res.pop("labels"))
+    for name, key in ((f"scores_{cfg.eval_protocol}.npy", "scores"), ("labels.npy", "labels")):
+        with C.atomic_output(run / name, ".npy") as tmp:  # never through a link planted in the run folder
+            np.save(tmp, res.pop(key))
     confusion_png(np.array(res["confusion"]), sel.classes, run / "confusion.png",
                   f"{cfg.modality} {cfg.backbone}: top-1 {res['top1']:.3f}, mean class {res['mean_class']:.3f}")
     res["protocol"] = cfg.eval_protocol

@@ -35,7 +35,8 @@ def backbone_checkpoint(cfg, run: Path) -> str | None:
         return None
     base = TSN(cfg.num_classes, cfg.backbone, cfg.modality, cfg.segments, cfg.pretrained).base
     path = Path(run) / BACKBONE_INIT
-    torch.save(base.state_dict(), path)
+    with C.atomic_output(path) as tmp:
+        torch.save(base.state_dict(), tmp)
     return str(path.resolve())
 
 
@@ -106,7 +107,7 @@ def config_dict(cfg, run: Path, pretrained: str | None) -> dict:
         model=dict(type="Recognizer2D",
                    backbone=dict(type="ResNet", depth=DEPTH[cfg.backbone], in_channels=2 * length if flow else 3,
                                  pretrained=pretrained, torchvision_pretrain=True, norm_eval=False,
-                                 partial_bn=pretrained is not None),
+                                 partial_bn=pretrained is not None and recipe.PARTIAL_BN[cfg.modality]),
                    cls_head=dict(type="TSNHead", num_classes=cfg.num_classes, in_channels=FEATURES[cfg.backbone],
                                  spatial_type="avg", consensus=dict(type="AvgConsensus", dim=1),
                                  dropout_ratio=recipe.DROPOUT[cfg.modality], init_std=0.001, average_clips="prob"),

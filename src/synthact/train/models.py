@@ -3,7 +3,7 @@
 K segments share one backbone; their class scores are averaged (average consensus). Flow input
 stacks 5 x/y pairs (10 channels) and starts from the RGB first conv averaged over its input
 channels and replicated (cross-modality initialisation). Partial BN freezes every BatchNorm but the
-first, as TSN did on ImageNet-pretrained backbones.
+first, as TSN did on ImageNet-pretrained backbones, for RGB (see ``recipe.PARTIAL_BN`` for why not flow).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from torch import nn
 
 from ..errors import BadConfig, BadData, MissingDependency
 from .distributed import ShardedDropout
-from .recipe import BACKBONES, DROPOUT, NEW_LENGTH
+from .recipe import BACKBONES, DROPOUT, NEW_LENGTH, PARTIAL_BN
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 # EfficientNet-Lite's own input convention: (x*255 - 127) / 128
@@ -100,8 +100,8 @@ class TSN(nn.Module):
         self.fc = nn.Linear(dim, num_classes)
         nn.init.normal_(self.fc.weight, 0, 0.001)
         nn.init.zeros_(self.fc.bias)
-        # partial BN only helps with pretrained statistics; from scratch BN must learn them
-        self.partial_bn = pretrained != "none" if partial_bn is None else partial_bn
+        # partial BN only helps with pretrained statistics, and only RGB's (see recipe.PARTIAL_BN)
+        self.partial_bn = (pretrained != "none" and PARTIAL_BN[modality]) if partial_bn is None else partial_bn
 
     def _cross_modality_init(self) -> None:
         parent, name, conv = _first_conv(self.base)

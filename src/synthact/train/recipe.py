@@ -12,6 +12,12 @@ LR_DROPS = (0.5, 0.75)                        # step schedule: x LR_GAMMA at the
 LR_GAMMA = 0.1
 CLIP_GRAD = {"rgb": 40.0, "flow": 20.0}       # gradient-norm clipping per modality
 DROPOUT = {"rgb": 0.8, "flow": 0.7}           # before the classifier
+# Partial BN (every BatchNorm but the first frozen at its ImageNet statistics) on pretrained
+# backbones, as TSN did, for RGB only. Flow frames are not ImageNet pictures: at the small frame
+# sizes a CPU trains on, their motion spans a few grey levels of the +-20 px encoding, and RGB
+# statistics left ~90 % of the features at zero from the first step; with synthetic clips in the
+# batch the rest died within two epochs (loss ln C, every clip one class). Flow's BatchNorms learn.
+PARTIAL_BN = {"rgb": True, "flow": False}
 NEW_LENGTH = {"rgb": 1, "flow": 5}            # frames (flow: x/y pairs) stacked per snippet
 CROP_SCALES = (1.0, 0.875, 0.75, 0.66)        # multi-scale crop sides, fractions of the short side
 FLIP_RATIO = 0.5                              # horizontal flip; a flipped flow-x becomes 255 - x

@@ -1,0 +1,67 @@
+"""Per-class accuracy and confusion of an ablation grid: what the top-1 table averages away.
+
+For every group of cells the table reports (modality, synthetic set, real fraction, synthetic
+count), the per-class accuracies are averaged over its splits and seeds into ``per_class.md`` and
+its confusion matrices summed into ``confusion/<group>.png``. Read from the cells' own
+``metrics.json``, so a rerun that skips finished cells reports the same.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from . import contract as C
+from .errors import BadData
+
+REPORT = "per_class.md"
+CONFUSION_DIR = "confusion"
+
+
+def _group_name(mod: str, name: str, frac: float, n: int) -> str:
+    real = "synthetic_only" if frac == 0 else f"real{frac:g}"
+    return f"{mod}_{real}_syn{n}" + (f"_{name}" if name and n else "")
+
+
+def _cell_results(out: Path, rows: list[dict]) -> tuple[list[str] | None, dict]:
+    """The label space and, per group, the (per_class, confusion) of each finished cell."""
+    classes, groups = None, {}
+    for r in rows:
+        if r["top1"] is None:
+            continue
+        cell = out / "cells" / r["cell"]
+        try:
+            m = C.read_json(cell / "metrics.json")
+        except (BadData, OSError):
+            continue
+        if not isinstance(m, dict) or "per_class" not in m or "confusion" not in m:
+            continue
+        if classes is None and (cell / C.CLASSES).exists():
+            classes = C.read_classes(cell / C.CLASSES)
+        key = (r["modality"], r.get("synthetic_set", "") if r["synthetic"] else "", r["real_fraction"], r["synthetic"])
+        groups.setdefault(key, []).append((np.asarray(m["per_class"], float), np.asarray(m["confusion"], float)))
+    return classes, groups
+
+
+def class_report(out: Path, rows: list[dict], title: str) -> Path | None:
+    """Write ``per_class.md`` (mean per-class accuracy, %, one column per group) and one summed
+    confusion plot per group; None where no cell has finished."""
+    from .train.evaluate import confusion_png
+    classes, groups = _cell_results(out, rows)
+    if not groups or classes is None:
+        return None
+    keys = sorted(groups, key=lambda k: (k[0], k[1], -k[2], k[3]))
+    names = [_group_name(*k) for k in keys]
+    lines = [f"# {title}: per-class accuracy (%), mean over each group's splits and seeds", "",
+             "| class | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for i, c in enumerate(classes):
+        lines.append(f"| {c} | " + " | ".join(f"{100 * np.mean([p[i] for p, _ in groups[k]]):.0f}" for k in keys)
+                     + " |")
+    C.atomic_write(out / REPORT, "\n".join(lines) + "\n")
+    (out / CONFUSION_DIR).mkdir(exist_ok=True)
+    for k, name in zip(keys, names):
+        conf = np.sum([c for _, c in groups[k]], axis=0)
+        top1 = np.trace(conf) / max(conf.sum(), 1)
+        confusion_png(conf, classes, out / CONFUSION_DIR / f"{name}.png",
+                      f"{name}: {len(groups[k])} cells summed, top-1 {top1:.3f}")
+    return out / REPORT
