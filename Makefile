@@ -29,7 +29,7 @@ demo: $(STAMP)
 	$(VENV)/bin/synthact demo --out $(DEMO_OUT)
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

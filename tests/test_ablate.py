@@ -229,3 +229,43 @@ def test_minihmdb_config_prepares_renders_and_validates_off_the_test_split(fixtu
                     "--splits", str(splits), "--quiet")
     assert again.returncode == 0 and "3 cells (3 already done, 0 failed)" in again.stdout, again.stderr
     assert "0 prepared" in again.stdout and "0 clips rendered, 4 already there" in again.stdout
+
+
+def _minihmdb_with(tmp_path, change) -> str:
+    raw = yaml.safe_load(open(os.path.join(os.path.dirname(__import__("synthact").__file__),
+                                           "assets/experiments/minihmdb.yaml")))
+    change(raw)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return str(path)
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda c: c["render"]["plain"].update(per_class="abc"), ["render.plain.per_class 'abc': expected a whole"]),
+    (lambda c: c["render"]["plain"].update(size="big"), ["render.plain: bad size 'big'"]),
+    (lambda c: c["render"]["plain"].update(background="plaid"), ["render.plain: --background 'plaid'"]),
+    (lambda c: c["render"]["plain"].update(profile="nosuch"), ["render.plain: nosuch: no such profile"]),
+    (lambda c: c["render"].update(plain="x"), ["render.plain: expected a mapping"]),
+    (lambda c: c.pop("prepare"), ["render: needs prepare:"]),
+    (lambda c: c["prepare"].update(size="big"), ["prepare: bad size 'big'"]),
+    (lambda c: c["prepare"].update(flow="nosuch"), ["prepare.flow 'nosuch': choose from"]),
+    (lambda c: c["prepare"].update(strict_frames="no"), ["prepare.strict_frames 'no': expected true or false"]),
+    (lambda c: c["prepare"].update(classes="nosuch"), ["hmdb51 has no class nosuch"]),
+    (lambda c: c.update(val_split=1), ["val_split 1: 1, 2 or 3, another split than the grid's"]),
+    (lambda c: c.update(workers="2"), ["workers '2': processes that make the grid's roots"]),
+])
+def test_bad_prepare_and_render_settings_are_refused_before_the_grid_folder_is_touched(fixtures, tmp_path, change,
+                                                                                       words):
+    out = tmp_path / "grid"
+    refusal(run_cli("synthact", "ablate", "--config", _minihmdb_with(tmp_path, change), "--out", str(out),
+                    "--videos", str(tmp_path), "--splits", str(fixtures / "real/splits/hmdb51")), *words)
+    assert not out.exists()
+
+
+def test_a_videos_folder_holding_none_of_the_split_videos_is_refused_before_rendering(fixtures, tmp_path):
+    (tmp_path / "videos").mkdir()
+    out = tmp_path / "grid"
+    refusal(run_cli("synthact", "ablate", "--config", _minihmdb_with(tmp_path, lambda c: None), "--out", str(out),
+                    "--videos", str(tmp_path / "videos"), "--splits", str(fixtures / "real/splits/hmdb51"), "--quiet"),
+            "none of the", "videos the split files list is here")
+    assert not (out / "roots/synthetic").exists()

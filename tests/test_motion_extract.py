@@ -197,3 +197,37 @@ def test_closed_loop_a_rendered_capture_comes_back_with_its_limb_directions(fixt
     (row,) = closed_loop(fixtures / "mocap/cmu_mb/02_01.bvh", tmp_path, clips=1, frames=24)
     assert row["person_share"] >= 0.7 and row["frames_compared"] >= 12, row
     assert row["all"] > 0.85 and row["all"] > row["swapped"] + 0.05, row
+
+
+def test_val_split_holds_out_its_test_videos_even_from_a_library_extracted_without_it(fixtures, tmp_path):
+    """WAVE trains in split 1 and is tested on in split 2: with --val-split 2 it is skipped and never in
+    motions.yaml, also where an earlier run into the same library (without --val-split) extracted it."""
+    folder = tmp_path / "videos" / "wave"
+    folder.mkdir(parents=True)
+    shutil.copy(fixtures / VIDEOS / WAVE, folder / WAVE.split("/")[1])
+    lib = tmp_path / "lib"
+    args = ("synthact", "motions", "extract", str(tmp_path / "videos"), "--dataset", "hmdb51",
+            "--splits", str(fixtures / SPLITS), "--out", str(lib), "--quiet")
+    refusal(run_cli(*args, "--val-split", "2"), "--val-split 2: needs --split")
+    refusal(run_cli(*args, "--split", "1", "--val-split", "1"), "--val-split 1: needs --split, and another split")
+    assert not lib.exists()
+    r = run_cli(*args, "--split", "1")
+    assert r.returncode == 0 and (lib / "motions.yaml").exists(), r.stderr
+    r = run_cli(*args, "--split", "1", "--val-split", "2")
+    assert r.returncode == 0, r.stderr
+    assert "0 videos read (0 classes), 0 with a person, 1 skipped" in r.stdout
+    info = json.loads((lib / "extraction.json").read_text())
+    assert info["val_split"] == 2 and info["skipped"] == [
+        {"video": str(folder / WAVE.split("/")[1]), "reason": "held out to validate: hmdb51 split 2 tests on it"}]
+    assert not (lib / "motions.yaml").exists()   # the earlier run's library listed WAVE's capture
+
+
+def test_videos_that_do_not_decode_are_dropped_and_counted_by_reason(tmp_path):
+    folder = tmp_path / "videos" / "wave"
+    folder.mkdir(parents=True)
+    (folder / "zero.avi").write_bytes(b"")
+    (folder / "text.avi").write_text("not a video\n")
+    r = run_cli("synthact", "motions", "extract", str(tmp_path / "videos"), "--out", str(tmp_path / "lib"), "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert f"dropped {folder / 'zero.avi'}: cannot open the video" in r.stdout
+    assert "2 dropped (2 cannot open the video)" in r.stdout

@@ -63,3 +63,39 @@ def test_a_short_count_within_half_a_second_is_a_miscount_not_a_cut():
     check_decoded("v.avi", VideoInfo(40, 48, 30.0, (320, 240)), stamps, strict=False)
     with pytest.raises(BadData, match="--strict-frames"):
         check_decoded("v.avi", VideoInfo(40, 48, 30.0, (320, 240)), stamps, strict=True)
+
+
+def test_a_folder_a_link_loop_a_dangling_link_and_text_named_avi_fail_alone(fixtures, tmp_path):
+    import cv2
+    names = [ln.split()[0] for ln in (fixtures / "real/splits/hmdb51/wave_test_split1.txt").read_text().splitlines()]
+    wave = tmp_path / "videos/wave"
+    wave.mkdir(parents=True)
+    (wave / names[0]).mkdir()                                        # a folder named .avi
+    (wave / names[1]).symlink_to(names[1])                           # a link to itself
+    (wave / names[2]).symlink_to(tmp_path / "videos/gone.avi")       # a link to nothing
+    (wave / names[3]).write_text("not a video\n")                    # text named .avi
+    vw = cv2.VideoWriter(str(wave / names[4]), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
+    for k in range(2):                                               # two frames: one flow pair, enough
+        vw.write(np.full((48, 64, 3), 60 * k, np.uint8))
+    vw.release()
+    out = tmp_path / "out"
+    r = run_cli("synthact", "prepare", "hmdb51", "--videos", str(tmp_path / "videos"), "--splits",
+                str(fixtures / "real/splits/hmdb51"), "--out", str(out), "--classes", "wave", "--size", "64x48",
+                "--allow-missing", "--quiet")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "1 videos prepared, 0 already done, 4 failed" in r.stdout
+    report = (out / "failures.txt").read_text().splitlines()
+    assert len(report) == 4
+    for name, why in ((names[0], "a folder, not a video"), (names[1], "a link to no file (broken or a loop)"),
+                      (names[2], "a link to no file (broken or a loop)"), (names[3], "cannot open video")):
+        assert any(f"{name}: {why}" in line for line in report), (name, report)
+    assert [rec["num_frames"] for rec in C.read_manifest(out)] == [2]
+
+
+def test_strict_frames_keeps_a_video_one_frame_short_and_its_warning_says_so(fixtures, tmp_path):
+    r = run_cli("synthact", "prepare", "hmdb51", "--videos", str(fixtures / "real/videos/hmdb51"), "--splits",
+                str(fixtures / "real/splits/hmdb51"), "--out", str(tmp_path / "out"), "--classes", "wave",
+                "--size", "64x48", "--allow-missing", "--quiet", "--strict-frames")
+    assert r.returncode == 0, r.stderr
+    assert [(rec["num_frames"], rec["declared_frames"]) for rec in C.read_manifest(tmp_path / "out")] == [(48, 49)]
+    assert "(--strict-frames refuses those more than 2 short)" in r.stderr

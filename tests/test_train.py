@@ -221,6 +221,13 @@ def test_partial_bn_freezes_all_but_the_first(tmp_path):
     assert not any(m.training or m.weight.requires_grad for m in bns[1:])
 
 
+def test_every_backbone_averages_batchnorm_statistics_at_torchs_rate():
+    """efficientnet-lite's TF port averages at 1 % a step: a short run evaluated on ImageNet's statistics."""
+    for backbone in ("efficientnet_lite0", "resnet18"):
+        bns = [m for m in TSN(3, backbone, "flow").modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        assert bns and {m.momentum for m in bns} == {0.1}, backbone
+
+
 def test_pretrained_rgb_keeps_partial_bn_and_flow_trains_every_batchnorm(tmp_path):
     """Flow's statistics are not ImageNet's: frozen RGB statistics starved faint flow and, with
     synthetic clips in the batch, killed the backbone (recipe.PARTIAL_BN)."""

@@ -160,3 +160,30 @@ def test_a_list_line_without_a_label_is_named_with_its_line(data, tmp_path):
     lines[1] = " ".join(lines[1].split()[:2])
     path.write_text("\n".join(lines) + "\n")
     refused(run_cli("train-tsn", "--out", str(tmp_path / "r"), *_real_only(root, "--workers", "0")), f"{path}:2:")
+
+
+@pytest.mark.parametrize("spec", ["hmdb51:split1-val1", "hmdb51:split4-val2", "hmdb51:split1-val", "hmdb51:split1val2",
+                                  "hmdb51:split1-val2-val3", "hmdb51:split1-val2 ", "../x:split1", ":split1"])
+def test_bad_real_specs_are_refused_in_one_line(tmp_path, spec):
+    refused(run_cli("train-tsn", "--out", str(tmp_path / "r"), "--real", spec, "--real-root", str(tmp_path)),
+            "--real")
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_real_split_without_validation_clips_is_refused_not_scored_on_nothing(tmp_path):
+    from synthact.errors import BadConfig
+    from synthact.train.mixing import select
+    root = tmp_path / "real"
+    C.write_lines(C.label_map_path(root, "hmdb51"), ["wave"])
+    train = [C.Entry("wave/a", 8, 0), C.Entry("wave/b", 8, 0)]
+    for k in (1, 2):
+        C.write_annotations(C.split_list_path(root, "hmdb51", "train", k), train)
+    C.write_annotations(C.split_list_path(root, "hmdb51", "val", 1), [])               # test videos not prepared
+    C.write_annotations(C.split_list_path(root, "hmdb51", "val", 2), [C.Entry("wave/c", 8, 0)])  # none of ours
+    with pytest.raises(BadConfig, match="split 1's test videos are not prepared here"):
+        select("hmdb51:split1", root)
+    with pytest.raises(BadConfig, match="none of split 1's training clips here is one split 2 tests on"):
+        select("hmdb51:split1-val2", root)
+    C.write_annotations(C.split_list_path(root, "hmdb51", "val", 2), [C.Entry("wave/b", 8, 0)])
+    sel = select("hmdb51:split1-val2", root)
+    assert [s.clip for s in sel.train] == ["wave/a"] and [s.clip for s in sel.val] == ["wave/b"]

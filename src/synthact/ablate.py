@@ -25,7 +25,7 @@ from . import contract as C
 from .errors import BadConfig, BadData, SynthactError, one_line, warn
 from .executor import LOCAL, Executor, cluster_gpus
 from .grid_report import class_report
-from .grid_roots import check_blocks, make_roots, planned_roots
+from .grid_roots import check_blocks, make_roots, planned_roots, real_sources
 from .rootlock import root_lock
 from .train.config import TrainConfig, check
 
@@ -73,6 +73,7 @@ def load_config(spec: str | Path) -> dict:
     for key in cfg.get("train") or {}:
         if key not in TRAIN_KEYS:
             raise BadConfig(f"{path}: unknown key 'train.{key}' (known: {', '.join(sorted(TRAIN_KEYS))})")
+    check_blocks(cfg, path)   # first: render without prepare is that, not a missing real_root
     for key in ("real", "real_root"):
         if key not in cfg and not (key == "real_root" and cfg.get("prepare") is not None):
             raise BadConfig(f"{path}: missing key '{key}'")
@@ -90,7 +91,7 @@ def load_config(spec: str | Path) -> dict:
 
 
 def _grid_problem(key: str, v) -> str | None:
-    whole = isinstance(v, int) and not isinstance(v, bool)
+    whole = C.whole(v)
     if key == "synthetic":
         return None if whole and v >= 0 else "a whole number >= 0"
     if key == "real_fraction":
@@ -104,14 +105,12 @@ def _grid_problem(key: str, v) -> str | None:
 
 def _check_values(cfg: dict, path) -> None:
     """Every value's type and range, and every cell's train-tsn settings, before a cell runs."""
-    check_blocks(cfg, path)
     cfg.update(planned_roots(cfg, Path("<out>")))
     for key in ("real", "real_root"):
         if not isinstance(cfg[key], str) or not cfg[key]:
             raise BadConfig(f"{path}: {key} {cfg[key]!r}: expected a text")
     v = cfg.get("val_split")
-    if v is not None and not (isinstance(v, int) and not isinstance(v, bool) and v in (1, 2, 3)
-                              and v not in cfg["splits"]):
+    if v is not None and not (C.whole(v, 1, 3) and v not in cfg["splits"]):
         raise BadConfig(f"{path}: val_split {v!r}: 1, 2 or 3, another split than the grid's splits (its test "
                         f"clips among their training clips validate the cells)")
     for key in ("synthetic_root", "classes", "name", "note"):
@@ -137,7 +136,7 @@ def _check_values(cfg: dict, path) -> None:
     for key, what, most in (("cell_cpus", "CPUs per cell under Ray", None),
                             ("cell_gpus", "data-parallel processes per cell, on one node", MAX_CELL_PROCS)):
         v = cfg.get(key, 1)
-        if not (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= (most or v)):
+        if not C.whole(v, 1, most):
             raise BadConfig(f"{path}: {key} {v!r}: expected a whole number >= 1"
                             + (f" and <= {most}" if most else "") + f" ({what})")
     procs, batch = cfg.get("cell_gpus", 1), cfg["train"].get("batch_size", TrainConfig.batch_size)
@@ -264,6 +263,8 @@ def run_grid(spec: str | Path, out: Path, progress: bool = True, echo=print, wai
     out = Path(out)
     if cfg.get("prepare") is None:
         check_synthetic_counts(cfg, spec)
+    else:
+        videos, splits = real_sources(cfg, videos, splits)
     executor.start()
     with root_lock(out, wait):
         executor.check_root(out)

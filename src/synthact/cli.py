@@ -14,6 +14,7 @@ import click
 
 from .contract import FAILURES, MISSING, write_lines
 from .data.splits import DATASETS
+from .data.video import STRICT_SLACK
 from .errors import BadConfig, Interrupted, SynthactError, one_line
 from .flow.methods import METHODS, OPENCV_METHODS
 from .train.recipe import BACKBONES, MODALITIES
@@ -216,8 +217,8 @@ Examples:
               help="Processes (default: 1; under --executor ray, one per CPU of the cluster).")
 @click.option("--allow-missing", is_flag=True, help="Videos listed in a split but absent are reported, not an error.")
 @click.option("--strict-frames", is_flag=True,
-              help="Refuse a video that decodes fewer frames than its container declares (by default it is "
-                   "prepared, with declared_frames recorded, unless its stream stops far short).")
+              help=f"Refuse a video that decodes more than {STRICT_SLACK} frames fewer than its container declares "
+                   "(by default it is prepared, with declared_frames recorded, unless its stream stops far short).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @executor_options
 @WAIT
@@ -239,7 +240,8 @@ def prepare_cmd(dataset, videos, splits, out, classes, flow, size, workers, allo
         most = max(s.short, key=lambda c: c[2] - c[1])
         click.echo(f"warning: {len(s.short)} videos decode fewer frames than their containers declare (up to "
                    f"{most[2] - most[1]} fewer, {most[0]}); prepared from the frames that decode, declared_frames "
-                   f"recorded in the manifest (--strict-frames refuses them)", err=True)
+                   f"recorded in the manifest (--strict-frames refuses those more than {STRICT_SLACK} short)",
+                   err=True)
     click.echo("lists: " + ", ".join(str(p) for p in s.lists))
     if s.missing and not allow_missing and not s.failures:
         sys.exit(PARTIAL)

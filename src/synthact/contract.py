@@ -84,8 +84,10 @@ def check_relpath(path: Any, where: Any) -> str:
 
 
 def inside(root: Path, path: Path, where: Any = None) -> Path:
-    """``path`` if it resolves (symlinks followed) inside ``root``; else a refusal naming both."""
-    real, base = Path(path).resolve(), Path(root).resolve()
+    """``path`` if it resolves (symlinks followed) inside ``root``; else a refusal naming both. A
+    symlink loop resolves to where the loop starts (os.path.realpath, unlike Path.resolve, does not
+    raise): reading it then fails on its own file, not the whole run."""
+    real, base = Path(os.path.realpath(path)), Path(os.path.realpath(root))
     if real != base and not real.is_relative_to(base):
         raise BadData(f"{where or path}: resolves to {real}, outside {base}; refusing to read or write there")
     return Path(path)
@@ -535,6 +537,12 @@ def read_json(path: Path) -> Any:
 def finite(value: Any) -> bool:
     """A real number that is neither NaN nor infinite (booleans are not numbers here)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def whole(value: Any, low: int | None = None, high: int | None = None) -> bool:
+    """A whole number (booleans are not numbers here) within ``low``..``high``, both inclusive, where given."""
+    return (isinstance(value, int) and not isinstance(value, bool) and (low is None or value >= low)
+            and (high is None or value <= high))
 
 
 def _open_append_once(path: Path) -> tuple[int, int]:

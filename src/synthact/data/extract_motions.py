@@ -213,7 +213,7 @@ def extract_motions(paths: list[Path], out: Path, dataset: str | None = None, sp
     # only this run's videos: records an earlier run left for another split or selection stay out
     records = [r for r in (json.loads(p.read_text()) for p in sorted((out / RECORDS).glob("*/*.json")))
                if r.get("video") in used]
-    _write_library(out, records, s, dataset, split, allow_test, estimator_version())
+    _write_library(out, records, s, dataset, split, allow_test, estimator_version(), val_split)
     return s
 
 
@@ -223,7 +223,8 @@ def _source(rec: dict, seg: dict) -> dict:
             "travel": "estimated" if seg["body"] == "full" else "none (upper body)"}
 
 
-def _write_library(out: Path, records: list[dict], s: ExtractSummary, dataset, split, allow_test, estimator) -> None:
+def _write_library(out: Path, records: list[dict], s: ExtractSummary, dataset, split, allow_test, estimator,
+                   val_split=None) -> None:
     """motions.yaml and extraction.json from every video's record; the summary's counts."""
     motions: dict[str, list] = {}
     for rec in records:
@@ -233,7 +234,8 @@ def _write_library(out: Path, records: list[dict], s: ExtractSummary, dataset, s
         s.frames += rec["frames"]
         s.seconds += rec["seconds"]
         if rec.get("error"):
-            s.dropped.append((rec["video"], None, rec["error"]))
+            # the reason alone (its line names the video already), so that the summary counts reasons
+            s.dropped.append((rec["video"], None, rec["error"].removeprefix(f"{rec['video']}: ")))
             c["dropped"] += 1
             continue
         person = rec["person_share"] > 0
@@ -250,7 +252,10 @@ def _write_library(out: Path, records: list[dict], s: ExtractSummary, dataset, s
                 c["dropped"] += 1
     if motions:
         C.atomic_write(out / LIBRARY, yaml.safe_dump({"motions": dict(sorted(motions.items()))}, sort_keys=False))
-    info = {"estimator": estimator, "dataset": dataset, "split": split, "allow_test": allow_test,
+    else:   # an earlier run's library would still list captures this run's selection leaves out
+        (out / LIBRARY).unlink(missing_ok=True)
+    info = {"estimator": estimator, "dataset": dataset, "split": split, "val_split": val_split,
+            "allow_test": allow_test,
             "test_videos_used": sorted(r["video"] for r in records if r["role"] == "test"),
             "settings": {"seen": M.SEEN, "max_gap_s": M.MAX_GAP, "switch_torsos": M.SWITCH,
                          "min_seconds": M.MIN_SECONDS, "min_visibility": M.MIN_VISIBILITY,

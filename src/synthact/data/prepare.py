@@ -7,6 +7,7 @@ but missing on disk are reported. Annotation lists are written for the three off
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,7 +143,7 @@ def _prepare_locked(job: PrepareJob, root: Path, splits: Splits, progress: bool)
         path = C.inside(job.videos, Path(job.videos) / v.relpath, f"{splits.sources[v.clip]}: {v.relpath}")
         if v.clip in done:
             summary.skipped += 1
-        elif not path.exists():
+        elif not os.path.lexists(path):   # a broken link or a loop is on disk: it fails alone, saying so
             summary.missing.append((v.clip, f"listed in {splits.sources[v.clip]} but missing: {path}"))
         else:
             tasks.append(PrepareTask(str(root), v.clip, str(path), tuple(job.size), job.dataset, v.clip in ours,

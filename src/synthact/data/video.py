@@ -53,6 +53,8 @@ def decode_video(path: Path, size: tuple[int, int], sink: Callable[[int, np.ndar
     shows a broken video (see the module's docstring). FFmpeg's own messages about damaged data are
     silenced (read once, at OpenCV's first capture): the refusal names the file instead."""
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "8")   # AV_LOG_FATAL
+    if not path.is_file():   # OpenCV would only say it cannot open it
+        raise BadData(f"{path}: {_not_a_file(path)}, not a video")
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise BadData(f"{path}: cannot open video (corrupt, empty or not a video)")
@@ -75,6 +77,12 @@ def decode_video(path: Path, size: tuple[int, int], sink: Callable[[int, np.ndar
     return info
 
 
+def _not_a_file(path: Path) -> str:
+    if path.is_dir():
+        return "a folder"
+    return "a link to no file (broken or a loop)" if path.is_symlink() else "not a regular file"
+
+
 def check_decoded(path: Path, info: VideoInfo, stamps: list[float], strict: bool) -> None:
     """Refuse a decoded video in one line: too few frames, stopped early, a hole mid-stream."""
     n, declared = info.num_frames, info.declared_frames
@@ -89,7 +97,7 @@ def check_decoded(path: Path, info: VideoInfo, stamps: list[float], strict: bool
         raise BadData(f"{path}: truncated: the stream stops after {n} of the {declared} frames its container "
                       f"declares")
     frame_ms = 1000.0 / info.fps if info.fps else 0.0
-    gaps = np.diff(np.asarray(stamps, float)) if len(stamps) > 1 else np.zeros(0)
+    gaps = np.diff(np.asarray(stamps, float))
     if frame_ms and gaps.size:
         k = int(np.argmax(gaps))
         if gaps[k] > max(GAP_SECONDS * 1000.0, GAP_FRAMES * frame_ms):

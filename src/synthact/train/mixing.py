@@ -51,6 +51,7 @@ def parse_real(spec: str) -> RealSpec:
     if not m or m.group(2) == m.group(3):
         raise BadConfig(f"bad --real {spec!r}: expected DATASET:splitK or DATASET:splitK-valJ (J another split), "
                         f"e.g. hmdb51:split1 or hmdb51:split1-val2")
+    C.check_name(m.group(1), "dataset", f"--real {spec!r}")   # it names the root's list files
     return RealSpec(m.group(1), int(m.group(2)), int(m.group(3)) if m.group(3) else None)
 
 
@@ -130,6 +131,11 @@ def select(real: str, real_root: Path, synthetic_root: Path | None = None, synth
     val = _relabel(val_e, labels, keep, real_root, f"{dataset}_val_split_{split}")
     if not 0.0 < real_fraction <= 1.0:
         raise BadConfig(f"--real-fraction {real_fraction}: must be in (0, 1]")
+    if not val:   # else the run reports a top-1 of 0.0 scored on nothing
+        raise BadConfig(f"{real_root}: --real {real} leaves no validation clips"
+                        + (f" in the classes {classes}" if classes else "")
+                        + (f" (none of split {split}'s training clips here is one split {spec.val_split} tests on)"
+                           if spec.val_split else f" (split {split}'s test videos are not prepared here)"))
     rng = np.random.default_rng([seed, 1])
     counts = np.bincount([s.label for s in train], minlength=len(keep))
     if real_fraction < 1.0:  # per class, at least one clip each
