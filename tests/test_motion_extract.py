@@ -231,3 +231,44 @@ def test_videos_that_do_not_decode_are_dropped_and_counted_by_reason(tmp_path):
     assert r.returncode == 0, r.stderr
     assert f"dropped {folder / 'zero.avi'}: cannot open the video" in r.stdout
     assert "2 dropped (2 cannot open the video)" in r.stdout
+
+
+def test_extracted_motion_of_a_class_without_a_procedural_action_trains_in_the_dataset_label_space(
+        library, fixtures, tmp_path):
+    """HMDB-51's ``smoke`` has no procedural action: a library class of that name renders and
+    train-tsn mixes its clips into the label space by name, with no classes.yaml entry."""
+    lib, _ = library
+    text = yaml.safe_load((lib / "motions.yaml").read_text())
+    text["motions"] = {"smoke": text["motions"]["golf"], "wave": text["motions"]["wave"]}
+    for entries in text["motions"].values():
+        for e in entries:
+            e["file"] = str(lib / e["file"])
+    smoke_lib = tmp_path / "motions.yaml"
+    smoke_lib.write_text(yaml.safe_dump(text))
+    synth = tmp_path / "synth"
+    r = run_cli("render-clips", "--out", str(synth), "--motions", str(smoke_lib), "--per-class", "2", "--frames", "6",
+                "--size", "64x48", "--profile", "hmdb51", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert sorted({x["class"] for x in C.read_manifest(synth)}) == ["smoke", "wave"]
+    real = tmp_path / "real"
+    r = run_cli("synthact", "prepare", "hmdb51", "--videos", str(fixtures / VIDEOS), "--splits", str(fixtures / SPLITS),
+                "--out", str(real), "--classes", "smoke,wave", "--size", "64x48", "--allow-missing", "--quiet")
+    assert r.returncode == 0, r.stderr
+    run = tmp_path / "run"
+    r = run_cli("train-tsn", "--out", str(run), "--real", "hmdb51:split1-val2", "--real-root", str(real),
+                "--classes", "smoke,wave", "--synthetic-only", "--synthetic", "4", "--synthetic-root", str(synth),
+                "--backbone", "mobilenet_v3_small", "--size", "32", "--epochs", "1", "--batch-size", "2",
+                "--workers", "0", "--eval-protocol", "fast", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert (run / "classes.txt").read_text().split() == ["smoke", "wave"]
+    labels = sorted(int(ln.split()[2]) for ln in open(run / "train_list.txt"))
+    assert labels == [0, 0, 1, 1]   # two smoke clips, two wave clips
+
+
+def test_a_library_another_run_is_writing_is_refused_in_one_line(fixtures, tmp_path):
+    from synthact.rootlock import root_lock
+    lib = tmp_path / "lib"
+    with root_lock(lib):
+        r = run_cli("synthact", "motions", "extract", str(fixtures / VIDEOS / WAVE), "--out", str(lib), "--quiet")
+    assert "in use by pid" in refusal(r)
+    assert not (lib / "motions.yaml").exists()

@@ -23,6 +23,7 @@ import yaml
 
 from .. import contract as C
 from ..errors import BadConfig, BadData, one_line
+from ..rootlock import root_lock
 from . import motion_cleanup as M
 from .capture_bvh import write_capture
 from .splits import load_splits
@@ -186,15 +187,21 @@ def extract_motions(paths: list[Path], out: Path, dataset: str | None = None, sp
     """Extract a motion library from ``paths`` (videos or folders) into ``out`` (see the module
     doc), ``workers`` videos at a time; ``progress(done, total, video)`` is called after each video.
     A video whose worker fails is listed in ``failed`` and left for a rerun."""
-    from ..batch import run_tasks
-    from .pose_video import estimator_version, mediapipe_pose
+    from .pose_video import mediapipe_pose
     videos = find_videos(paths)
     if val_split is not None and (split is None or val_split == split):
         raise BadConfig(f"--val-split {val_split}: needs --split, and another split than it")
     assign_roles(videos, dataset, splits, split, allow_test, val_split)
     mediapipe_pose()   # a missing estimator is refused before anything is written
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    with root_lock(out):   # one run per library: two would interleave records and motions.yaml
+        return _extract_locked(videos, out, dataset, split, val_split, allow_test, progress, workers)
+
+
+def _extract_locked(videos: list[Video], out: Path, dataset, split, val_split, allow_test, progress,
+                    workers: int) -> ExtractSummary:
+    from ..batch import run_tasks
+    from .pose_video import estimator_version
     split_name = f"{dataset} split {split}" if dataset else None
     s = ExtractSummary(library=str(out / LIBRARY))
     s.skipped = [(str(v.path), f"not in {split_name}'s training list") for v in videos if v.role == "unused"]
