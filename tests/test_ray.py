@@ -194,7 +194,11 @@ def test_executor_options_are_checked_in_one_line(tmp_path):
 def test_a_real_head_passes_the_handshake_given_by_address(tmp_path, cluster):
     """--ray-address checks that a Ray GCS answers (HTTP/2, as gRPC speaks); a real head does."""
     out = tmp_path / "o"
-    r = run_cli("render-clips", "--out", str(out), "--executor", "ray", "--ray-address", "127.0.0.1:6379", *RENDER,
+    # the fixture's head, given by its address (6379 may belong to another Ray on this machine)
+    from ray._private.services import find_bootstrap_address  # how RAY_ADDRESS=auto finds it
+    address = find_bootstrap_address(None)
+    assert address and address.count(":") == 1, address
+    r = run_cli("render-clips", "--out", str(out), "--executor", "ray", "--ray-address", address, *RENDER,
                 env=_env(), timeout=300)
     assert r.returncode == 0, r.stderr
     assert len(C.read_manifest(out)) == 4
