@@ -314,7 +314,7 @@ def _on_ray(cfg: dict, todo: list[dict], out: Path, echo, executor: Executor) ->
 
 def _grid_locked(cfg: dict, out: Path, progress: bool, echo, executor: Executor) -> dict:
     _write_text(out / "config.resolved.yaml", yaml.safe_dump(cfg, sort_keys=False))
-    rows, failed, skipped = [], 0, 0
+    rows, failed, skipped, results = [], 0, 0, {}
     todo = cells(cfg)
     done = {c["id"]: _done_metrics(out / "cells" / c["id"] / "metrics.json") for c in todo}
     remote = _on_ray(cfg, [c for c in todo if done[c["id"]] is None and c["modality"] != "fusion"], out, echo,
@@ -343,10 +343,11 @@ def _grid_locked(cfg: dict, out: Path, progress: bool, echo, executor: Executor)
         row.update({"top1": m.get("top1"), "mean_class": m.get("mean_class"), "n_val": m.get("n"),
                     "train_acc": _last_train_acc(m), "status": status, "seconds": seconds, "cell": cell["id"]})
         rows.append(row)
+        results[cell["id"]] = m
         write_results(out, rows, cfg)
     return {"cells": len(rows), "failed": failed, "skipped": skipped, "csv": out / "results.csv",
             "md": out / "results.md", "plot": out / "accuracy_vs_synthetic.png",
-            "per_class": class_report(out, rows, cfg.get("name", "ablation"))}
+            "per_class": class_report(out, rows, results, cfg.get("name", "ablation"))}
 
 
 def _last_train_acc(m: dict) -> float | None:

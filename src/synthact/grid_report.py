@@ -2,8 +2,8 @@
 
 For every group of cells the table reports (modality, synthetic set, real fraction, synthetic
 count), the per-class accuracies are averaged over its splits and seeds into ``per_class.md`` and
-its confusion matrices summed into ``confusion/<group>.png``. Read from the cells' own
-``metrics.json``, so a rerun that skips finished cells reports the same.
+its confusion matrices summed into ``confusion/<group>.png``. A rerun that skips finished cells
+reads their ``metrics.json`` as the grid does, so it reports the same.
 """
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 
 from . import contract as C
-from .errors import BadData
 
 REPORT = "per_class.md"
 CONFUSION_DIR = "confusion"
@@ -23,19 +22,14 @@ def _group_name(mod: str, name: str, frac: float, n: int) -> str:
     return f"{mod}_{real}_syn{n}" + (f"_{name}" if name and n else "")
 
 
-def _cell_results(out: Path, rows: list[dict]) -> tuple[list[str] | None, dict]:
+def _cell_results(out: Path, rows: list[dict], results: dict[str, dict]) -> tuple[list[str] | None, dict]:
     """The label space and, per group, the (per_class, confusion) of each finished cell."""
     classes, groups = None, {}
     for r in rows:
-        if r["top1"] is None:
+        m = results.get(r["cell"]) or {}
+        if r["top1"] is None or "per_class" not in m or "confusion" not in m:
             continue
         cell = out / "cells" / r["cell"]
-        try:
-            m = C.read_json(cell / "metrics.json")
-        except (BadData, OSError):
-            continue
-        if not isinstance(m, dict) or "per_class" not in m or "confusion" not in m:
-            continue
         if classes is None and (cell / C.CLASSES).exists():
             classes = C.read_classes(cell / C.CLASSES)
         key = (r["modality"], r.get("synthetic_set", "") if r["synthetic"] else "", r["real_fraction"], r["synthetic"])
@@ -43,11 +37,12 @@ def _cell_results(out: Path, rows: list[dict]) -> tuple[list[str] | None, dict]:
     return classes, groups
 
 
-def class_report(out: Path, rows: list[dict], title: str) -> Path | None:
+def class_report(out: Path, rows: list[dict], results: dict[str, dict], title: str) -> Path | None:
     """Write ``per_class.md`` (mean per-class accuracy, %, one column per group) and one summed
-    confusion plot per group; None where no cell has finished."""
+    confusion plot per group from ``results`` (cell id -> its metrics, as the grid already holds
+    them); None where no cell has finished."""
     from .train.evaluate import confusion_png
-    classes, groups = _cell_results(out, rows)
+    classes, groups = _cell_results(out, rows, results)
     if not groups or classes is None:
         return None
     keys = sorted(groups, key=lambda k: (k[0], k[1], -k[2], k[3]))
