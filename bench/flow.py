@@ -37,7 +37,7 @@ def real_pairs(fixtures: Path, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
             if not ok:
                 break
             frames.append(cv2.cvtColor(cv2.resize(f, SIZE, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY))
-        pairs += list(zip(frames[:-1], frames[1:]))[: n // 2 + 1]
+        pairs += list(zip(frames[:-1], frames[1:], strict=True))[: n // 2 + 1]
     return pairs[:n]
 
 
@@ -92,7 +92,7 @@ def parallel_rate(method: str, pairs: list, workers: int, window: float = 4.0) -
 
 
 def epe(flows: list, truth: list) -> float:
-    errs = [np.linalg.norm(f - gt, axis=-1)[m] for f, (gt, m) in zip(flows, truth)]
+    errs = [np.linalg.norm(f - gt, axis=-1)[m] for f, (gt, m) in zip(flows, truth, strict=True)]
     return float(np.concatenate(errs).mean())
 
 

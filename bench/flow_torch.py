@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from synthact import contract as C
-from synthact.flow import tvl1_torch
+from synthact.flow import counters
 from synthact.flow.tvl1_torch import TVL1Params, quantise, tvl1
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -106,7 +106,7 @@ def bandwidth_rows(pairs: np.ndarray, device, batch: int, dtypes: list[str]) -> 
     for dt in dtypes:
         p = TVL1Params(state_dtype=dt)
         tvl1(t[:1, 0], t[:1, 1], p)  # compile
-        tvl1_torch.COUNTERS = {}
+        counters.COUNTERS = {}
         try:
             if device.type == "cuda":
                 torch.cuda.synchronize()
@@ -119,11 +119,11 @@ def bandwidth_rows(pairs: np.ndarray, device, batch: int, dtypes: list[str]) -> 
                 what = f"{name}, fused Triton kernels, device time"
             else:
                 tvl1(t[:, 0], t[:, 1], p)
-                secs = {k: tvl1_torch.COUNTERS.get(f"{k}_s", 0.0) for k in ("inner", "median")}
+                secs = {k: counters.COUNTERS.get(f"{k}_s", 0.0) for k in ("inner", "median")}
                 what = f"{name}, CPU: plain torch inner steps (not the fused kernel), wall time"
-            counts = dict(tvl1_torch.COUNTERS)
+            counts = dict(counters.COUNTERS)
         finally:
-            tvl1_torch.COUNTERS = None
+            counters.COUNTERS = None
         bpp = bytes_per_pixel(2 if dt == "float16" else 4)
         for k in ("inner", "median"):
             moved = counts.get(k, 0) * bpp[k]
@@ -224,14 +224,14 @@ def main() -> None:
         ours_syn = torch_flow(syn, device, 64, p)
         same, near = jpeg_agreement(ours_real, ref_real, device)
         print(f"| EPE tvl1-torch{tag} vs OpenCV tvl1, real pairs (px) | "
-              f"{np.mean([epe(x, y) for x, y in zip(ours_real, ref_real)]):.4f} |")
+              f"{np.mean([epe(x, y) for x, y in zip(ours_real, ref_real, strict=True)]):.4f} |")
         print(f"| EPE tvl1-torch{tag} vs OpenCV tvl1, rendered pairs (px) | "
-              f"{np.mean([epe(x, y) for x, y in zip(ours_syn, ref_syn)]):.4f} |")
+              f"{np.mean([epe(x, y) for x, y in zip(ours_syn, ref_syn, strict=True)]):.4f} |")
         if dt == a.state_dtypes[0]:
             print(f"| EPE vs Blender ground truth on body pixels, OpenCV tvl1 (px) | "
-                  f"{np.mean([epe(f, g, m) for f, g, m in zip(ref_syn, gt, mask)]):.4f} |")
+                  f"{np.mean([epe(f, g, m) for f, g, m in zip(ref_syn, gt, mask, strict=True)]):.4f} |")
         print(f"| EPE vs Blender ground truth on body pixels, tvl1-torch{tag} (px) | "
-              f"{np.mean([epe(f, g, m) for f, g, m in zip(ours_syn, gt, mask)]):.4f} |")
+              f"{np.mean([epe(f, g, m) for f, g, m in zip(ours_syn, gt, mask, strict=True)]):.4f} |")
         print(f"| flow JPEGs of real pairs{tag}, decoded: share of pixels equal / within 1 level | "
               f"{same:.4f} / {near:.4f} |", flush=True)
     print(f"| OpenCV tvl1, 1 CPU core (pairs/s) | {cv_rate:.2f} |", flush=True)

@@ -142,7 +142,7 @@ def profile(clips: int, frames: int, legacy: bool = False,
         bpy.ops.render.render(animation=True)
         add("blender: render(animation=True), all of it", *t)
         if i:
-            for (a, ca, wa), (b, cb, wb) in zip(events, events[1:]):
+            for (a, ca, wa), (b, cb, wb) in zip(events, events[1:], strict=False):
                 part = {("frame_change_pre", "frame_change_post"): "blender:   scene update per frame",
                         ("frame_change_post", "render_post"): "blender:   draw + colour conversion + JPEG write"
                         }.get((a, b), "blender:   rest (between frames, start, end)")
@@ -173,7 +173,7 @@ def print_profile(clips: int, frames: int) -> None:
           f"CPU ms/frame (share) | now: CPU ms/frame (share) | now: wall ms/frame "
           f"| now + dither 0 (not adopted: changes pixels): CPU ms/frame |")
     print("|---|---|---|---|---|")
-    for (name, c0, _), (_, c1, w1), (_, c2, _) in zip(*cols):
+    for (name, c0, _), (_, c1, w1), (_, c2, _) in zip(*cols, strict=True):
         if name.startswith("for scale"):
             print(f"| {name} | {c0:.2f} | {c1:.2f} | {w1:.2f} | {c2:.2f} |")
         else:

@@ -28,6 +28,7 @@ def _grid(data, tmp_path, **over):
     return path
 
 
+@pytest.mark.slow
 def test_tiny_grid_writes_csv_table_and_plot_and_rerun_skips(data, tmp_path):
     path = _grid(data, tmp_path)
     out = tmp_path / "out"
@@ -51,6 +52,7 @@ def test_tiny_grid_writes_csv_table_and_plot_and_rerun_skips(data, tmp_path):
     assert json.loads(torn.read_text())["top1"] == float(rows[1]["top1"])
 
 
+@pytest.mark.slow
 def test_fusion_and_synthetic_only_cells(data, tmp_path):
     path = _grid(data, tmp_path, synthetic=[6], real_fraction=[0], modality=["rgb", "flow", "fusion"])
     res = run_grid(path, tmp_path / "out", progress=False, echo=lambda *_: None)
@@ -58,6 +60,52 @@ def test_fusion_and_synthetic_only_cells(data, tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "out/results.csv")))
     assert [x["modality"] for x in rows] == ["rgb", "flow", "fusion"]
     assert "synthetic only" in (tmp_path / "out/results.md").read_text()
+
+
+@pytest.mark.slow
+def test_two_stage_cells_fine_tune_their_synthetic_only_cell_on_real_clips_alone(data, tmp_path):
+    path = _grid(data, tmp_path, synthetic=[0, 6], real_fraction=[0.5, 0], modality=["flow", "rgb", "fusion"],
+                 recipes=["mixed", "two_stage"], stage1={"epochs": 2}, fraction_epochs={0.5: 3},
+                 train={"backbone": "mobilenet_v3_small", "size": 32, "epochs": 1, "batch_size": 4, "workers": 0,
+                        "lr": {"rgb": 0.002, "flow": 0.01}})
+    cfg = load_config(path)
+    two = [c for c in cells(cfg) if c["recipe"] == "two_stage"]
+    assert [c["id"] for c in two] == ["s1_seed0_syn6_real0.5_flow_2stage", "s1_seed0_syn6_real0.5_rgb_2stage",
+                                      "s1_seed0_syn6_real0.5_fusion_2stage"]
+    out = tmp_path / "out"
+    res = run_grid(path, out, progress=False, echo=lambda *_: None)
+    assert res["failed"] == 0
+    rows = {x["cell"]: x for x in csv.DictReader(open(out / "results.csv"))}
+    assert len(rows) == 12 and {x["status"] for x in rows.values()} == {"ok"}
+    assert rows["s1_seed0_syn6_real0.5_fusion_2stage"]["synthetic_set"] == "2stage"
+
+    def run(cell):
+        return json.loads((out / "cells" / cell / "config.json").read_text())
+    first, second = run("s1_seed0_syn6_real0_flow"), run("s1_seed0_syn6_real0.5_flow_2stage")
+    assert first["synthetic_only"] and first["epochs"] == 2 and first["synthetic"] == 6
+    assert second["init_from"] == str(out / "cells/s1_seed0_syn6_real0_flow/checkpoint.pt")
+    assert second["synthetic"] == 0 and second["real_fraction"] == 0.5 and second["epochs"] == 3
+    assert run("s1_seed0_syn0_real0.5_flow")["epochs"] == 3          # real only: the same steps
+    assert run("s1_seed0_syn0_real0.5_flow")["lr"] == 0.01 and run("s1_seed0_syn0_real0.5_rgb")["lr"] == 0.002
+    assert run("s1_seed0_syn6_real0.5_flow")["epochs"] == 1          # mixed: synthetic clips fill the epoch
+    train = open(out / "cells/s1_seed0_syn6_real0.5_rgb_2stage/train_list.txt").read()
+    assert str(data[1]) in train and str(data[0]) not in train                 # real clips alone
+    md = (out / "results.md").read_text()
+    assert "| flow | 2stage | 0.5 |" in md and "| flow | 2stage | synthetic only |" not in md
+
+
+def test_two_stage_refuses_a_grid_without_its_first_stage(data, tmp_path):
+    for over, says in (({"real_fraction": [1.0]}, "needs real_fraction 0"),
+                       ({"train": {"init_from": "x.pt"}}, "train.init_from: two_stage cells start"),
+                       ({"recipes": ["mixed", "pretrain"]}, "recipes ['mixed', 'pretrain']"),
+                       ({"stage1": {"seed": 3}}, "stage1 {'seed': 3}"),
+                       ({"fraction_epochs": {2: 10}}, "fraction_epochs {2: 10}"),
+                       ({"train": {"lr": {"rgb": 0.001, "depth": 0.01}}},
+                        "train.lr {'depth': 0.01, 'rgb': 0.001}: must be a finite")):
+        cfg = {"real_fraction": [1.0, 0], "recipes": ["mixed", "two_stage"]} | over
+        r = run_cli("synthact", "ablate", "--config", str(_grid(data, tmp_path, **cfg)), "--out", str(tmp_path / "o"))
+        assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, (over, r.stderr)
+        assert not (tmp_path / "o").exists()
 
 
 def _cut_frames(data, tmp_path):
@@ -70,6 +118,7 @@ def _cut_frames(data, tmp_path):
     return synth
 
 
+@pytest.mark.slow
 def test_a_failing_cell_is_recorded_and_the_grid_goes_on(data, tmp_path):
     synth = _cut_frames(data, tmp_path)
     path = _grid(data, tmp_path, synthetic=[0, 6], synthetic_root=str(synth))
@@ -82,6 +131,7 @@ def test_a_failing_cell_is_recorded_and_the_grid_goes_on(data, tmp_path):
     assert "1 cell(s) failed" in (tmp_path / "out/results.md").read_text()
 
 
+@pytest.mark.slow
 def test_a_synthetic_count_the_root_cannot_give_is_refused_before_the_grid(data, tmp_path):
     path = _grid(data, tmp_path, synthetic=[0, 6, 999])      # 999 synthetic clips do not exist
     r = run_cli("synthact", "ablate", "--config", str(path), "--out", str(tmp_path / "out"))
@@ -90,6 +140,7 @@ def test_a_synthetic_count_the_root_cannot_give_is_refused_before_the_grid(data,
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text, message", [
     ("real: target\nreal_root: x\nsynthetc: [1]\n", "unknown key 'synthetc'"),
     ("real: target\nreal_root: x\ntrain: {epoch: 3}\n", "unknown key 'train.epoch'"),
@@ -127,19 +178,25 @@ def test_shipped_paper_configs_load():
     assert {c["synthetic"] for c in cells(load_config("ucf25_10pct"))} == {0, 5000}
 
 
+@pytest.mark.slow
 def test_demo_code_path_at_a_tiny_scale(tmp_path, capsys):
     assert run_demo(tmp_path / "demo", workers=2, scale=0.09, progress=False)
     printed = capsys.readouterr().out
-    if os.environ.get("SYNTHACT_FIXTURES"):   # the demo checks its models on the real fixture clips
-        assert "real fixture clips (3: v_Punch_g01_c01, v_Punch_g08_c01, TrumanShow_wave_f_nm_np1_fr_med_26)" \
-            in printed
-        assert "| s1_seed0_syn0_real1_flow | " in printed
+    if os.environ.get("SYNTHACT_FIXTURES"):   # the demo runs the real-video experiment at toy size
+        assert "[real video] synthact ablate --config minihmdb_smoke" in printed
+        assert "| flow | plain-2stage | 1 | " in printed and "| flow | plain | synthetic only |" in printed
+        real = list(csv.DictReader(open(tmp_path / "demo/real_check/results.csv")))
+        assert [x["cell"] for x in real] == ["s1_seed0_syn0_real1_flow", "s1_seed0_syn24_real1_flow_plain",
+                                             "s1_seed0_syn24_real0_flow_plain",
+                                             "s1_seed0_syn24_real1_flow_plain-2stage"]
+        assert all(x["status"] == "ok" and x["n_val"] == "13" for x in real)
     rows = list(csv.DictReader(open(tmp_path / "demo/ablation/results.csv")))
     assert len(rows) == 2 * 2 * 3 and all(x["status"] == "ok" for x in rows)
     for name in ("synthetic/preview.png", "target/preview.png", "ablation/accuracy_vs_synthetic.png"):
         assert cv2.imread(str(tmp_path / "demo" / name)) is not None
 
 
+@pytest.mark.slow
 def test_synthetic_sets_are_a_grid_axis(data, tmp_path):
     """Two generation choices compared in one table: here the same root under two names, so the two
     sets' cells must agree exactly, and the real-only baseline runs once for both."""
@@ -159,6 +216,7 @@ def test_synthetic_sets_are_a_grid_axis(data, tmp_path):
     assert cv2.imread(str(out / "accuracy_vs_synthetic.png")) is not None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("over, message", [
     ({"synthetic_roots": {"a": "x"}}, "give synthetic_root or synthetic_roots, not both"),
     ({"synthetic_root": None, "synthetic_roots": ["x"]}, "synthetic_roots: expected a mapping"),
@@ -170,6 +228,7 @@ def test_bad_synthetic_sets_are_refused(data, tmp_path, over, message):
     assert r.returncode == 2 and message in r.stderr, r.stderr
 
 
+@pytest.mark.slow
 def test_a_cell_can_be_a_data_parallel_run(data, tmp_path):
     """cell_gpus: 2 runs each cell as two data-parallel processes (gloo here); a rank's refusal fails
     its cell in one line and the grid goes on."""
@@ -189,6 +248,7 @@ def test_a_cell_can_be_a_data_parallel_run(data, tmp_path):
     assert r.returncode == 2 and "train.batch_size 4: a cell of cell_gpus 3" in r.stderr, r.stderr
 
 
+@pytest.mark.slow
 def test_minihmdb_config_prepares_renders_and_validates_off_the_test_split(fixtures, tmp_path):
     """The shipped minihmdb grid, shrunk (2 classes, tiny clips, 1 epoch): it prepares the real clips,
     renders and flows its synthetic set inside --out, and scores on split 2's test clips among split
@@ -197,7 +257,8 @@ def test_minihmdb_config_prepares_renders_and_validates_off_the_test_split(fixtu
     assert cfg["val_split"] == 2 and cfg["splits"] == [1] and len(cfg["seeds"]) >= 3
     raw = yaml.safe_load(open(os.path.join(os.path.dirname(__import__("synthact").__file__),
                                            "assets/experiments/minihmdb.yaml")))
-    raw.update(classes="clap,wave", seeds=[0], synthetic=[0, 4], real_fraction=[1.0, 0.0], modality=["flow"])
+    raw.update(classes="clap,wave", seeds=[0], synthetic=[0, 4], real_fraction=[1.0, 0.0], modality=["flow"],
+               recipes=["mixed"], stage1={"epochs": 1})
     raw["prepare"].update(size="64x48", flow="dis")
     raw["render"] = {"plain": {"classes": "clap,wave", "per_class": 2, "frames": 8, "size": "64x48"}}
     raw["train"] = {"backbone": "mobilenet_v3_small", "pretrained": "none", "size": 32, "epochs": 1,
@@ -240,6 +301,7 @@ def _minihmdb_with(tmp_path, change) -> str:
     return str(path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("change, words", [
     (lambda c: c["render"]["plain"].update(per_class="abc"), ["render.plain.per_class 'abc': expected a whole"]),
     (lambda c: c["render"]["plain"].update(size="big"), ["render.plain: bad size 'big'"]),

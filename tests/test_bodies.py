@@ -59,7 +59,7 @@ def t_pose_rig() -> SkinnedBody:
 
 def test_bone_roles_of_the_cmu_unreal_and_mixamo_rigs():
     names, parents = _parents(UE)
-    roles = dict(zip(names, bone_roles(names, parents)))
+    roles = dict(zip(names, bone_roles(names, parents), strict=True))
     assert roles["spine_01"] == "spine" and roles["spine_02"] == roles["spine_03"] == roles["clavicle_l"] == "chest"
     assert (roles["upperarm_l"], roles["lowerarm_r"], roles["calf_l"], roles["foot_r"]) == \
         ("upper_arm.l", "forearm.r", "shin.l", "foot.r")
@@ -72,7 +72,7 @@ def test_bone_roles_of_the_cmu_unreal_and_mixamo_rigs():
            "RightShoulder": "Spine1", "RightArm": "RightShoulder", "RightForeArm": "RightArm",
            "RightHand": "RightForeArm"}
     names, parents = _parents(cmu)
-    roles = dict(zip(names, bone_roles(names, parents)))
+    roles = dict(zip(names, bone_roles(names, parents), strict=True))
     assert (roles["LowerBack"], roles["Spine1"], roles["LHipJoint"], roles["LeftLeg"], roles["LThumb"]) == \
         ("spine", "chest", "pelvis", "shin.l", None)
     mixamo = {f"mixamorig:{k}": (f"mixamorig:{v}" if v else None) for k, v in {
@@ -83,7 +83,7 @@ def test_bone_roles_of_the_cmu_unreal_and_mixamo_rigs():
         "LeftUpLeg": "Hips", "LeftLeg": "LeftUpLeg", "LeftFoot": "LeftLeg", "LeftToeBase": "LeftFoot",
         "RightUpLeg": "Hips", "RightLeg": "RightUpLeg", "RightFoot": "RightLeg"}.items()}
     names, parents = _parents(mixamo)
-    roles = dict(zip((n.split(":")[1] for n in names), bone_roles(names, parents)))
+    roles = dict(zip((n.split(":")[1] for n in names), bone_roles(names, parents), strict=True))
     assert (roles["Spine"], roles["Spine2"], roles["LeftHand"], roles["HeadTop_End"], roles["RightLeg"]) == \
         ("spine", "chest", "hand.l", None, "shin.r")
     names, parents = _parents({k: v for k, v in cmu.items() if "Right" not in k and k != "RHipJoint"})
@@ -108,6 +108,7 @@ def _follows(body: SkinnedBody, skel, posed, pairs: dict) -> None:
         assert cos.min() > 0.999, (a, b, cos.min())
 
 
+@pytest.mark.slow
 def test_a_t_pose_rig_follows_the_capture_limb_by_limb(walk):
     skel, posed = walk
     _follows(t_pose_rig(), skel, posed, {("upperarm_l", "lowerarm_l"): ("upper_arm.l", "forearm.l"),
@@ -116,6 +117,7 @@ def test_a_t_pose_rig_follows_the_capture_limb_by_limb(walk):
                                          ("calf_r", "foot_r"): ("shin.r", "foot.r")})
 
 
+@pytest.mark.slow
 def test_makehuman_body_follows_the_capture_and_stands_on_the_floor(walk):
     skel, posed = walk
     short = makehuman_body({"gender": 0.0, "age": 0.6, "muscle": 0.5, "weight": 0.3, "height": 0.1, "proportions": 0.5})
@@ -142,6 +144,7 @@ def test_body_spec_errors_are_one_line(tmp_path):
     assert r.returncode == 2 and "the weight must be positive" in r.stderr
 
 
+@pytest.mark.slow
 def test_a_rerun_with_another_body_is_refused(tmp_path):
     job = dict(out=tmp_path / "r", classes="wave", per_class=1, frames=2, size=(64, 48))
     assert render_batch(RenderJob(**job), progress=False).ok
@@ -158,6 +161,7 @@ bpy.ops.export_scene.fbx(filepath=sys.argv[2], add_leaf_bones=False)
 """
 
 
+@pytest.mark.slow
 def test_an_fbx_body_renders(fixtures, tmp_path):
     """The FBX import path, on the fixture body written out as FBX by Blender itself."""
     fbx = tmp_path / "human.fbx"
@@ -174,6 +178,7 @@ def test_an_fbx_body_renders(fixtures, tmp_path):
     assert (img.max(axis=-1) > 20).mean() > 0.01
 
 
+@pytest.mark.slow
 def test_a_corrupt_body_file_is_refused_once_before_the_root_is_claimed(fixtures, tmp_path):
     broken = tmp_path / "broken.glb"
     broken.write_bytes(b"glTF" + bytes(range(256)) * 8)

@@ -25,6 +25,7 @@ def roots(fixtures, tmp_path_factory):
     return real, small_root(base / "synth", "punch,push_up")
 
 
+@pytest.mark.slow
 def test_identical_roots_have_no_gap(roots, tmp_path):
     real, _ = roots
     twin = tmp_path / "twin"
@@ -37,6 +38,7 @@ def test_identical_roots_have_no_gap(roots, tmp_path):
     assert one["clips"] == {"real": 2, "synthetic": 2} and one["gap"] == 0.0
 
 
+@pytest.mark.slow
 def test_real_against_synthetic_gives_a_positive_gap_with_table_and_plots(roots, tmp_path):
     real, synth = roots
     out = tmp_path / "gap"
@@ -60,6 +62,7 @@ def test_real_against_synthetic_gives_a_positive_gap_with_table_and_plots(roots,
     assert f"gap (Fréchet distance of per-clip flow features) {stats['gap']:.4f}" in r.stdout
 
 
+@pytest.mark.slow
 def test_clips_without_flow_are_listed_and_a_root_without_flow_refused(roots, tmp_path):
     real, synth = roots
     part = tmp_path / "part"

@@ -25,6 +25,8 @@ from synthact.train.loop import TrainConfig, check_world
 
 from .conftest import BIN, run_cli
 
+pytestmark = pytest.mark.slow   # trains under torchrun: not in `make test-fast`
+
 LOSS_TOL = 1e-3
 EPOCHS = 3
 

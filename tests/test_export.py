@@ -12,6 +12,8 @@ from synthact.export import INDEX, sample_key
 
 from .conftest import run_cli, small_root
 
+pytestmark = pytest.mark.slow   # renders and trains: not in `make test-fast`
+
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):

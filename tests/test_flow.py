@@ -66,6 +66,7 @@ def test_split_parsing_gives_the_official_counts(fixtures):
         subset_classes("ucf101", "Punch,Moonwalk", ucf.classes)
 
 
+@pytest.mark.slow
 def test_prepare_ucf101_counts_frames_by_decoding(fixtures, tmp_path):
     out = tmp_path / "ucf"
     r = run_cli("synthact", "prepare", "ucf101", "--videos", str(fixtures / "real/videos/ucf101"),
@@ -141,6 +142,7 @@ def synth_root(tmp_path):
     return root
 
 
+@pytest.mark.slow
 def test_extract_flow_writes_pairs_and_refuses_to_mix(synth_root):
     r = run_cli("extract-flow", "--root", str(synth_root), "--method", "dis", "--workers", "2", "--quiet")
     assert r.returncode == 0, r.stderr
@@ -166,6 +168,7 @@ def test_gt_flow_root_refuses_estimated_flow(tmp_path):
         run_flow(root, "dis", 1, progress=False)
 
 
+@pytest.mark.slow
 def test_killed_flow_run_resumes_without_redoing_finished_clips(synth_root):
     proc = subprocess.Popen([str(BIN / "extract-flow"), "--root", str(synth_root), "--method", "tvl1",
                              "--workers", "1", "--quiet"], start_new_session=True,
@@ -198,6 +201,7 @@ def test_mmaction2_rawframes_load_through_our_reader(fixtures):
     assert flow.shape == img.shape[:2] + (2,) and np.isfinite(flow).all()
 
 
+@pytest.mark.slow
 def test_merge_joins_roots_from_two_machines_and_refuses_mismatches(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     for root, seed in ((a, 1), (b, 2)):

@@ -70,14 +70,14 @@ def test_a_batch_gives_each_pair_its_own_flow(fixtures):
 
 def test_agrees_with_opencv_tvl1_on_a_fixture_clip(fixtures):
     f = real_frames(fixtures, 4)
-    ref = [cv2.optflow.DualTVL1OpticalFlow_create().calc(a, b, None) for a, b in zip(f[:-1], f[1:])]
+    ref = [cv2.optflow.DualTVL1OpticalFlow_create().calc(a, b, None) for a, b in zip(f[:-1], f[1:], strict=True)]
     ours = tvl1(torch.from_numpy(np.stack(f[:-1])), torch.from_numpy(np.stack(f[1:]))).numpy()
-    epe = [np.sqrt(((o - r) ** 2).sum(-1)).mean() for o, r in zip(ours, ref)]
+    epe = [np.sqrt(((o - r) ** 2).sum(-1)).mean() for o, r in zip(ours, ref, strict=True)]
     moving = [np.sqrt((r ** 2).sum(-1)).mean() for r in ref]
     assert max(moving) > 0.2            # the clip moves: agreement is not two zero fields
     assert max(epe) < 0.05, epe          # the issue's bound is 0.25 px
     enc_o, enc_r = C.encode_flow(ours[0]), C.encode_flow(ref[0])
-    assert all((np.abs(a.astype(int) - b.astype(int)) <= 1).mean() > 0.99 for a, b in zip(enc_o, enc_r))
+    assert all((np.abs(a.astype(int) - b.astype(int)) <= 1).mean() > 0.99 for a, b in zip(enc_o, enc_r, strict=True))
 
 
 FUSED_CHECK = textwrap.dedent("""
@@ -99,6 +99,7 @@ FUSED_CHECK = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_fused_kernels_match_the_plain_torch_iterations():
     """The Triton kernels that run on CUDA, executed by Triton's CPU interpreter, against the plain
     torch iterations; the third (still) pair stops at once, testing the per-pair stop on the device."""
@@ -110,6 +111,7 @@ def test_fused_kernels_match_the_plain_torch_iterations():
     assert diff < 1e-5 and moving > 0.05 and still == 0.0 and half < 2e-3, r.stdout
 
 
+@pytest.mark.slow
 def test_extract_flow_tvl1_torch_matches_opencv_files_and_loads_for_training(tmp_path):
     roots = {}
     for method in ("tvl1", "tvl1-torch"):
@@ -125,7 +127,7 @@ def test_extract_flow_tvl1_torch_matches_opencv_files_and_loads_for_training(tmp
         for k in range(1, 6):
             a = C.read_flow_jpegs(C.clip_dir(roots["tvl1"], clip), k)
             b = C.read_flow_jpegs(C.clip_dir(roots["tvl1-torch"], clip), k)
-            gaps += [np.abs(x.astype(int) - y.astype(int)) for x, y in zip(a, b)]
+            gaps += [np.abs(x.astype(int) - y.astype(int)) for x, y in zip(a, b, strict=True)]
             epe.append(np.sqrt(((C.decode_flow(*a) - C.decode_flow(*b)) ** 2).sum(-1)).mean())
     assert (np.stack(gaps) <= 1).mean() > 0.99 and max(epe) < 0.25, (np.mean(epe), max(epe))
     entries = C.read_annotations(roots["tvl1-torch"] / C.ANNOTATIONS / "synthetic_rawframes.txt")
@@ -137,6 +139,7 @@ def test_extract_flow_tvl1_torch_matches_opencv_files_and_loads_for_training(tmp
     assert r.returncode == 2 and "holds tvl1-torch flow" in r.stderr
 
 
+@pytest.mark.slow
 def test_tvl1_torch_reports_a_missing_cuda_device(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA: the message is for machines without it")
@@ -146,6 +149,7 @@ def test_tvl1_torch_reports_a_missing_cuda_device(tmp_path):
         run_flow(root, "tvl1-torch", 1, progress=False, device="cuda")
 
 
+@pytest.mark.slow
 def test_tvl1_torch_a_clip_with_a_corrupt_frame_fails_alone(tmp_path):
     root = tmp_path / "r"
     assert render_batch(RenderJob(out=root, classes="wave,punch", per_class=1, frames=4, size=(64, 48)),
@@ -165,9 +169,9 @@ def test_half_precision_state_stays_close_to_opencv(fixtures):
     issue's bound is a mean EPE below 0.1 px against OpenCV's tvl1."""
     f = real_frames(fixtures, 3)
     i0, i1 = torch.from_numpy(np.stack(f[:-1])), torch.from_numpy(np.stack(f[1:]))
-    ref = [cv2.optflow.DualTVL1OpticalFlow_create().calc(a, b, None) for a, b in zip(f[:-1], f[1:])]
+    ref = [cv2.optflow.DualTVL1OpticalFlow_create().calc(a, b, None) for a, b in zip(f[:-1], f[1:], strict=True)]
     half = tvl1(i0, i1, TVL1Params(state_dtype="float16")).numpy()
-    epe = np.mean([np.sqrt(((o - r) ** 2).sum(-1)).mean() for o, r in zip(half, ref)])
+    epe = np.mean([np.sqrt(((o - r) ** 2).sum(-1)).mean() for o, r in zip(half, ref, strict=True)])
     assert max(np.sqrt((r ** 2).sum(-1)).mean() for r in ref) > 0.2
     assert epe < 0.1, epe
     with pytest.raises(Exception, match="state_dtype"):
@@ -185,6 +189,7 @@ def frame_root(root, fixtures, lengths=(5, 4, 6), size=(64, 48)):
     return frames
 
 
+@pytest.mark.slow
 def test_run_torch_flow_files_are_the_flow_encoded_and_writers_are_kept(tmp_path, fixtures):
     """Batches across clip borders, the pinned/host buffers and the kept writer processes change no
     byte: every flow JPEG is the contract's encoding of tvl1() of that pair alone; a second call
@@ -216,6 +221,7 @@ def test_run_torch_flow_files_are_the_flow_encoded_and_writers_are_kept(tmp_path
     assert {p.name: p.read_bytes() for p in sorted(root.rglob("flow_*"))} == before
 
 
+@pytest.mark.slow
 def test_half_state_is_recorded_and_never_mixed(tmp_path, fixtures):
     root = tmp_path / "r"
     frame_root(root, fixtures, lengths=(3,), size=(48, 36))

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from synthact import contract as C
 from synthact.provenance import versions
 
@@ -11,6 +13,7 @@ from .conftest import run_cli
 SMALL = ("--frames", "3", "--size", "64x48", "--quiet")
 
 
+@pytest.mark.slow
 def test_info_reports_a_root_and_what_is_left_to_do(tmp_path):
     root = tmp_path / "synth"
     r = run_cli("render-clips", "--out", str(root), "--classes", "wave,clap", "--per-class", "2", *SMALL)
@@ -31,6 +34,7 @@ def test_info_reports_a_root_and_what_is_left_to_do(tmp_path):
     assert "flow: dis, 4 of 6 clips complete" in text and "  wave: 3" in text
 
 
+@pytest.mark.slow
 def test_info_of_a_run_folder(data, tmp_path):
     synth, target = data
     run = tmp_path / "run"
@@ -45,6 +49,7 @@ def test_info_of_a_run_folder(data, tmp_path):
         assert json.loads((run / name).read_text())["versions"] == versions()
 
 
+@pytest.mark.slow
 def test_version_and_a_rerun_with_other_versions_warns(tmp_path):
     r = run_cli("synthact", "--version")
     assert r.returncode == 0 and r.stdout.startswith("synthact ") and "bpy " in r.stdout and "torch " in r.stdout

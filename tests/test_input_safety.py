@@ -86,6 +86,7 @@ def test_a_bad_capture_is_refused_naming_its_file_and_line(capture, case):
     assert str(err.value).startswith(f"{path}:{line}: ") and words in str(err.value), str(err.value)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["nan", "frame time 0", "truncated"])
 def test_render_refuses_a_library_with_a_bad_capture_before_rendering(capture, tmp_path, case):
     path, line = _edit(capture, "bad.bvh", BAD_CAPTURES[case][0])
@@ -112,6 +113,7 @@ BAD_LIBRARIES = {  # motions.yaml -> what the refusal says
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", BAD_LIBRARIES)
 def test_a_bad_motion_library_is_refused_naming_it(capture, tmp_path, case):
     text, words = BAD_LIBRARIES[case]
@@ -140,6 +142,7 @@ def test_a_bad_bone_map_file_is_refused_naming_it(tmp_path, case):
     assert str(err.value).startswith(str(tmp_path / "map.yaml"))
 
 
+@pytest.mark.slow
 def test_render_with_a_bad_bone_map_names_it_and_records_nothing(capture, tmp_path):
     (tmp_path / "motions.yaml").write_text("motions:\n  walk: [tiny.bvh]\n")
     (tmp_path / "map.yaml").write_text(BAD_BONE_MAPS["yaml syntax"][0])
@@ -191,6 +194,7 @@ def test_a_bad_split_line_is_refused_naming_file_and_line(fixtures, tmp_path, ca
     assert str(err.value).startswith(f"{d / name}:{k}: ") and words in str(err.value), str(err.value)
 
 
+@pytest.mark.slow
 def test_prepare_never_follows_a_split_line_out_of_its_folders(fixtures, tmp_path):
     d = _splits(fixtures, tmp_path, "ucf101")
     _replace_line(d / "trainlist01.txt", 3, "Punch/../../../x.avi 71")
@@ -285,6 +289,7 @@ motions:
 """
 
 
+@pytest.mark.slow
 def test_fuzzed_inputs_parse_to_finite_values_or_are_refused_naming_the_file(capture, fixtures, tmp_path):
     rng = random.Random(11)
     good, bad = [], []

@@ -31,6 +31,7 @@ def _tree(folder: Path) -> dict:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("edit, words", [
     (("body: {full: 1}", "body: {full: 1.0e+308, upper: 1.0e+308}"), "overall.body: the weights sum to inf"),
     (("people: {1: 1}", "people: {1: 1, 5000: 1}"), "overall.people: value 5000: people is a whole number of "
@@ -56,6 +57,7 @@ def _grid(tmp_path: Path, **over) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("over, words", [
     ({"cell_gpus": 1000}, "cell_gpus 1000: expected a whole number >= 1 and <= 16"),
     ({"train": {"workers": 5000}}, "train.workers 5000: must be a whole number >= 0 and <= 64"),
@@ -73,6 +75,7 @@ def test_ablate_bounds_are_one_line(tmp_path, over, words):
     assert time.monotonic() - start < 60 and not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_train_tsn_workers_are_bounded(tmp_path):
     r = run_cli("train-tsn", "--out", str(tmp_path / "r"), "--real", "target:split1", "--real-root",
                 str(tmp_path / "target"), "--workers", "5000")
@@ -111,6 +114,7 @@ class Listener:
         self.sock.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("reply, words", [
     (b"", "no HTTP/2 answer within 5 s"),
     (b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", "it answered but not in HTTP/2"),
@@ -147,6 +151,7 @@ def _manifest(root: Path, **change) -> None:
     path.write_text(json.dumps(rec) + "\n")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage, words", [
     (lambda r: _manifest(r, num_frames="abc"), "num_frames 'abc' is not a whole number >= 0"),
     (lambda r: (r / "manifest.jsonl").write_text((r / "manifest.jsonl").read_text()
@@ -175,6 +180,7 @@ def _run_folder(folder: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, text, words", [
     ("log.csv", "epoch,train_loss,train_acc,val_top1\n1,1.1,0.3,abc\n", "log.csv:2: epoch '1', val_top1 'abc'"),
     ("log.csv", "epoch,train_loss,train_acc,val_top1\nxx,1.1,0.3,0.4\n", "log.csv:2: epoch 'xx'"),
@@ -214,6 +220,7 @@ def _scored(folder: Path, scores) -> Path:
     return folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scores, words", [
     (np.array([{"a": 1}] * 4, dtype=object), "not a saved scores array (Object arrays cannot be loaded"),
     (np.ones((4, 2)), "scores of dtype float64, shape (4, 2): expected finite numbers of shape (4, 3)"),
@@ -245,7 +252,8 @@ def test_fusing_labels_out_of_range_is_one_line(tmp_path):
 # ------------------------------------------------------------------ Ctrl-C and SIGTERM of a batch
 SLOW = ("--classes", "jump,clap,kick", "--per-class", "3", "--frames", "24", "--size", "96x72", "--workers", "2",
         "--quiet")
-STOPPED = re.compile(r"interrupted: (SIGINT|SIGTERM) during (render|flow tvl1): (\d+) of (\d+) clips finished and "
+STOPPED = re.compile(r"interrupted: (SIGINT|SIGTERM) during (render|flow tvl1|prepare hmdb51): (\d+) of (\d+) "
+                     r"(?:clips|videos) finished and "
                      r"recorded, 0 failed, (\d+) not done; rerun the same command to do the rest")
 
 
@@ -293,6 +301,7 @@ def _check_stopped(err: str, sig: int, proc: subprocess.Popen, listed: int, tota
     assert of == total and finished + left == of and finished <= listed
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_stopped_render_says_what_it_finished_and_leaves_no_worker(tmp_path, sig):
     out = tmp_path / "synth"
@@ -310,6 +319,7 @@ def test_a_stopped_render_says_what_it_finished_and_leaves_no_worker(tmp_path, s
     assert len(C.read_manifest(out)) == 9 and C.leftovers(out) == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_stopped_flow_extraction_records_what_it_finished_and_leaves_no_worker(tmp_path, sig):
     root = tmp_path / "root"
@@ -328,3 +338,61 @@ def test_a_stopped_flow_extraction_records_what_it_finished_and_leaves_no_worker
     r = run_cli("extract-flow", "--root", str(root), "--method", "tvl1", "--workers", "2", "--resume", "--quiet")
     assert r.returncode == 0, r.stderr
     assert len(C.read_manifest(root, C.FLOW_MANIFEST)) == 6 and C.leftovers(root) == 0
+
+
+PREPARE = ("--classes", "wave", "--size", "64x48", "--flow", "tvl1", "--workers", "2", "--allow-missing", "--quiet")
+
+
+@pytest.fixture(scope="module")
+def eight_videos(fixtures, tmp_path_factory) -> tuple[Path, Path]:
+    """Eight J-HMDB wave videos in a folder of their own, and the root an uninterrupted prepare makes of them."""
+    base = tmp_path_factory.mktemp("prepare")
+    (base / "videos" / "wave").mkdir(parents=True)
+    for p in sorted((fixtures / "real/videos/jhmdb_train/wave").glob("*.avi"))[:8]:
+        shutil.copyfile(p, base / "videos" / "wave" / p.name)
+    whole = base / "whole"
+    r = run_cli(*_prepare_cmd(fixtures, base / "videos", whole))
+    assert r.returncode == 0 and len(C.read_manifest(whole)) == 8, r.stderr
+    return base / "videos", whole
+
+
+def _prepare_cmd(fixtures: Path, videos: Path, out: Path) -> tuple[str, ...]:
+    return ("synthact", "prepare", "hmdb51", "--videos", str(videos), "--splits", str(fixtures / "real/splits/hmdb51"),
+            "--out", str(out), *PREPARE)
+
+
+def _result(root: Path) -> tuple:
+    """What a prepared root holds, less the time each video took: records, lists and every frame's bytes."""
+    records = sorted(({k: v for k, v in r.items() if k != "seconds"} for r in C.read_manifest(root)),
+                     key=lambda r: r["clip"])
+    lists = {p.name: p.read_text() for p in sorted((root / C.ANNOTATIONS).iterdir())}
+    frames = {str(p.relative_to(root)): p.read_bytes() for p in sorted((root / C.RAWFRAMES).rglob("*.jpg"))}
+    flowed = sorted(r["clip"] for r in C.read_manifest(root, C.FLOW_MANIFEST))
+    return records, lists, frames, flowed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stopped_prepare_records_only_whole_videos_and_its_rerun_ends_as_an_unstopped_one(fixtures, eight_videos,
+                                                                                           tmp_path, sig):
+    videos, whole = eight_videos
+    out = tmp_path / "real"
+    proc = subprocess.Popen([str(BIN / "synthact"), *_prepare_cmd(fixtures, videos, out)[1:]], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    err, _ = _stop(proc, sig, out / C.MANIFEST, 1)
+    listed = C.read_manifest(out)
+    _check_stopped(err, sig, proc, len(listed), 8)
+    assert 1 <= len(listed) < 8, "the run finished before the signal: nothing was interrupted"
+    recorded = {r["clip"] for r in listed}
+    assert {r["clip"] for r in C.read_manifest(out, C.FLOW_MANIFEST)} <= recorded
+    for rec in listed:    # only whole videos are recorded: every frame and every flow pair
+        folder = C.clip_dir(out, rec["clip"])
+        assert C.count_frames(folder) == rec["num_frames"] and rec["flow_pairs"] == rec["num_frames"] - 1
+        assert len(list(folder.glob("flow_x_*.jpg"))) == len(list(folder.glob("flow_y_*.jpg"))) == rec["flow_pairs"]
+    for clip in C.iter_clips(out):    # a clip folder in view is recorded, or its record waits beside it
+        assert clip in recorded or C.pending_path(out, clip).exists(), clip
+    for path in (out / C.ANNOTATIONS).glob("*.txt") if (out / C.ANNOTATIONS).is_dir() else ():
+        assert {e.clip for e in C.read_annotations(path)} <= recorded, path
+    r = run_cli(*_prepare_cmd(fixtures, videos, out))     # the rerun finishes the rest
+    assert r.returncode == 0, r.stderr
+    assert C.leftovers(out) == 0 and _result(out) == _result(whole)

@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import random
+import secrets
 import shutil
 import signal
 import subprocess
@@ -44,6 +45,7 @@ def _outside(tmp_path: Path, root: Path) -> dict:
 
 
 # ---------------------------------------------------------------- 1, 21: the lock
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["symlink", "dangling", "hardlink", "fifo"])
 def test_a_planted_lock_is_refused_and_nothing_outside_changes(prepared, tmp_path, kind):
     root, outside = _box(prepared, tmp_path)
@@ -80,6 +82,7 @@ def test_a_held_lock_holding_json_that_is_not_a_mapping_names_another_process(tm
 
 
 # ---------------------------------------------------------------- 2: temporary files
+@pytest.mark.slow
 def test_planted_temporary_files_are_never_written_through(prepared, tmp_path):
     root, outside = _box(prepared, tmp_path)
     for name in ("manifest.tmp", "manifest.jsonl.tmp", "root.json.tmp", "classes.txt.tmp",
@@ -94,6 +97,7 @@ def test_planted_temporary_files_are_never_written_through(prepared, tmp_path):
     assert len(C.read_manifest(root)) == 6
 
 
+@pytest.mark.slow
 def test_an_annotations_folder_linked_elsewhere_is_refused(prepared, tmp_path):
     root, _ = _box(prepared, tmp_path)
     elsewhere = tmp_path / "box" / "elsewhere"
@@ -109,7 +113,7 @@ def test_atomic_write_never_writes_through_a_link_at_its_temporary_name_or_its_p
     outside = tmp_path / "outside.txt"
     outside.write_text("mine")
     names = iter(["0" * 16, "1" * 16])
-    monkeypatch.setattr(C.secrets, "token_hex", lambda n: next(names))  # the first name is taken
+    monkeypatch.setattr(secrets, "token_hex", lambda n: next(names))  # the first name is taken
     (tmp_path / f".a.json.{'0' * 16}.tmp").symlink_to(outside)
     (tmp_path / "a.json").symlink_to(outside)
     C.write_json(tmp_path / "a.json", {"x": 1})
@@ -141,6 +145,7 @@ def test_a_hard_linked_manifest_is_made_the_roots_own_before_appending(tmp_path)
 
 
 # ---------------------------------------------------------------- 3, 19: compare
+@pytest.mark.slow
 def test_compare_refuses_a_users_folder_and_replaces_its_own(prepared, tmp_path):
     root, _ = _box(prepared, tmp_path)
     user = tmp_path / "box" / "mine"
@@ -158,6 +163,7 @@ def test_compare_refuses_a_users_folder_and_replaces_its_own(prepared, tmp_path)
     assert json.loads((out / "stats.json").read_text())["gap"] == 0.0
 
 
+@pytest.mark.slow
 def test_compare_skips_and_lists_a_clip_whose_flow_images_differ_in_size(prepared, tmp_path):
     root, _ = _box(prepared, tmp_path)
     folder = C.clip_dir(root, "wave/wave_s0_00001")
@@ -171,6 +177,7 @@ def test_compare_skips_and_lists_a_clip_whose_flow_images_differ_in_size(prepare
 
 
 # ---------------------------------------------------------------- 4, 9, 23: merge
+@pytest.mark.slow
 def test_merge_refuses_an_output_inside_a_source(prepared, tmp_path):
     root, _ = _box(prepared, tmp_path)
     before = snapshot(tmp_path / "box")
@@ -179,6 +186,7 @@ def test_merge_refuses_an_output_inside_a_source(prepared, tmp_path):
     assert snapshot(tmp_path / "box") == before
 
 
+@pytest.mark.slow
 def test_merge_never_follows_a_clip_link_inside_its_source(prepared, tmp_path):
     root, _ = _box(prepared, tmp_path)
     clip = C.clip_dir(root, "wave/wave_s0_00002")
@@ -189,6 +197,7 @@ def test_merge_never_follows_a_clip_link_inside_its_source(prepared, tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["symlink", "fifo"])
 def test_merge_checks_every_clip_before_committing_any(prepared, tmp_path, kind):
     root, outside = _box(prepared, tmp_path)
@@ -229,6 +238,7 @@ def _refused(call, *words: str) -> str:
     return msg
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shard", ["/etc/passwd.tar", "../outside.tar", "sub/shard.tar", "shard-000000"])
 def test_a_shard_outside_its_folder_is_refused(sharded, tmp_path, shard):
     (tmp_path / "outside.tar").write_bytes((sharded / "shard-000000.tar").read_bytes())
@@ -237,6 +247,7 @@ def test_a_shard_outside_its_folder_is_refused(sharded, tmp_path, shard):
     assert "etc/passwd" not in msg.replace(repr(shard), "") and str(tmp_path / "outside.tar") not in msg
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("change, field", [
     (lambda e: e.update(num_frames="4"), "num_frames"), (lambda e: e.pop("num_frames"), "num_frames"),
     (lambda e: e.update(members=[1, 2]), "members"),
@@ -256,6 +267,7 @@ def _shift(e: dict) -> None:
         m["offset"] += 512
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("change, words", [(lambda e: e.update(shard="/etc/passwd.tar"), "shard"),
                                            (lambda e: e.update(num_frames="4"), "num_frames"),
                                            (_shift, "are not those of")])
@@ -271,6 +283,7 @@ def test_training_on_a_lying_index_is_refused_in_one_line(prepared, sharded, tmp
     refusal(r, str(folder / shards.INDEX), words)
 
 
+@pytest.mark.slow
 def test_an_index_offset_that_lies_is_caught_at_the_members_header(sharded, tmp_path):
     good = json.loads((sharded / shards.INDEX).read_text().splitlines()[0])["members"]["img_00002.jpg"]
     folder = _lied(sharded, tmp_path, lambda e: e["members"].update({"img_00001.jpg": dict(good)}))
@@ -279,6 +292,7 @@ def test_an_index_offset_that_lies_is_caught_at_the_members_header(sharded, tmp_
     assert shards.read_member(folder, e["clip"], "img_00002.jpg")[:2] == b"\xff\xd8"  # the truth still reads
 
 
+@pytest.mark.slow
 def test_a_fifo_or_link_as_shard_is_refused_without_blocking(sharded, tmp_path):
     folder = _lied(sharded, tmp_path, lambda e: None)
     e = next(iter(shards.index(str(folder)).values()))
@@ -296,6 +310,7 @@ def test_a_fifo_or_link_as_shard_is_refused_without_blocking(sharded, tmp_path):
 PROFILE = "overall: {body: {full: 1}, camera: {static: 1}, people: {1: 1}, view: {%s: 1}}\n"
 
 
+@pytest.mark.slow
 def test_two_profiles_with_one_name_never_mix_in_a_root(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
@@ -316,6 +331,7 @@ def test_two_profiles_with_one_name_never_mix_in_a_root(tmp_path):
 
 
 # ---------------------------------------------------------------- 10, 20, 27: export
+@pytest.mark.slow
 @pytest.mark.parametrize("field, value", [("fps", "abc"), ("num_frames", "6"), ("num_frames", 0),
                                           ("fps", float("nan")), ("num_frames", 9)])
 def test_export_refuses_manifest_values_that_make_no_video_before_writing(prepared, tmp_path, field, value):
@@ -328,6 +344,7 @@ def test_export_refuses_manifest_values_that_make_no_video_before_writing(prepar
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_export_never_writes_a_video_short_of_its_frames_nor_leaves_a_folder(prepared, tmp_path):
     root, _ = _box(prepared, tmp_path)
     clip = C.read_manifest(root)[0]["clip"]
@@ -338,6 +355,7 @@ def test_export_never_writes_a_video_short_of_its_frames_nor_leaves_a_folder(pre
     assert sorted(p.name for p in out.iterdir()) == sorted([LOCK, MARKER])
 
 
+@pytest.mark.slow
 def test_a_refused_export_leaves_no_lock_in_a_users_folder(prepared, tmp_path):
     user = tmp_path / "mine"
     user.mkdir()
@@ -347,6 +365,7 @@ def test_a_refused_export_leaves_no_lock_in_a_users_folder(prepared, tmp_path):
     assert sorted(p.name for p in user.iterdir()) == ["notes.txt"]
 
 
+@pytest.mark.slow
 def test_an_export_killed_mid_way_is_finished_by_its_rerun(prepared, tmp_path):
     out = tmp_path / "shards"
     args = ("synthact", "export", str(prepared), "--format", "webdataset", "--out", str(out), "--shard-size", "1")
@@ -395,6 +414,7 @@ CASES = [(stage, name, kind) for stage, (names, _) in STAGES.items() for name in
          for kind in ("symlink", "hardlink", "fifo")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage, name, kind", CASES)
 def test_link_fuzz_every_written_file_as_a_link_or_fifo(prepared, tmp_path, stage, name, kind):
     root, outside = _box(prepared, tmp_path)
@@ -439,6 +459,7 @@ def target(prepared, tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, kind", random.Random(22).sample([(n, k) for n in RUN_FILES
                                                                   for k in ("symlink", "hardlink", "fifo")], 8))
 def test_seeded_link_fuzz_of_a_training_run_folder(target, tmp_path, name, kind):
@@ -461,11 +482,13 @@ def test_seeded_link_fuzz_of_a_training_run_folder(target, tmp_path, name, kind)
     assert outside.read_text() == "the user's own file\n" and _outside(tmp_path, run) == before
 
 
+@pytest.mark.slow
 def test_tar_members_of_an_export_are_plain_files(sharded):
     with tarfile.open(sharded / "shard-000000.tar") as tar:
         assert all(m.isreg() for m in tar)
 
 
+@pytest.mark.slow
 def test_an_mp4_export_decodes_to_every_frame(prepared, tmp_path):
     out = tmp_path / "mp4"
     r = run_cli("synthact", "export", str(prepared), "--format", "videos", "--out", str(out))
@@ -476,3 +499,188 @@ def test_an_mp4_export_decodes_to_every_frame(prepared, tmp_path):
     while cap.read()[0]:
         n += 1
     assert n == 4
+
+
+# ---------------------------------------------------------------- the link fuzz of prepare, ablate and mmaction2
+KINDS = ("symlink", "dirlink", "hardlink", "fifo")   # a link to a file outside, a link to a folder outside
+
+
+def _plant(path: Path, kind: str, outside: Path) -> None:
+    """``kind`` at ``path`` (what was there removed): never to be written through by the stage."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        path.unlink()
+    {"symlink": lambda: path.symlink_to(outside), "dirlink": lambda: path.symlink_to(outside.parent / "elsewhere"),
+     "hardlink": lambda: os.link(outside, path), "fifo": lambda: os.mkfifo(path)}[kind]()
+
+
+def _outside_box(tmp_path: Path) -> Path:
+    """``box/outside.txt``, a user's file, and ``box/elsewhere/``, a user's folder holding one."""
+    (tmp_path / "box" / "elsewhere").mkdir(parents=True)
+    (tmp_path / "box" / "elsewhere" / "keep.txt").write_text("the user's own folder\n")
+    outside = tmp_path / "box" / "outside.txt"
+    outside.write_text("the user's own file\n")
+    return outside
+
+
+def _untouched(r: subprocess.CompletedProcess, tmp_path: Path, folder: Path, before: dict, outside: Path) -> None:
+    """Done (exit 0), or refused in one line (a failed item: its own line in the report, exit 1), and
+    nothing outside ``folder`` changed."""
+    if r.returncode == 2:
+        refusal(r)
+    else:
+        assert r.returncode in (0, 1) and "Traceback" not in r.stderr, (r.returncode, r.stderr)
+    assert outside.read_text() == "the user's own file\n"
+    assert _outside(tmp_path, folder) == before
+
+
+@pytest.fixture(scope="module")
+def two_videos(fixtures, tmp_path_factory) -> Path:
+    """Two short J-HMDB wave videos in a videos folder of their own (the split's others: missing)."""
+    videos = tmp_path_factory.mktemp("videos") / "videos"
+    (videos / "wave").mkdir(parents=True)
+    for p in sorted((fixtures / "real/videos/jhmdb_train/wave").glob("*.avi"), key=lambda p: p.stat().st_size)[:2]:
+        shutil.copyfile(p, videos / "wave" / p.name)
+    return videos
+
+
+def _prepare_args(fixtures: Path, videos: Path, root: Path) -> tuple[str, ...]:
+    return ("synthact", "prepare", "hmdb51", "--videos", str(videos), "--splits", str(fixtures / "real/splits/hmdb51"),
+            "--out", str(root), "--classes", "wave", "--size", "64x48", "--flow", "dis", "--allow-missing",
+            "--workers", "2", "--quiet")
+
+
+def _first_clip(videos: Path) -> str:
+    return f"wave/{sorted(p.stem for p in (videos / 'wave').glob('*.avi'))[0]}"
+
+
+PREPARED = [C.MANIFEST, C.FLOW_MANIFEST, C.FLOW_INFO, C.ROOT_SETTINGS, "hmdb51_label_map.txt", C.MISSING, LOCK,
+            "annotations/hmdb51_train_split_1_rawframes.txt", "annotations/hmdb51_val_split_3_rawframes.txt",
+            C.ANNOTATIONS, C.RAWFRAMES, "rawframes/wave", "rawframes/wave/{clip}", "rawframes/wave/.tmp-{clip}"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, kind", [(n, k) for n in PREPARED for k in KINDS])
+def test_link_fuzz_of_a_prepared_root(fixtures, two_videos, tmp_path, name, kind):
+    """Every file and folder ``synthact prepare`` writes, planted as a link to a file or a folder
+    outside, a hard link or a FIFO: prepared, or refused in one line, nothing outside changed."""
+    outside = _outside_box(tmp_path)
+    root = tmp_path / "box" / "root"
+    root.mkdir()
+    _plant(root / name.format(clip=_first_clip(two_videos).split("/")[1]), kind, outside)
+    before = _outside(tmp_path, root)
+    _untouched(run_cli(*_prepare_args(fixtures, two_videos, root), timeout=600), tmp_path, root, before, outside)
+
+
+CELL = "s1_seed0_syn2_real1_rgb"
+GRID = [LOCK, "config.resolved.yaml", "results.csv", "results.md", "accuracy_vs_synthetic.png", "per_class.md",
+        "confusion", "confusion/rgb_real1_syn2.png", "cells", f"cells/{CELL}", f"cells/{CELL}/metrics.json",
+        f"cells/{CELL}/checkpoint.pt"]
+GRID_CASES = [(n, k) for n in GRID for k in KINDS]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, kind", GRID_CASES if os.environ.get("SYNTHACT_FUZZ_ALL")
+                         else random.Random(22).sample(GRID_CASES, 12))
+def test_seeded_link_fuzz_of_an_ablation_folder(target, tmp_path, name, kind):
+    """The files and folders of a one-cell grid (a seeded quarter of the cases; SYNTHACT_FUZZ_ALL=1:
+    all): done, or refused in one line (a refused cell: recorded as failed, exit 1), nothing outside changed."""
+    outside = _outside_box(tmp_path)
+    grid = tmp_path / "box" / "grid"
+    grid.mkdir()
+    _plant(grid / name, kind, outside)
+    spec = tmp_path / "grid.yaml"
+    spec.write_text(json.dumps({"name": "tiny", "real": "target", "real_root": str(target),
+                                "synthetic_root": str(target), "synthetic": [2], "eval_protocol": "fast",
+                                "train": {"backbone": "mobilenet_v3_small", "size": 32, "epochs": 1, "batch_size": 4,
+                                          "workers": 0}}))
+    before = _outside(tmp_path, grid)
+    r = run_cli("synthact", "ablate", "--config", str(spec), "--out", str(grid), "--quiet", timeout=600)
+    _untouched(r, tmp_path, grid, before, outside)
+
+
+MMACTION = ["mmaction2", "mmaction2/epoch_1.pth", "mmaction2/last_checkpoint", "mmaction2/mmaction2_config.py",
+            "mmaction2_config.py", "mmaction2_train_list.txt", "mmaction2_val_list.txt", "metrics.json"]
+MM_CASES = [(n, k) for n in MMACTION for k in KINDS]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, kind", MM_CASES if os.environ.get("SYNTHACT_FUZZ_ALL")
+                         else random.Random(22).sample(MM_CASES, 6))
+def test_seeded_link_fuzz_of_an_mmaction2_run_folder(target, tmp_path, name, kind):
+    """What ``train-tsn --engine mmaction2`` and mmengine write (a seeded few of the cases;
+    SYNTHACT_FUZZ_ALL=1: all): trained, or refused in one line before mmengine starts, nothing outside changed."""
+    pytest.importorskip("mmengine", reason="--engine mmaction2 needs `make mmaction`")
+    outside = _outside_box(tmp_path)
+    run = tmp_path / "box" / "run"
+    run.mkdir()
+    _plant(run / name, kind, outside)
+    before = _outside(tmp_path, run)
+    r = run_cli("train-tsn", "--engine", "mmaction2", "--real", "target:split1", "--real-root", str(target),
+                "--synthetic-root", str(target), "--synthetic", "2", "--modality", "rgb", "--backbone", "resnet18",
+                "--out", str(run), "--epochs", "1", "--val-interval", "0", "--size", "32", "--workers", "0",
+                "--eval-protocol", "fast", "--batch-size", "4", "--quiet", timeout=600)
+    if r.returncode == 2:
+        refusal(r)
+    else:  # mmengine logs its warnings to stderr: only the exit code and the files tell
+        assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert outside.read_text() == "the user's own file\n" and _outside(tmp_path, run) == before
+
+
+# ---------------------------------------------------------------- a refused train-tsn leaves no run folder
+def _train(target: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    return run_cli("train-tsn", "--real", "target:split1", "--real-root", str(target), "--synthetic-root", str(target),
+                   "--synthetic", "2", "--modality", "rgb", "--out", str(out), "--epochs", "1", "--size", "32",
+                   "--workers", "0", "--eval-protocol", "fast", "--batch-size", "4", "--quiet", *extra)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("change, words", [
+    (lambda t, tmp: ("--real-root", str(tmp / "nowhere")), "annotation list not found"),
+    (lambda t, tmp: ("--real", "target:split3"), "annotation list not found"),
+    (lambda t, tmp: ("--synthetic", "1000"), "500 requested"),
+    (lambda t, tmp: ("--resume",), "missing"),
+])
+def test_a_refused_training_run_leaves_no_folder_it_made(target, tmp_path, change, words):
+    """Refused after the run folder's lock was taken (the selection, --resume): the folders the run
+    made, its lock in them, are gone again; a folder that was there stays, lock and all."""
+    out = tmp_path / "runs" / "new"
+    refusal(_train(target, out, *change(target, tmp_path)), words)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    refusal(_train(target, mine, *change(target, tmp_path)), words)
+    assert mine.is_dir()
+
+
+@pytest.mark.slow
+def test_a_training_run_refused_by_the_lock_holder_leaves_its_folder_alone(target, tmp_path):
+    out = tmp_path / "run"
+    with root_lock(out):   # another job's run folder, held
+        refusal(_train(target, out), str(out), "in use by")
+        assert sorted(p.name for p in out.iterdir()) == [LOCK]
+    assert sorted(p.name for p in out.iterdir()) == [LOCK]
+
+
+@pytest.mark.parametrize("name", ["mmaction2", "mmaction2/last_checkpoint", "mmaction2/20261206_120000/vis_data"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_mmaction2_work_folder_is_checked_before_mmengine_writes_it(tmp_path, name, kind):
+    """mmengine follows links: a link or FIFO at its work folder or in it is refused in one line; a
+    hard link is made the folder's own first, so the file elsewhere never changes."""
+    from synthact.train.mmaction_engine import check_work_dir
+    outside = _outside_box(tmp_path)
+    work = tmp_path / "run" / "mmaction2"
+    (work / "20261206_120000").mkdir(parents=True)
+    (work / "epoch_1.pth").write_bytes(b"a checkpoint of this run")
+    _plant(tmp_path / "run" / name, kind, outside)
+    if kind == "hardlink" and name != "mmaction2":
+        check_work_dir(work)
+        assert (tmp_path / "run" / name).stat().st_nlink == 1 and outside.stat().st_nlink == 1
+        assert (tmp_path / "run" / name).read_text() == outside.read_text() == "the user's own file\n"
+    else:
+        with pytest.raises(BadData, match="refusing to train") as exc:
+            check_work_dir(work)
+        assert "\n" not in str(exc.value) and str(tmp_path / "run" / name) in str(exc.value)
+    assert name == "mmaction2" or (work / "epoch_1.pth").read_bytes() == b"a checkpoint of this run"

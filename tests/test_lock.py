@@ -17,6 +17,8 @@ from synthact.rootlock import LOCK, root_lock
 
 from .conftest import BIN, refusal, run_cli, wait_for_manifest
 
+pytestmark = pytest.mark.slow   # renders in competing processes: not in `make test-fast`
+
 RENDER = ("--classes", "wave,punch,clap", "--per-class", "2", "--frames", "4", "--size", "64x48", "--seed", "1",
           "--quiet")
 
@@ -46,7 +48,7 @@ def _both(folder, a: tuple, b: tuple, timeout: float = 600) -> list[tuple[int, s
     _holds(folder, first)
     second = _start(*b)
     outs = [p.communicate(timeout=timeout) for p in (first, second)]
-    return [(p.returncode, *o) for p, o in zip((first, second), outs)]
+    return [(p.returncode, *o) for p, o in zip((first, second), outs, strict=True)]
 
 
 def _refusal(err: str) -> str:

@@ -8,6 +8,7 @@ import time
 from importlib import metadata
 
 import numpy as np
+import pytest
 import torch
 
 from synthact.train.mmaction_engine import CONFIG, LISTS
@@ -38,7 +39,7 @@ def test_our_flow_flip_inverts_x_of_every_pair_where_mmaction2s_flips_y_too():
     pairs = [rng.integers(0, 256, (4, 5, 2), dtype=np.uint8) for _ in range(4)]   # RawFrameDecode's layout
     ours = TRANSFORMS.build(dict(type="SynthactFlowFlip", flip_ratio=1.0))
     out = ours.transform({"imgs": [p.copy() for p in pairs], "modality": "Flow"})["imgs"]
-    for p, o in zip(pairs, out):
+    for p, o in zip(pairs, out, strict=True):
         np.testing.assert_array_equal(o[..., 0], 255 - p[:, ::-1, 0])
         np.testing.assert_array_equal(o[..., 1], p[:, ::-1, 1])
     theirs = Flip(flip_ratio=1.0).transform({"imgs": [p.copy() for p in pairs], "modality": "Flow",
@@ -56,6 +57,7 @@ def _args(data, *extra):
     return (*MM_ARGS, "--real-root", str(target), "--synthetic-root", str(synth), *extra)
 
 
+@pytest.mark.slow
 def test_mmaction2_trains_rgb_with_our_config(data, tmp_path):
     out = tmp_path / "rgb"
     r = run_cli("train-tsn", "--out", str(out), *_args(data, "--epochs", "1", "--val-interval", "0"))
@@ -69,6 +71,7 @@ def test_mmaction2_trains_rgb_with_our_config(data, tmp_path):
     assert "val_begin=2" in text   # --val-interval 0: mmengine's loop never validates, the test loop still runs
 
 
+@pytest.mark.slow
 def test_mmaction2_flow_uses_the_cross_modality_start_and_resumes_after_a_kill(data, tmp_path):
     weights = tmp_path / "r18.pth"
     from synthact.train.models import TSN
@@ -106,6 +109,7 @@ class _Exec:
         return exec, ("open('HACKED', 'w').close()",)
 
 
+@pytest.mark.slow
 def test_a_hostile_run_folder_trains_and_a_planted_checkpoint_is_not_unpickled(data, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)    # where `touch PWNED` or the planted pickle would write
     out = tmp_path / "it's ' + __import__('os').system('touch PWNED') + ' {{ fileDirname }}"

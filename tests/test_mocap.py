@@ -105,6 +105,7 @@ def _snake(path):
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("body", ["mannequin", "makehuman", "bodies/human-male.glb"])
 def test_every_fixture_capture_renders_on_each_body_and_unmapped_skeletons_fail_alone(mocap, tmp_path, body,
                                                                                       fixtures):

@@ -16,6 +16,8 @@ from synthact.data import motion_cleanup as M
 from synthact.render.mocap import describe_capture, load_library
 from tests.conftest import refusal, run_cli
 
+pytestmark = pytest.mark.slow   # runs MediaPipe over videos: not in `make test-fast`
+
 SPLITS = "real/splits/hmdb51"
 VIDEOS = "real/videos/jhmdb_train"
 # a 40-frame golf swing (golf has no procedural action) and a 23-frame wave, both split 1 training videos

@@ -17,6 +17,8 @@ from synthact.train.predict import predict_videos
 
 from .conftest import refusal, run_cli
 
+pytestmark = pytest.mark.slow   # trains the runs it predicts with: not in `make test-fast`
+
 CLASSES = "ApplyEyeMakeup,BabyCrawling,Punch,PushUps"   # every UCF-101 fixture video; g01 clips are split 1's test
 
 
@@ -76,7 +78,7 @@ def test_cli_one_line_per_video_accuracy_csv_and_fusion(fixtures, runs, tmp_path
     fused = fuse([out["rgb"], out["flow"]], [1.0, 1.5])
     want = np.load(out["rgb"] / "scores_tsn.npy") + 1.5 * np.load(out["flow"] / "scores_tsn.npy")
     by_video = {Path(row["video"]).name: row for row in rows}
-    for video, s in zip(_val_videos(out["rgb"], fixtures), want):
+    for video, s in zip(_val_videos(out["rgb"], fixtures), want, strict=True):
         row = by_video[video.name]
         assert row["class1"] == C.read_classes(out["rgb"] / C.CLASSES)[int(s.argmax())]
         assert float(row["score1"]) == pytest.approx(float(s.max()), abs=1e-4)

@@ -6,6 +6,7 @@ import subprocess
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from synthact import contract as C
 from synthact.data.profile import load_profile
@@ -14,6 +15,8 @@ from synthact.render.record import read_records
 from synthact.render.sampling import VIEW_AZIMUTH, sample_record
 
 from .conftest import BIN, refusal, run_cli
+
+pytestmark = pytest.mark.slow   # renders with Blender: not in `make test-fast`
 
 ARGS = ("--frames", "8", "--size", "96x72", "--quiet", "--workers", "2")
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import io
 
+import pytest
+
 from synthact.progress import Progress
 
 from .conftest import run_cli
@@ -49,6 +51,7 @@ def test_render_piped_to_a_log_writes_plain_lines(tmp_path):
     assert "render: 2/2 clips (100%)" in r.stderr
 
 
+@pytest.mark.slow
 def test_training_piped_to_a_log_writes_plain_epoch_lines(data, tmp_path):
     synth, target = data
     r = run_cli("train-tsn", "--real", "target:split1", "--real-root", str(target), "--out", str(tmp_path / "run"),

@@ -19,6 +19,8 @@ from synthact import contract as C
 
 from .conftest import BIN, refusal, run_cli, wait_for_manifest
 
+pytestmark = pytest.mark.slow   # starts Ray clusters: not in `make test-fast`
+
 RENDER = ("--classes", "wave,jump", "--per-class", "2", "--frames", "6", "--size", "80x60", "--quiet")
 SLOW_RENDER = ("--classes", "jump,clap,kick", "--per-class", "3", "--frames", "24", "--size", "96x72", "--quiet")
 
@@ -148,7 +150,7 @@ def test_ablate_cells_on_ray_give_the_local_results(data, tmp_path, cluster):
     assert ra.returncode == 0 and rb.returncode == 0, (ra.stderr, rb.stderr, time.perf_counter() - start)
     rows = [list(csv.DictReader(open(tmp_path / d / "results.csv"))) for d in ("local", "ray")]
     assert len(rows[0]) == 4
-    for x, y in zip(*rows):
+    for x, y in zip(*rows, strict=True):
         x.pop("seconds"), y.pop("seconds")
         assert x == y
     assert all(x["status"] == "ok" for x in rows[1])

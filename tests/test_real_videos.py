@@ -21,6 +21,7 @@ def _prepare(fixtures, out, *extra):
                    "--allow-missing", "--quiet", "--workers", "2", *extra)
 
 
+@pytest.mark.slow
 def test_every_jhmdb_training_clip_prepares_with_its_declared_count_recorded(fixtures, tmp_path):
     videos = sorted((fixtures / "real/videos/jhmdb_train").glob("*/*.avi"))
     assert len(videos) == 182

@@ -42,6 +42,7 @@ def test_one_record_per_class_writes_the_bytes_it_wrote_before():
     assert hashlib.sha256(text.encode()).hexdigest() == sweep["sha256"]
 
 
+@pytest.mark.slow
 def test_a_rendered_job_writes_the_lines_it_wrote_before(tmp_path):
     job = BEFORE["rendered"]["job"]
     out = tmp_path / "synth"
@@ -101,6 +102,7 @@ def _write(root: Path, lines: list[dict]) -> None:
     (root / C.MANIFEST).write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in lines))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage, message", [
     (lambda r: r.update(camra=r.pop("camera")), "unknown key 'camra' in the record (misspelt?)"),
     (lambda r: r["body"].pop("height"), "the record has no 'body.height' key"),
@@ -123,6 +125,7 @@ def test_a_bad_key_read_back_is_one_line_naming_the_manifest_and_line(tmp_path, 
     assert str(exc.value) == where + message
 
 
+@pytest.mark.slow
 def test_a_rerun_over_a_misspelt_manifest_exits_2_with_one_line(tmp_path):
     root, lines, job = _fake_root(tmp_path)
     lines[2]["camera"]["azimth"] = lines[2]["camera"].pop("azimuth")

@@ -17,6 +17,8 @@ from synthact.render.clips import RenderJob, render_batch
 
 from .conftest import BIN, run_cli, wait_for_manifest
 
+pytestmark = pytest.mark.slow   # renders with Blender: not in `make test-fast`
+
 SMALL = ("--size", "96x72", "--quiet")
 
 

@@ -35,6 +35,7 @@ def _copy(prepared: Path, tmp_path: Path) -> tuple[Path, dict]:
     return root, snapshot(tmp_path / "box")
 
 
+@pytest.mark.slow
 def test_render_into_a_root_without_its_manifest_deletes_nothing(prepared, tmp_path):
     root, before = _copy(prepared, tmp_path)
     (root / C.MANIFEST).unlink()
@@ -46,6 +47,7 @@ def test_render_into_a_root_without_its_manifest_deletes_nothing(prepared, tmp_p
     assert {k for k in after if "rawframes" in k} == {k for k in before if "rawframes" in k}
 
 
+@pytest.mark.slow
 def test_a_symlinked_class_folder_is_refused_and_its_target_untouched(prepared, tmp_path):
     root, _ = _copy(prepared, tmp_path)
     outside = tmp_path / "outside"
@@ -60,6 +62,7 @@ def test_a_symlinked_class_folder_is_refused_and_its_target_untouched(prepared, 
     assert snapshot(outside) == before
 
 
+@pytest.mark.slow
 def test_merge_refuses_a_source_clip_that_climbs_out(prepared, tmp_path):
     src, _ = _copy(prepared, tmp_path)
     victim = tmp_path / "box" / "victim"
@@ -82,6 +85,7 @@ def test_annotation_lists_naming_parent_or_absolute_paths_are_refused(tmp_path):
             C.read_annotations(ann)
 
 
+@pytest.mark.slow
 def test_training_refuses_a_split_list_that_climbs_out(data, tmp_path):
     synth, target = data
     real = tmp_path / "real"
@@ -94,6 +98,7 @@ def test_training_refuses_a_split_list_that_climbs_out(data, tmp_path):
     refusal(r, f"{ann}:{n}", "bad clip")
 
 
+@pytest.mark.slow
 def test_render_with_other_settings_into_a_root_is_refused_before_anything_changes(prepared, tmp_path):
     root, before = _copy(prepared, tmp_path)
     r = run_cli("render-clips", "--out", str(root), "--classes", "wave", "--per-class", "3", "--frames", "8",
@@ -102,6 +107,7 @@ def test_render_with_other_settings_into_a_root_is_refused_before_anything_chang
     assert snapshot(tmp_path / "box") == before
 
 
+@pytest.mark.slow
 def test_a_root_made_before_root_json_keeps_its_settings(prepared, tmp_path):
     root, _ = _copy(prepared, tmp_path)
     (root / C.ROOT_SETTINGS).unlink()
@@ -110,6 +116,7 @@ def test_a_root_made_before_root_json_keeps_its_settings(prepared, tmp_path):
     refusal(r, "frames=4", "frames=6")
 
 
+@pytest.mark.slow
 def test_merge_into_a_root_with_other_settings_is_refused(prepared, tmp_path):
     other = tmp_path / "other"
     assert render_batch(RenderJob(out=other, classes="wave", per_class=1, frames=3, size=(64, 48), seed=9),
@@ -120,6 +127,7 @@ def test_merge_into_a_root_with_other_settings_is_refused(prepared, tmp_path):
     assert snapshot(tmp_path / "box") == before
 
 
+@pytest.mark.slow
 def test_merge_refuses_sources_with_other_body_models(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     assert render_batch(RenderJob(out=a, classes="wave", per_class=1, frames=2, size=(64, 48)), progress=False).ok
@@ -130,6 +138,7 @@ def test_merge_refuses_sources_with_other_body_models(tmp_path):
     assert not (tmp_path / "m" / C.RAWFRAMES).exists()
 
 
+@pytest.mark.slow
 def test_prepare_rerun_with_another_size_is_refused(fixtures, tmp_path):
     args = ("synthact", "prepare", "ucf101", "--videos", str(fixtures / "real/videos/ucf101"),
             "--splits", str(fixtures / "real/splits/ucf101"), "--out", str(tmp_path / "ucf"), "--classes",
@@ -140,6 +149,7 @@ def test_prepare_rerun_with_another_size_is_refused(fixtures, tmp_path):
     assert snapshot(tmp_path / "ucf") == before
 
 
+@pytest.mark.slow
 def test_flow_on_a_missing_gpu_leaves_the_flow_records_as_they_were(prepared, tmp_path):
     import torch
     if torch.cuda.is_available():
@@ -153,6 +163,7 @@ def test_flow_on_a_missing_gpu_leaves_the_flow_records_as_they_were(prepared, tm
             "--device 'banana'")
 
 
+@pytest.mark.slow
 def test_a_truncated_frame_fails_its_clip_and_is_never_recorded(prepared, tmp_path):
     root, _ = _copy(prepared, tmp_path)
     (root / C.FLOW_MANIFEST).unlink()
@@ -171,6 +182,7 @@ def test_a_truncated_frame_fails_its_clip_and_is_never_recorded(prepared, tmp_pa
         C.read_image(frame)
 
 
+@pytest.mark.slow
 def test_a_hidden_file_with_a_staging_name_is_not_deleted(prepared, tmp_path):
     root, _ = _copy(prepared, tmp_path)
     user = root / C.RAWFRAMES / "wave" / ".tmp-notes"
@@ -204,6 +216,7 @@ def _mutate_jpeg(data: bytes, rng) -> tuple[str, bytes]:
     return kind, b"GIF89a" + data[6:]
 
 
+@pytest.mark.slow
 def test_fuzzed_frames_fail_their_clips_and_are_never_recorded(prepared, tmp_path):
     root, _ = _copy(prepared, tmp_path)
     (root / C.FLOW_MANIFEST).unlink()
@@ -227,6 +240,7 @@ def test_fuzzed_frames_fail_their_clips_and_are_never_recorded(prepared, tmp_pat
     assert done == set(clips) - set(bad)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(12))
 def test_every_kind_of_mutated_frame_is_refused_naming_it(prepared, tmp_path, seed):
     frame = tmp_path / "img_00001.jpg"

@@ -266,6 +266,7 @@ def _unit(v):
     return v / np.linalg.norm(v, axis=-1, keepdims=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", REWRITES)
 @pytest.mark.parametrize("name", ["02_01", "13_26"])
 def test_a_rewritten_capture_retargets_with_its_limbs_along_the_captures(mocap, tmp_path, name, how):
@@ -302,7 +303,7 @@ def _chain_bvh(path: Path, tree: dict) -> Path:
     ends = [n.endswith("_end") for n in names]
     chans = [[] if e else (["Xposition", "Yposition", "Zposition"] if p < 0 else []) + ["Zrotation", "Xrotation",
                                                                                        "Yrotation"]
-             for p, e in zip(parents, ends)]
+             for p, e in zip(parents, ends, strict=True)]
     F = 8
     cols = []
     for j, c in enumerate(chans):
@@ -344,6 +345,7 @@ def test_a_skeleton_that_is_not_human_is_refused_in_one_line(tmp_path):
 
 
 # ------------------------------------------------------------------ synthact motions check
+@pytest.mark.slow
 def test_motions_check_prints_each_map_and_draws_a_contact_sheet(mocap, tmp_path):
     from synthact import contract as C
 
@@ -437,6 +439,7 @@ RIG_NAMES = {  # what the structure must find on each rig: key point -> joint
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rig", ["gltf", "makehuman"])
 def test_other_rigs_driven_by_a_capture_map_by_structure(mocap, fixtures, tmp_path, rig):
     from synthact.render.skinned import makehuman_body
@@ -483,6 +486,7 @@ def to_fbx(bvh: Path, fbx: Path, light: bool = False) -> Path:
     return fbx
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rig", ["cmu", "gltf"])
 def test_an_fbx_capture_maps_and_moves_like_its_bvh(mocap, fixtures, tmp_path, rig):
     if rig == "cmu":
@@ -507,6 +511,7 @@ def test_an_fbx_capture_maps_and_moves_like_its_bvh(mocap, fixtures, tmp_path, r
         assert cos.min() > 0.99, (bone, cos.min())
 
 
+@pytest.mark.slow
 def test_an_fbx_capture_renders_through_motions(mocap, tmp_path):
     import yaml
 
@@ -576,7 +581,7 @@ def family_named(c: Capture, family: str, eyes: bool) -> Capture:
     c = without_end_sites(c)
     if eyes:
         F = len(c.L)
-        for side, x in zip(sides, (1.0, -1.0)):
+        for side, x in zip(sides, (1.0, -1.0), strict=True):
             c = _insert(c, c.names.index("Head"), f"{'Left' if side == sides[0] else 'Right'}Eye",
                         np.array([0.55 * x, 1.2, 1.2]), rot(1, np.full(F, 5.0)))
         c = _parents_first(c)

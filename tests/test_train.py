@@ -23,6 +23,8 @@ from synthact.train.transforms import hflip
 
 from .conftest import BIN, run_cli
 
+pytestmark = pytest.mark.slow   # trains TSNs: not in `make test-fast`
+
 
 def _cfg(data, out, **kw):
     synth, target = data

@@ -14,6 +14,8 @@ from synthact import contract as C
 
 from .conftest import run_cli
 
+pytestmark = pytest.mark.slow   # trains, or starts train-tsn for each refusal: not in `make test-fast`
+
 # a run folder whose name would be code if pasted into Python source between quotes
 HOSTILE = "it's ' + __import__('os').system('touch PWNED') + ' {{ fileDirname }}"
 RUN_FILES = ("config.json", "train_list.txt", "val_list.txt", "classes.txt")

@@ -32,11 +32,14 @@ from .train.config import TrainConfig, check
 GRID_KEYS = {"synthetic": [0], "real_fraction": [1.0], "modality": ["rgb"], "splits": [1], "seeds": [0]}
 TOP_KEYS = {"name", "real", "real_root", "synthetic_root", "classes", "fusion_weights", "eval_protocol", "train",
             "note", "cell_cpus", "cell_gpus", "synthetic_roots", "val_split", "prepare", "render",
-            "workers"} | set(GRID_KEYS)
+            "workers", "recipes", "stage1", "fraction_epochs"} | set(GRID_KEYS)
 TRAIN_KEYS = {f.name for f in fields(TrainConfig)} - {"out", "real", "real_root", "synthetic_root", "synthetic",
                                                       "real_fraction", "classes", "synthetic_only", "modality",
                                                       "seed", "eval_protocol", "num_classes", "info"}
 MODALITIES = ("rgb", "flow", "fusion")
+# mixed: real and synthetic clips in the same batches; two_stage: the synthetic-only cell of the same
+# seed, count, set and stream, fine-tuned on the cell's real clips alone (the paper's pretraining)
+RECIPES = ("mixed", "two_stage")
 SET_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
 MAX_CELL_PROCS = 16     # a data-parallel cell runs on one node: no node holds more GPUs than that
 MAX_CELLS = 1000        # each cell is a training run: a grid beyond this is a typo (a range pasted as a list)
@@ -86,8 +89,39 @@ def load_config(spec: str | Path) -> dict:
     cfg.setdefault("fusion_weights", [1.0, 1.5])
     cfg.setdefault("eval_protocol", "tsn")
     cfg["train"] = cfg.get("train") or {}
+    _check_recipes(cfg, path)
     _check_values(cfg, path)
     return cfg
+
+
+def _check_recipes(cfg: dict, path) -> None:
+    """``recipes`` (how synthetic clips meet real ones), ``stage1`` (train settings of the synthetic-only
+    cells, the first stage) and ``fraction_epochs`` (epochs of the cells that train on a real fraction
+    alone, real only or a second stage: a tenth of the clips takes ten times the epochs for as many
+    steps; mixed cells keep ``train.epochs``, their synthetic clips fill the epoch)."""
+    recipes = cfg.get("recipes", ["mixed"])
+    cfg["recipes"] = recipes = recipes if isinstance(recipes, list) else [recipes]
+    bad = [r for r in recipes if r not in RECIPES]
+    if bad or not recipes or len(set(recipes)) < len(recipes):
+        raise BadConfig(f"{path}: recipes {recipes!r}: a list of distinct values from {', '.join(RECIPES)}")
+    if "two_stage" in recipes:
+        if 0 not in cfg["real_fraction"] or not any(cfg["synthetic"]):
+            raise BadConfig(f"{path}: recipes two_stage: its first stage is the synthetic-only cell, so the grid "
+                            f"needs real_fraction 0 and a synthetic count > 0")
+        if "init_from" in cfg["train"]:
+            raise BadConfig(f"{path}: train.init_from: two_stage cells start from their synthetic-only cell; "
+                            f"give one or the other")
+    stage1 = cfg.setdefault("stage1", {}) or {}
+    if not isinstance(stage1, dict) or any(k not in TRAIN_KEYS or k == "init_from" for k in stage1):
+        raise BadConfig(f"{path}: stage1 {stage1!r}: a mapping of train settings for the synthetic-only cells "
+                        f"(known: {', '.join(sorted(TRAIN_KEYS - {'init_from'}))})")
+    cfg["stage1"] = stage1
+    epochs = cfg.setdefault("fraction_epochs", {}) or {}
+    if not isinstance(epochs, dict) or not all(C.finite(f) and 0 < f <= 1 and C.whole(e, 1)
+                                               for f, e in epochs.items()):
+        raise BadConfig(f"{path}: fraction_epochs {epochs!r}: a mapping of real fraction (0, 1] -> epochs >= 1, "
+                        f"e.g. {{0.25: 80}}")
+    cfg["fraction_epochs"] = {float(f): e for f, e in epochs.items()}
 
 
 def _grid_problem(key: str, v) -> str | None:
@@ -106,6 +140,21 @@ def _grid_problem(key: str, v) -> str | None:
 def _check_values(cfg: dict, path) -> None:
     """Every value's type and range, and every cell's train-tsn settings, before a cell runs."""
     cfg.update(planned_roots(cfg, Path("<out>")))
+    _check_texts(cfg, path)
+    _check_synthetic_roots(cfg, path)
+    for key in GRID_KEYS:
+        for v in cfg[key]:
+            problem = _grid_problem(key, v)
+            if problem:
+                raise BadConfig(f"{path}: {key} {v!r}: each value must be {problem}")
+    _check_resources(cfg, path)
+    w = cfg["fusion_weights"]
+    if not (isinstance(w, list) and len(w) == 2 and all(C.finite(x) for x in w)):
+        raise BadConfig(f"{path}: fusion_weights {w!r}: expected two finite numbers (rgb, flow)")
+    _check_cells(cfg, path)
+
+
+def _check_texts(cfg: dict, path) -> None:
     for key in ("real", "real_root"):
         if not isinstance(cfg[key], str) or not cfg[key]:
             raise BadConfig(f"{path}: {key} {cfg[key]!r}: expected a text")
@@ -116,23 +165,25 @@ def _check_values(cfg: dict, path) -> None:
     for key in ("synthetic_root", "classes", "name", "note"):
         if cfg.get(key) is not None and not isinstance(cfg[key], str):
             raise BadConfig(f"{path}: {key} {cfg[key]!r}: expected a text")
+
+
+def _check_synthetic_roots(cfg: dict, path) -> None:
     sets = cfg.get("synthetic_roots")
-    if sets is not None:
-        if cfg.get("synthetic_root") is not None:
-            raise BadConfig(f"{path}: give synthetic_root or synthetic_roots, not both")
-        if not (isinstance(sets, dict) and sets):
-            raise BadConfig(f"{path}: synthetic_roots: expected a mapping of set name -> root, e.g. "
-                            f"{{plain: synth_a, profiled: synth_b}}")
-        for k, v in sets.items():
-            if not (isinstance(k, str) and SET_NAME.fullmatch(k)):
-                raise BadConfig(f"{path}: synthetic_roots: set name {k!r} must be letters, digits, '-' or '_'")
-            if not isinstance(v, str) or not v:
-                raise BadConfig(f"{path}: synthetic_roots.{k} {v!r}: expected a root path")
-    for key in GRID_KEYS:
-        for v in cfg[key]:
-            problem = _grid_problem(key, v)
-            if problem:
-                raise BadConfig(f"{path}: {key} {v!r}: each value must be {problem}")
+    if sets is None:
+        return
+    if cfg.get("synthetic_root") is not None:
+        raise BadConfig(f"{path}: give synthetic_root or synthetic_roots, not both")
+    if not (isinstance(sets, dict) and sets):
+        raise BadConfig(f"{path}: synthetic_roots: expected a mapping of set name -> root, e.g. "
+                        f"{{plain: synth_a, profiled: synth_b}}")
+    for k, v in sets.items():
+        if not (isinstance(k, str) and SET_NAME.fullmatch(k)):
+            raise BadConfig(f"{path}: synthetic_roots: set name {k!r} must be letters, digits, '-' or '_'")
+        if not isinstance(v, str) or not v:
+            raise BadConfig(f"{path}: synthetic_roots.{k} {v!r}: expected a root path")
+
+
+def _check_resources(cfg: dict, path) -> None:
     for key, what, most in (("cell_cpus", "CPUs per cell under Ray", None),
                             ("cell_gpus", "data-parallel processes per cell, on one node", MAX_CELL_PROCS)):
         v = cfg.get(key, 1)
@@ -143,10 +194,11 @@ def _check_values(cfg: dict, path) -> None:
     if procs > 1 and isinstance(batch, int) and batch % procs:
         raise BadConfig(f"{path}: train.batch_size {batch}: a cell of cell_gpus {procs} splits the global batch "
                         f"evenly over its processes; use a multiple of {procs}")
-    w = cfg["fusion_weights"]
-    if not (isinstance(w, list) and len(w) == 2 and all(C.finite(x) for x in w)):
-        raise BadConfig(f"{path}: fusion_weights {w!r}: expected two finite numbers (rgb, flow)")
-    size = np.prod([len(cfg[k]) for k in GRID_KEYS], dtype=float) * len(synthetic_sets(cfg))
+
+
+def _check_cells(cfg: dict, path) -> None:
+    """The grid's size and that it has cells, then each training cell's train-tsn settings."""
+    size = np.prod([len(cfg[k]) for k in GRID_KEYS], dtype=float) * len(synthetic_sets(cfg)) * len(cfg["recipes"])
     if size > MAX_CELLS:
         raise BadConfig(f"{path}: the grid crosses {size:.0f} cells, more than {MAX_CELLS} training runs; "
                         f"split it into several configs")
@@ -172,28 +224,62 @@ def cells(cfg: dict) -> list[dict]:
     and a cell without synthetic clips is run once, not once per synthetic set."""
     out = []
     sets = synthetic_sets(cfg)
-    for split, seed, n, frac, mod, name in itertools.product(cfg["splits"], cfg["seeds"], cfg["synthetic"],
-                                                              cfg["real_fraction"], cfg["modality"], sets):
+    for split, seed, n, frac, mod, name, recipe in itertools.product(
+            cfg["splits"], cfg["seeds"], cfg["synthetic"], cfg["real_fraction"], cfg["modality"], sets,
+            cfg.get("recipes", ["mixed"])):
         if frac == 0 and n == 0:
             continue  # neither real nor synthetic data
         if n == 0 and name != next(iter(sets)):
             continue  # the real-only baseline does not depend on the synthetic set
-        label = name if n else ""
+        if recipe == "two_stage" and (n == 0 or frac == 0):
+            continue  # nothing to fine-tune from, or the first stage itself
+        base = f"s{split}_seed{seed}_syn{n}_real{frac:g}_{mod}" + (f"_{name}" if name and n else "")
+        two = recipe == "two_stage"
+        label = "-".join(x for x in (name if n else "", "2stage" if two else "") if x)
         out.append({"split": split, "seed": seed, "synthetic": n, "real_fraction": frac, "modality": mod,
-                    "set": label, "root": sets[name],
-                    "id": f"s{split}_seed{seed}_syn{n}_real{frac:g}_{mod}" + (f"_{label}" if label else "")})
-    # fusion reads the two streams' scores: run them first
-    return sorted(out, key=lambda c: c["modality"] == "fusion")
+                    "set": label, "root": sets[name], "recipe": recipe,
+                    "id": f"s{split}_seed{seed}_syn{n}_real{frac:g}_{mod}" + (f"_{label}" if label else ""),
+                    "stage1": base.replace(f"_real{frac:g}_", "_real0_", 1) if two else None})
+    # fusion reads the two streams' scores, a second stage its first stage's weights: run those first
+    return sorted(out, key=lambda c: (c["modality"] == "fusion", c["recipe"] == "two_stage"))
 
 
 def _train_config(cfg: dict, cell: dict, out: Path) -> TrainConfig:
     name = cfg["real"].split(":")[0]
     val = f"-val{cfg['val_split']}" if cfg.get("val_split") else ""
+    frac, two = cell["real_fraction"], cell.get("recipe") == "two_stage"
+    train = _for_stream(cfg["train"], cell["modality"])
+    if frac in cfg.get("fraction_epochs", {}) and (two or not cell["synthetic"]):   # real clips alone
+        train["epochs"] = cfg["fraction_epochs"][frac]
+    if frac == 0:
+        train.update(_for_stream(cfg.get("stage1", {}), cell["modality"]))
+    if two:
+        train["init_from"] = str(C.RunLayout(Path(out).parent / cell["stage1"]).checkpoint)
     return TrainConfig(out=str(out), real=f"{name}:split{cell['split']}{val}", real_root=str(cfg["real_root"]),
-                       synthetic_root=cell["root"], synthetic=cell["synthetic"],
-                       real_fraction=cell["real_fraction"] or 1.0, synthetic_only=cell["real_fraction"] == 0,
+                       synthetic_root=None if two else cell["root"], synthetic=0 if two else cell["synthetic"],
+                       real_fraction=frac or 1.0, synthetic_only=frac == 0,
                        classes=cfg.get("classes"), modality=cell["modality"], seed=cell["seed"],
-                       eval_protocol=cfg["eval_protocol"], **cfg["train"])
+                       eval_protocol=cfg["eval_protocol"], **train)
+
+
+def _for_stream(settings: dict, modality: str) -> dict:
+    """Train settings for one stream: a value may be a mapping by stream, ``lr: {rgb: 0.001, flow: 0.01}``
+    (RGB fine-tunes ImageNet features at a tenth of flow's rate, as TSN does); a stream it leaves out
+    gets train-tsn's default."""
+    out = {}
+    for key, v in settings.items():
+        if isinstance(v, dict) and v and set(v) <= {"rgb", "flow"}:
+            if modality in v:
+                out[key] = v[modality]
+        else:
+            out[key] = v
+    return out
+
+
+def cell_dir(root: Path, cell_id: str) -> Path:
+    """``root/cells/<id>``, refused in one line where ``cells`` or the cell's folder is a link out of
+    the grid's folder: a cell is never trained into, nor its metrics read from, somewhere else."""
+    return C.inside(root, Path(root) / "cells" / cell_id)
 
 
 def run_cell(cfg: dict, cell: dict, root: Path, progress: bool) -> dict:
@@ -201,13 +287,13 @@ def run_cell(cfg: dict, cell: dict, root: Path, progress: bool) -> dict:
     ``cell_gpus: N`` > 1 the cell is a data-parallel run of N processes (see :func:`run_ddp_cell`)."""
     from .train.evaluate import fuse_to
     from .train.loop import fit
-    out = root / "cells" / cell["id"]
+    out = cell_dir(root, cell["id"])
     if cell["modality"] == "fusion":
-        streams = [root / "cells" / cell["id"].replace("_fusion", f"_{m}", 1) for m in ("rgb", "flow")]
+        streams = [cell_dir(root, cell["id"].replace("_fusion", f"_{m}", 1)) for m in ("rgb", "flow")]
         return fuse_to(out, streams, [float(w) for w in cfg["fusion_weights"]], cfg["eval_protocol"])
     if cfg.get("cell_gpus", 1) > 1 and "WORLD_SIZE" not in os.environ:
         return run_ddp_cell(cfg, cell, root)
-    return fit(_train_config(cfg, cell, out), resume=(out / "checkpoint.pt").exists(), progress=progress)
+    return fit(_train_config(cfg, cell, out), resume=C.RunLayout(out).checkpoint.exists(), progress=progress)
 
 
 def run_ddp_cell(cfg: dict, cell: dict, root: Path) -> dict:
@@ -281,7 +367,7 @@ def check_synthetic_counts(cfg: dict, spec: str | Path) -> None:
     seen = set()
     for cell in cells(cfg):
         key = (cell["split"], cell["root"], cell["synthetic"])
-        if cell["modality"] == "fusion" or not cell["synthetic"] or key in seen:
+        if cell["modality"] == "fusion" or not cell["synthetic"] or cell["recipe"] == "two_stage" or key in seen:
             continue
         seen.add(key)
         c = _train_config(cfg, cell, Path("<out>"))
@@ -316,13 +402,16 @@ def _grid_locked(cfg: dict, out: Path, progress: bool, echo, executor: Executor)
     _write_text(out / "config.resolved.yaml", yaml.safe_dump(cfg, sort_keys=False))
     rows, failed, skipped, results = [], 0, 0, {}
     todo = cells(cfg)
-    done = {c["id"]: _done_metrics(out / "cells" / c["id"] / "metrics.json") for c in todo}
-    remote = _on_ray(cfg, [c for c in todo if done[c["id"]] is None and c["modality"] != "fusion"], out, echo,
-                     executor) if executor.is_ray else {}
+    done = {c["id"]: _done_metrics(C.RunLayout(cell_dir(out, c["id"])).metrics) for c in todo}
+    remote: dict = {}
+    if executor.is_ray:   # second stages start from their first stage's weights: a wave after it
+        for wave in ("mixed", "two_stage"):
+            remote |= _on_ray(cfg, [c for c in todo if done[c["id"]] is None and c["modality"] != "fusion"
+                                    and c["recipe"] == wave], out, echo, executor)
     for i, cell in enumerate(todo, start=1):
         start = time.perf_counter()
         row = {k: cell[k] for k in ("split", "seed", "synthetic", "real_fraction", "modality")}
-        if cfg.get("synthetic_roots"):
+        if cfg.get("synthetic_roots") or "two_stage" in cfg["recipes"]:
             row["synthetic_set"] = cell["set"]
         m, seconds = done[cell["id"]], None
         if m is not None:
@@ -446,7 +535,7 @@ def plot(rows: list[dict], path: Path, cfg: dict) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for mod, name, frac in sorted({k[:3] for k in groups}, key=lambda k: (MODALITIES.index(k[0]), k[1], -k[2])):
         pts = sorted((n, np.mean(v), np.std(v)) for (m, s, f, n), v in groups.items() if (m, s, f) == (mod, name, frac))
-        n, mean, std = map(np.array, zip(*pts))
+        n, mean, std = map(np.array, zip(*pts, strict=True))
         label = f"{mod}{f' ({name})' if name else ''}, {'synthetic only' if frac == 0 else f'real x{frac:g}'}"
         ax.errorbar(n, mean, yerr=std, marker="o", capsize=3, label=label)
     ax.set_xlabel("synthetic clips added")

@@ -126,7 +126,7 @@ def _run_local(fn: Callable, tasks: Iterable[Any], workers: int, initializer: Ca
                         continue
                     yield Outcome(task, result, error, here)
             if broken:
-                for fut, task in running.items():
+                for task in running.values():
                     key = id(task)
                     attempts[key] = attempts.get(key, 0) + 1
                     if attempts[key] >= max_attempts:
@@ -156,7 +156,8 @@ def run_batch(fn: Callable, tasks: list, workers: int | None, *, name: Callable[
     ``on_ok`` records a finished task (a manifest line, say) and returns how much work it was.
     """
     bar = Progress(len(tasks), desc, unit, rate, enabled=progress)
-    failures, work, start, nodes = [], 0, time.perf_counter(), {}
+    failures, work, start = [], 0, time.perf_counter()
+    nodes: dict[str | None, int] = {}
     if workers is not None:
         workers = max(1, min(workers, len(tasks) or 1))
     finished = 0

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from .contract import FAILURES, MISSING, write_lines
+from .contract import FAILURES, MISSING, RunLayout, write_lines
 from .data.splits import DATASETS
 from .data.video import STRICT_SLACK
 from .errors import BadConfig, Interrupted, SynthactError, one_line
@@ -300,7 +300,7 @@ def train_tsn(quiet, resume, wait, **opts):
     m = fit(TrainConfig(**opts), resume=resume, progress=not quiet, wait=wait)
     if env_world()[1] == 0:   # under torchrun: one summary line, from rank 0
         click.echo(f"{opts['modality']} {opts['backbone']}: top-1 {m['top1']:.4f}, mean class {m['mean_class']:.4f} "
-                   f"({m['protocol']} protocol, {m['n']} clips) -> {opts['out']}/metrics.json")
+                   f"({m['protocol']} protocol, {m['n']} clips) -> {RunLayout(opts['out']).metrics}")
 
 
 def _weights(text: str) -> list[float]:
@@ -444,7 +444,7 @@ def motions_check(files, bone_map, sheet, no_sheet, seconds, frames, size, as_js
     import json
 
     from .render.clips import parse_size
-    from .render.mocap import check_motions
+    from .render.motions_check import check_motions
     r = check_motions([str(f) for f in files], bone_map, None if no_sheet else sheet, parse_size(size), seconds,
                       frames)
     if as_json:

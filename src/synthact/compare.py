@@ -166,14 +166,14 @@ def compare_roots(real: Path, synthetic: Path, out: Path, max_clips: int = 0) ->
     ``out``) and the gap; clips without complete flow are listed as skipped."""
     out = Path(out)
     stats, skipped, meta = {}, [], {}
-    for side, root in zip(SIDES, (real, synthetic)):
+    for side, root in zip(SIDES, (real, synthetic), strict=True):
         stats[side], sk, meta[side] = root_stats(root, side, max_clips)
         skipped += sk
         if not stats[side]:
             raise BadData(f"--{side} {root}: no clip with complete flow to compare"
                           + (f" ({len(sk)} skipped, e.g. {sk[0][1]}: {sk[0][2]})" if sk else ""))
     real_classes = {s.clip.split("/")[0] for s in stats["real"]}
-    group = {"real": {}, "synthetic": {}}
+    group: dict[str, dict[str, list[ClipStats]]] = {"real": {}, "synthetic": {}}
     for s in stats["real"]:
         group["real"].setdefault(s.clip.split("/")[0], []).append(s)
     for s in stats["synthetic"]:
@@ -181,12 +181,12 @@ def compare_roots(real: Path, synthetic: Path, out: Path, max_clips: int = 0) ->
                                       []).append(s)
     classes = sorted(set(group["real"]) | set(group["synthetic"]), key=lambda c: (c.lower(), c))
     g = gap(stats["real"], stats["synthetic"])
-    per_class = {}
+    per_class: dict[str, dict] = {}
     for c in classes:
         both = [group[side].get(c, []) for side in SIDES]
-        per_class[c] = {side: _summary(v) for side, v in zip(SIDES, both)}
+        per_class[c] = {side: _summary(v) for side, v in zip(SIDES, both, strict=True)}
         per_class[c]["gap"] = gap(*both) if all(len(v) > 0 for v in both) else None
-    overall = {side: _summary(stats[side]) for side in SIDES}
+    overall: dict = {side: _summary(stats[side]) for side in SIDES}
     overall["gap"] = g
     with output_folder(out, MARKER, {"made_by": "synthact compare"}):
         _write(out, real, synthetic, meta, stats, group, classes, overall, per_class, skipped, g)
@@ -200,10 +200,10 @@ def _write(out, real, synthetic, meta, stats, group, classes, overall, per_class
     C.atomic_write(out / "report.md", _markdown(real, synthetic, meta, overall, per_class, skipped, plots))
     C.write_json(out / "stats.json", {
         "gap": g, "features": list(FEATURES), "hist_edges_px": HIST_EDGES.round(4).tolist(),
-        "roots": {side: {"root": str(root), **meta[side]} for side, root in zip(SIDES, (real, synthetic))},
+        "roots": {side: {"root": str(root), **meta[side]} for side, root in zip(SIDES, (real, synthetic), strict=True)},
         "overall": overall, "per_class": per_class,
-        "clips": {side: [{"clip": s.clip, **dict(zip(FEATURES, s.features.round(6).tolist()))} for s in stats[side]]
-                  for side in SIDES},
+        "clips": {side: [{"clip": s.clip, **dict(zip(FEATURES, s.features.round(6).tolist(), strict=True))}
+                         for s in stats[side]] for side in SIDES},
         "skipped": [{"side": a, "clip": b, "why": c} for a, b, c in skipped]})
 
 
@@ -212,7 +212,7 @@ def _summary(clips: list[ClipStats]) -> dict:
         return {"clips": 0}
     f = np.stack([s.features for s in clips]).mean(0)
     h = np.sum([s.hist for s in clips], 0)
-    return {"clips": len(clips), **{k: float(round(v, 6)) for k, v in zip(FEATURES, f)},
+    return {"clips": len(clips), **{k: float(round(v, 6)) for k, v in zip(FEATURES, f, strict=True)},
             "hist": (h / max(h.sum(), 1)).round(6).tolist()}
 
 
@@ -279,7 +279,7 @@ def _plots(out: Path, stats: dict, group: dict, classes: list[str]) -> list[Path
         ax.bar(centres + (i - 0.5) * 0.4, h / max(h.sum(), 1), 0.4, label=f"{side} ({len(stats[side])} clips)",
                color=colours[side])
     ax.set_xticks(centres, [f"{a:g}-{b:.0f}" if i == len(centres) - 1 else f"{a:g}-{b:g}"
-                            for i, (a, b) in enumerate(zip(HIST_EDGES[:-1], HIST_EDGES[1:]))], fontsize=8)
+                            for i, (a, b) in enumerate(zip(HIST_EDGES[:-1], HIST_EDGES[1:], strict=True))], fontsize=8)
     ax.set_yscale("log")
     ax.set_xlabel("|flow| (px)")
     ax.set_ylabel("share of pixels")
@@ -292,7 +292,7 @@ def _plots(out: Path, stats: dict, group: dict, classes: list[str]) -> list[Path
     # 2: per-clip features, one panel each
     fig, axes = plt.subplots(2, 4, figsize=(12, 5.5))
     rng = np.random.default_rng(0)
-    for ax, (j, key) in zip(axes.flat, enumerate(FEATURES)):
+    for ax, (j, key) in zip(axes.flat, enumerate(FEATURES), strict=True):
         for i, side in enumerate(SIDES):
             v = np.array([s.features[j] for s in stats[side]])
             ax.scatter(i + rng.uniform(-0.15, 0.15, len(v)), v, s=12, alpha=0.6, color=colours[side])
@@ -308,7 +308,7 @@ def _plots(out: Path, stats: dict, group: dict, classes: list[str]) -> list[Path
     # 3: per class: mean |flow| and moving share, side by side
     fig, axes = plt.subplots(1, 2, figsize=(max(7, 0.5 * len(classes) + 4), 4))
     x = np.arange(len(classes))
-    for ax, (j, key) in zip(axes, ((0, "mean_flow"), (1, "moving_share"))):
+    for ax, (j, key) in zip(axes, ((0, "mean_flow"), (1, "moving_share")), strict=True):
         for i, side in enumerate(SIDES):
             vals = [np.mean([s.features[j] for s in group[side][c]]) if group[side].get(c) else 0 for c in classes]
             ax.bar(x + (i - 0.5) * 0.4, vals, 0.4, label=side, color=colours[side])

@@ -192,7 +192,8 @@ def run_ray_tasks(call: Callable, fn: Callable, tasks: list, workers: int | None
     n = min(len(tasks), workers or executor.slots(resources))
     cls = ray.remote(_Worker).options(**resources, max_restarts=-1, max_task_retries=max_attempts - 1)
     actors = [cls.remote(initializer, initargs) for _ in range(n)]
-    pending, idle, running = list(tasks)[::-1], list(actors), {}
+    pending, idle = list(tasks)[::-1], list(actors)
+    running: dict = {}
     try:
         while pending or running:
             while pending and idle and not stop:

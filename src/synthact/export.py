@@ -42,7 +42,7 @@ def _clip_files(root: Path, clip: str) -> list[Path]:
     folder = C.clip_dir(root, clip)
     if folder.is_symlink() or not folder.is_dir():
         raise BadData(f"{folder}: listed in {root / C.MANIFEST} but not a clip folder of its own")
-    files = sorted(p for p in folder.iterdir() if p.name.startswith(("img_", "flow_")) and p.suffix == ".jpg")
+    files = sorted(p for p in folder.iterdir() if C.is_frame_name(p.name))
     for p in files:
         if p.is_symlink() or not p.is_file():
             raise C.ContractError(f"{p}: not a plain file")

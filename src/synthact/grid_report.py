@@ -24,7 +24,8 @@ def _group_name(mod: str, name: str, frac: float, n: int) -> str:
 
 def _cell_results(out: Path, rows: list[dict], results: dict[str, dict]) -> tuple[list[str] | None, dict]:
     """The label space and, per group, the (per_class, confusion) of each finished cell."""
-    classes, groups = None, {}
+    classes: list[str] | None = None
+    groups: dict[tuple, list] = {}
     for r in rows:
         m = results.get(r["cell"]) or {}
         if r["top1"] is None or "per_class" not in m or "confusion" not in m:
@@ -53,8 +54,8 @@ def class_report(out: Path, rows: list[dict], results: dict[str, dict], title: s
         lines.append(f"| {c} | " + " | ".join(f"{100 * np.mean([p[i] for p, _ in groups[k]]):.0f}" for k in keys)
                      + " |")
     C.atomic_write(out / REPORT, "\n".join(lines) + "\n")
-    (out / CONFUSION_DIR).mkdir(exist_ok=True)
-    for k, name in zip(keys, names):
+    C.inside(out, out / CONFUSION_DIR).mkdir(exist_ok=True)   # a link out of the grid's folder: refused
+    for k, name in zip(keys, names, strict=True):
         conf = np.sum([c for _, c in groups[k]], axis=0)
         top1 = np.trace(conf) / max(conf.sum(), 1)
         confusion_png(conf, classes, out / CONFUSION_DIR / f"{name}.png",

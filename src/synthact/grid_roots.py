@@ -33,17 +33,7 @@ def check_blocks(cfg: dict, path) -> None:
         raise BadConfig(f"{path}: workers {w!r}: processes that make the grid's roots, a whole number in 1-256")
     prep = cfg.get("prepare")
     if prep is not None:
-        if not isinstance(prep, dict):
-            raise BadConfig(f"{path}: prepare: expected a mapping (videos, splits, size, flow, classes)")
-        for key in prep:
-            if key not in PREPARE_KEYS:
-                raise BadConfig(f"{path}: unknown key 'prepare.{key}' (known: {', '.join(sorted(PREPARE_KEYS))})")
-        if not isinstance(prep.get("flow"), str):
-            raise BadConfig(f"{path}: prepare.flow: the flow method of both sides is required, e.g. tvl1-fast")
-        _check_types("prepare", prep, path)
-        if prep["flow"] not in OPENCV_METHODS:
-            raise BadConfig(f"{path}: prepare.flow {prep['flow']!r}: choose from {', '.join(OPENCV_METHODS)}")
-        _as_stage_reads("prepare", path, _size, prep)
+        _check_prepare(prep, path)
     sets = cfg.get("render")
     if sets is None:
         return
@@ -54,18 +44,36 @@ def check_blocks(cfg: dict, path) -> None:
     if not (isinstance(sets, dict) and sets):
         raise BadConfig(f"{path}: render: expected a mapping of set name -> render-clips settings")
     for name, opts in sets.items():
-        if not isinstance(opts, dict):
-            raise BadConfig(f"{path}: render.{name}: expected a mapping of render-clips settings")
-        for key in opts:
-            if key not in RENDER_KEYS:
-                raise BadConfig(f"{path}: unknown key 'render.{name}.{key}' "
-                                f"(known: {', '.join(sorted(RENDER_KEYS))})")
-        _check_types(f"render.{name}", opts, path)
-        # planned as render-clips plans it (classes, body, profile...), but for the classes and bone
-        # map of a library the grid extracts: it does not exist yet
-        if opts.get("motions") == EXTRACTED:
-            opts = {**opts, "motions": None, "bone_map": None, "classes": None}
-        _as_stage_reads(f"render.{name}", path, lambda o: plan(_render_job(Path("<out>"), o, 1)), opts)
+        _check_render_set(name, opts, path)
+
+
+def _check_prepare(prep, path) -> None:
+    if not isinstance(prep, dict):
+        raise BadConfig(f"{path}: prepare: expected a mapping (videos, splits, size, flow, classes)")
+    for key in prep:
+        if key not in PREPARE_KEYS:
+            raise BadConfig(f"{path}: unknown key 'prepare.{key}' (known: {', '.join(sorted(PREPARE_KEYS))})")
+    if not isinstance(prep.get("flow"), str):
+        raise BadConfig(f"{path}: prepare.flow: the flow method of both sides is required, e.g. tvl1-fast")
+    _check_types("prepare", prep, path)
+    if prep["flow"] not in OPENCV_METHODS:
+        raise BadConfig(f"{path}: prepare.flow {prep['flow']!r}: choose from {', '.join(OPENCV_METHODS)}")
+    _as_stage_reads("prepare", path, _size, prep)
+
+
+def _check_render_set(name: str, opts, path) -> None:
+    if not isinstance(opts, dict):
+        raise BadConfig(f"{path}: render.{name}: expected a mapping of render-clips settings")
+    for key in opts:
+        if key not in RENDER_KEYS:
+            raise BadConfig(f"{path}: unknown key 'render.{name}.{key}' "
+                            f"(known: {', '.join(sorted(RENDER_KEYS))})")
+    _check_types(f"render.{name}", opts, path)
+    # planned as render-clips plans it (classes, body, profile...), but for the classes and bone
+    # map of a library the grid extracts: it does not exist yet
+    if opts.get("motions") == EXTRACTED:
+        opts = {**opts, "motions": None, "bone_map": None, "classes": None}
+    _as_stage_reads(f"render.{name}", path, lambda o: plan(_render_job(Path("<out>"), o, 1)), opts)
 
 
 def _check_types(block: str, opts: dict, path) -> None:

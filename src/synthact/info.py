@@ -90,13 +90,14 @@ def _log_rows(log: Path) -> list[dict]:
 def run_info(run: Path) -> dict:
     """Selection, settings, epochs done and metrics of a train-tsn run folder."""
     run = Path(run)
-    config = C.read_json(run / "config.json")
+    files = C.RunLayout(run)
+    config = C.read_json(files.config)
     if not isinstance(config, dict):
-        raise BadData(f"{run / 'config.json'}: not a run's settings (expected a JSON object)")
-    history = _log_rows(run / "log.csv")
-    metrics = C.read_json(run / "metrics.json") if (run / "metrics.json").exists() else None
+        raise BadData(f"{files.config}: not a run's settings (expected a JSON object)")
+    history = _log_rows(files.log)
+    metrics = C.read_json(files.metrics) if files.metrics.exists() else None
     if metrics is not None and not isinstance(metrics, dict):
-        raise BadData(f"{run / 'metrics.json'}: not a run's metrics (expected a JSON object)")
+        raise BadData(f"{files.metrics}: not a run's metrics (expected a JSON object)")
     validated = [r for r in history if r.get("val_top1")]   # empty where --val-interval skipped an epoch
     best = max(validated, key=lambda r: float(r["val_top1"])) if validated else None
     return {"kind": "run", "run": str(run),
@@ -112,12 +113,12 @@ def run_info(run: Path) -> dict:
 def describe(folder: Path) -> dict:
     """:func:`root_info` for a rawframe root, :func:`run_info` for a run folder."""
     folder = Path(folder)
-    if (folder / "config.json").exists():
+    if C.RunLayout(folder).config.exists():
         return run_info(folder)
     if (folder / C.MANIFEST).exists() or (folder / C.RAWFRAMES).is_dir():
         return root_info(folder)
     raise BadConfig(f"{folder}: neither a rawframe root (no {C.MANIFEST} or {C.RAWFRAMES}/) nor a run folder "
-                    f"(no config.json)")
+                    f"(no {C.RunLayout.CONFIG})")
 
 
 def _strict(value, where: str, bad: list[str]):

@@ -13,7 +13,7 @@ PACKAGES = {"synthact": "synthact", "bpy": "bpy", "opencv": "opencv-contrib-pyth
 
 def versions() -> dict[str, str | None]:
     """The installed version of synthact and of each library whose output it records."""
-    out = {}
+    out: dict[str, str | None] = {}
     for name, dist in PACKAGES.items():
         try:
             out[name] = version(dist)

@@ -85,14 +85,45 @@ def _open_lock(path: Path) -> int:
     return fd
 
 
+def _first_missing(folder: Path) -> Path | None:
+    """The outermost of ``folder`` and its parents that does not exist yet (what ``mkdir -p`` makes)."""
+    top = None
+    for p in (folder, *folder.parents):
+        if os.path.lexists(p):
+            break
+        top = p
+    return top
+
+
+def _unmake(folder: Path, top: Path) -> None:
+    """Remove the lock and the folders up to ``top`` this run created, where they hold nothing else: a
+    run refused before it wrote anything leaves no empty folder behind. Called holding the lock, so
+    a waiter finds its lock file gone and refuses (see :func:`_check_lock`) instead of sharing it."""
+    if sorted(os.listdir(folder)) != [LOCK]:
+        return
+    (folder / LOCK).unlink()
+    p = folder
+    while True:
+        try:
+            p.rmdir()
+        except OSError:  # not empty: someone else's now
+            return
+        if p == top:
+            return
+        p = p.parent
+
+
 @contextmanager
 def root_lock(folder: Path, wait: bool = False) -> Iterator[Path]:
     """Hold ``folder``'s lock (the folder is created); refuse with :class:`RootBusy` naming the
-    holder, or with ``wait`` block until it is free."""
+    holder, or with ``wait`` block until it is free. A folder this call created is removed again
+    when the run fails while it holds nothing but the lock."""
     folder = Path(folder)
+    made = _first_missing(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK
     fd = _open_lock(path)
+    held = False
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -108,7 +139,12 @@ def root_lock(folder: Path, wait: bool = False) -> Iterator[Path]:
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(me).encode(), 0)
         remove_stale_temps(folder)  # a killed holder's half-written files: nobody else writes here now
+        held = True
         yield path
+    except BaseException:
+        if held and made is not None:
+            _unmake(folder, made)
+        raise
     finally:
         os.close(fd)  # releases the lock; the file stays (deleting it would race a waiter)
 

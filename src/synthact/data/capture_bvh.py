@@ -19,7 +19,7 @@ from ..render.bvh import euler, write_bvh
 from ..render.vectors import align, unit
 
 # (joint, its parent, the key point it sits at), parents first
-JOINTS = [("Hips", None, "hips")]
+JOINTS: list[tuple[str, str | None, str]] = [("Hips", None, "hips")]
 for _s, _side in (("l", "Left"), ("r", "Right")):
     JOINTS += [(f"{_side}UpLeg", "Hips", f"hip.{_s}"), (f"{_side}Leg", f"{_side}UpLeg", f"knee.{_s}"),
                (f"{_side}Foot", f"{_side}Leg", f"ankle.{_s}"), (f"{_side}Foot_end", f"{_side}Foot", f"toe.{_s}")]
@@ -83,6 +83,7 @@ def capture_motion(points: dict[str, np.ndarray], travel: np.ndarray) -> tuple[n
             a, b, lo, hi = PAIRS[name]
             G[name] = _basis(points[a] - points[b], points[hi] - points[lo])
             continue
+        assert parent is not None   # the root (Hips) is a pair's
         c = child[name]
         current = np.einsum("nij,j->ni", G[parent], REST[c])
         G[name] = align(current, unit(points[KEY[c]] - points[key])) @ G[parent]
@@ -100,5 +101,5 @@ def capture_motion(points: dict[str, np.ndarray], travel: np.ndarray) -> tuple[n
 def write_capture(path: Path, points: dict[str, np.ndarray], travel: np.ndarray, fps: float) -> None:
     """The BVH file of one segment (see the module doc)."""
     offsets, motion = capture_motion(points, travel)
-    channels = [[] if e else (CHANNELS_ROOT if p < 0 else CHANNELS) for p, e in zip(PARENTS, ENDS)]
+    channels = [[] if e else (CHANNELS_ROOT if p < 0 else CHANNELS) for p, e in zip(PARENTS, ENDS, strict=True)]
     write_bvh(Path(path), NAMES, PARENTS, offsets, channels, motion, 1.0 / fps, ENDS)

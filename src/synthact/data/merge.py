@@ -58,7 +58,8 @@ def merge_roots(out: Path, sources: list[Path], wait: bool = False) -> dict:
     out = Path(out)
     if not sources:
         raise BadConfig("give at least one source root")
-    flow_infos, records, flowed, owner, settings = {}, [], set(), {}, {}
+    flow_infos, records, flowed, settings = {}, [], set(), {}
+    owner: dict[str, Path] = {}
     for src in map(Path, sources):
         a, b = Path(src).resolve(), out.resolve()
         if a == b or b.is_relative_to(a) or a.is_relative_to(b):

@@ -89,17 +89,17 @@ class Segment:
 def runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """[start, end) of each run of True in a 1-D boolean array."""
     d = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist()))
+    return list(zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist(), strict=True))
 
 
 def split_track(present: np.ndarray, max_gap: int, breaks=()) -> list[tuple[int, int]]:
     """[start, end) segments of ``present`` frames: gaps of at most ``max_gap`` frames are bridged,
     longer ones split, and so does a frame listed in ``breaks`` (a switch of person)."""
     cut = sorted(int(c) for c in breaks)
-    pieces = []
+    pieces: list[tuple[int, int]] = []
     for a, b in runs(present):
         edges = [a] + [c for c in cut if a < c < b] + [b]
-        pieces += zip(edges[:-1], edges[1:])
+        pieces += zip(edges[:-1], edges[1:], strict=True)
     out: list[list[int]] = []
     for a, b in pieces:
         if out and a - out[-1][1] <= max_gap and not any(out[-1][1] <= c <= a for c in cut):

@@ -80,7 +80,7 @@ def closed_loop(capture: Path, work: Path, clips: int = 1, frames: int = 48, siz
             video = Path(tmp) / "clip.avi"
             w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), rec.fps, tuple(rec.size))
             for i in range(1, rec.frames + 1):
-                w.write(cv2.imread(str(folder / f"img_{i:05d}.jpg")))
+                w.write(cv2.imread(str(folder / C.img_name(i))))
             w.release()
             track = estimate(video)
         kept = [g for g in M.clean(track) if g.dropped is None]

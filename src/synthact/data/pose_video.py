@@ -66,7 +66,9 @@ def estimate(video: Path) -> Track:
     if not cap.isOpened():
         raise BadData(f"{video}: cannot open the video")
     fps = cap.get(cv2.CAP_PROP_FPS)
-    world, image, vis = [], [], []
+    world: list = []   # per frame: landmarks, or NaN where none were found
+    image: list = []
+    vis: list = []
     size = (0, 0)
     with warnings.catch_warnings():   # protobuf 6 deprecates the FieldDescriptor.label it reads
         warnings.simplefilter("ignore", DeprecationWarning)

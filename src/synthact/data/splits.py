@@ -133,7 +133,7 @@ def _ucf_list(path: Path, s: Splits, train: set[str] | None = None) -> list[Vide
         if len(parts) == 2 and _number(parts[1]) != s.classes.index(cls) + 1:
             raise BadData(f"{where}: label {parts[1]:.20} disagrees with classInd "
                           f"({cls} is {s.classes.index(cls) + 1})")
-        if testing and v.clip in train:
+        if train is not None and v.clip in train:
             raise BadData(f"{where}: {v.relpath} is also in this split's train list")
         s.sources.setdefault(v.clip, path.name)
         vids.append(v)

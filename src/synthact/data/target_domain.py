@@ -17,7 +17,8 @@ def write_split_lists(root: Path, name: str = "target", val_every: int = 3) -> d
     root = Path(root)
     classes = C.read_classes(root / C.CLASSES)
     entries = C.read_annotations(C.synthetic_list_path(root))
-    train, val = [], []
+    train: list[C.Entry] = []
+    val: list[C.Entry] = []
     per_class: dict[int, int] = {}
     for e in sorted(entries, key=lambda e: e.clip):
         i = per_class[e.label] = per_class.get(e.label, 0) + 1

@@ -6,12 +6,10 @@ root never mixes methods. One OpenCV thread per worker process: parallelism is o
 """
 from __future__ import annotations
 
-import os
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 import cv2
 
@@ -87,17 +85,6 @@ def init_flow_worker(method: str) -> None:
     _FLOW = make_flow(method)
 
 
-@contextmanager
-def restaged(root: Path, clip: str) -> Iterator[Path]:
-    """A staging copy of a committed clip without its flow, swapped in whole on success."""
-    final = C.clip_dir(root, clip)
-    with C.staged_clip(root, clip, replace=True) as tmp:
-        for f in final.iterdir():
-            if not f.name.startswith("flow_"):
-                os.link(f, tmp / f.name)  # same files, no copy: only flow is new
-        yield tmp
-
-
 class FlowTask(NamedTuple):
     """One clip's flow, as a worker receives it."""
 
@@ -109,7 +96,7 @@ def flow_task(task: FlowTask) -> dict:
     """Flow of ``task.clip`` swapped into its folder; returns its flow manifest line (clip, pairs, seconds)."""
     root, clip = task
     start = time.perf_counter()
-    with restaged(Path(root), clip) as tmp:  # frames read where the user knows them (same files)
+    with C.restaged(Path(root), clip) as tmp:  # frames read where the user knows them (same files)
         pairs = clip_flow(C.clip_dir(root, clip), tmp, _FLOW)
     return {"clip": clip, "pairs": pairs, "seconds": round(time.perf_counter() - start, 3)}
 

@@ -2,10 +2,8 @@
 
 Flow is computed for ``batch`` pairs at once on the device and quantised there. Threads read and
 decode the next clips' frames (into pinned host memory on CUDA, about two batches ahead), and
-worker processes encode and write the finished flow images, while the device works. The writer
-processes are started once per process and kept (across calls too: a Ray worker calls
-:func:`run_torch_flow` once per group of clips), and they never import torch, so starting them is
-cheap and overlaps the first reads. Frames are decoded on the CPU by default: measured on an H100
+worker processes (:mod:`.writer_pool`, kept across calls) encode and write the finished flow
+images, while the device works. Frames are decoded on the CPU by default: measured on an H100
 (BENCHMARKS.md), torchvision's nvjpeg decode called from those threads made the whole run 3.2x
 slower, so it is an option (``decode_on_device``). Each clip is restaged, swapped in whole and
 recorded in ``flow.jsonl`` exactly as with the OpenCV methods; a clip that cannot be read fails
@@ -17,23 +15,25 @@ which overlap it.
 """
 from __future__ import annotations
 
-import atexit
-import multiprocessing
 import os
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from .. import contract as C
-from .extract import restaged
+from .writer_pool import WRITERS, drop_pool, writer_pool  # the tests and benchmarks find these here too
+
+if TYPE_CHECKING:
+    import torch
 
 # torch is imported inside the functions that use it: the writer processes import this module to
 # find write_clip, and they only encode JPEGs (importing torch there cost seconds per process).
@@ -41,7 +41,6 @@ from .extract import restaged
 READ_AHEAD_BATCHES = 2   # pairs decoded ahead of the batch being computed, in batches
 READ_AHEAD_MIN = 8       # clips, at least
 READERS = max(2, min(8, (os.cpu_count() or 4) // 2))
-WRITERS = max(4, (os.cpu_count() or 4) - 2)  # JPEG encoding is the CPU's share of the work
 
 # the main thread's phases (they sum to the wall time) and the helpers' busy time (overlapped)
 MAIN_PHASES = ("start-up (writer pool, imports)", "wait for reads", "H2D copy", "compute", "D2H + quantise",
@@ -155,52 +154,16 @@ def _write_clip(root: Path, clip: str, q: np.ndarray) -> tuple[dict, dict]:
     """:func:`write_clip` and its seconds encoding and writing + committing."""
     start = time.perf_counter()
     encode = 0.0
-    with restaged(root, clip) as tmp:
+    with C.restaged(root, clip) as tmp:
         for k in range(q.shape[0]):
             t0 = time.perf_counter()
             data = [C.encode_jpeg(q[k, :, :, c]) for c in range(2)]  # what C.write_flow_jpegs writes
             encode += time.perf_counter() - t0
-            for name, d in zip(C.flow_names(k + 1), data):
+            for name, d in zip(C.flow_names(k + 1), data, strict=True):
                 (tmp / name).write_bytes(d)
     total = time.perf_counter() - start
     return ({"clip": clip, "pairs": q.shape[0], "seconds": round(total, 3)},
             {"encode JPEG": encode, "write + commit": total - encode})
-
-
-def _warm() -> int:
-    return os.getpid()
-
-
-# ------------------------------------------------------------------ the writer processes, kept
-_POOL: ProcessPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
-
-
-def writer_pool() -> ProcessPoolExecutor:
-    """This process's writer processes, started on first use and kept (spawned: safe with CUDA).
-    Each gets a no-op task at once so all of them start while the first clips are read."""
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ProcessPoolExecutor(WRITERS, mp_context=multiprocessing.get_context("spawn"))
-            for _ in range(WRITERS):
-                _POOL.submit(_warm)
-        return _POOL
-
-
-def _drop_pool(pool: ProcessPoolExecutor) -> None:
-    """Forget a broken pool (a writer died): the next call starts a fresh one."""
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is pool:
-            _POOL = None
-    pool.shutdown(wait=False, cancel_futures=True)
-
-
-@atexit.register
-def _shutdown_pool() -> None:
-    if _POOL is not None:
-        _POOL.shutdown(wait=True)
 
 
 # ------------------------------------------------------------------ compute
@@ -264,88 +227,118 @@ def run_torch_flow(root: Path, clips: list[str], device: str, batch: int, on_don
     params = TVL1Params() if params is None else params
     t_start = time.perf_counter()
     bd = breakdown if breakdown is not None else Breakdown()
-    dev = torch.device(device)
-    pairs = 0
-    todo = iter(clips)
     with bd.phase("start-up (writer pool, imports)"):
         pool = writer_pool()
         import torchvision.io  # noqa: F401 - the readers' decoder, loaded here rather than by the first read
     # Writers are processes: encoding threads would take the GIL from the loop that launches the
     # device's kernels. Reads are threads (file I/O and JPEG decoding release the GIL).
     with ThreadPoolExecutor(READERS) as readers:
-        reads: deque = deque()
-        per_clip = [16.0]  # running mean of pairs per clip, to size the read-ahead in pairs
-
-        def read(c):
-            times = {} if breakdown is not None else None
-            out = read_clip(root, c, dev, decode_on_device, times)
-            if times:
-                bd.add_helper(times)
-            return out
-
-        def top_up():  # read ahead about READ_AHEAD_BATCHES batches of pairs (bounded memory)
-            want = max(READ_AHEAD_MIN, int(READ_AHEAD_BATCHES * batch / max(per_clip[0], 1.0)) + 1)
-            while len(reads) < want:
-                c = next(todo, None)
-                if c is None:
-                    break
-                reads.append(readers.submit(read, c))
-
-        writes: deque = deque()
-        group: list[Clip] = []
-        seen = [0, 0]
-
-        def flush():
-            nonlocal pairs, pool
-            if not group:
-                return
-            try:
-                flows = flow_of_clips(group, batch, params, bound, dev, breakdown)
-            except RuntimeError as e:  # e.g. out of device memory: these clips fail, the run goes on
-                for c in group:
-                    on_fail(c.clip, f"{c.clip}: {str(e).splitlines()[0]}")
-                group.clear()
-                return
-            with bd.phase("hand-off to writers"):
-                for c, q in zip(group, flows):
-                    try:
-                        fut = pool.submit(_write_clip, root, c.clip, q)
-                    except BrokenProcessPool:  # a writer died earlier: start fresh ones
-                        _drop_pool(pool)
-                        pool = writer_pool()
-                        fut = pool.submit(_write_clip, root, c.clip, q)
-                    writes.append((c.clip, fut))
-                    pairs += q.shape[0]
-            group.clear()
-
-        top_up()
-        while reads:
-            with bd.phase("wait for reads"):
-                c = reads.popleft().result()
-            if c.frames is not None:
-                seen[0] += 1
-                seen[1] += c.frames.shape[0] - 1
-                per_clip[0] = seen[1] / seen[0]
-            top_up()
-            if c.error:
-                on_fail(c.clip, c.error)
-                continue
-            if group and c.frames.shape[1:] != group[0].frames.shape[1:]:
-                flush()
-            group.append(c)
-            if sum(g.frames.shape[0] - 1 for g in group) >= batch:
-                flush()
-            while writes and writes[0][1].done():
-                _finish(writes.popleft(), on_done, on_fail, progress, breakdown, pool)
-        flush()
-        with bd.phase("wait for writers (tail)"):
-            for w in writes:
-                _finish(w, on_done, on_fail, progress, breakdown, pool)
+        pairs = _FlowRun(root, torch.device(device), batch, params, bound, on_done, on_fail, progress,
+                         decode_on_device, breakdown, bd, readers, pool, iter(clips)).run()
     if breakdown is not None:
         breakdown.pairs += pairs
         breakdown.clips += len(clips)
         breakdown.close(time.perf_counter() - t_start)
     return pairs
+
+
+@dataclass
+class _FlowRun:
+    """One :func:`run_torch_flow` call's loop: clips read ahead by threads, gathered into groups of
+    about ``batch`` pairs of one frame size for the device, handed to the writers and finished in order."""
+
+    root: Path
+    dev: torch.device
+    batch: int
+    params: object  # TVL1Params
+    bound: float
+    on_done: Callable
+    on_fail: Callable
+    progress: object
+    decode_on_device: bool
+    breakdown: Breakdown | None  # the caller's; None: the helpers' times are not collected
+    bd: Breakdown                # the caller's, or a throw-away one
+    readers: ThreadPoolExecutor
+    pool: ProcessPoolExecutor    # replaced by a fresh one when a writer died
+    todo: Iterator[str]
+    reads: deque = field(default_factory=deque)    # read_clip futures, in clip order
+    writes: deque = field(default_factory=deque)   # (clip, _write_clip future), in clip order
+    group: list[Clip] = field(default_factory=list)
+    seen_clips: int = 0
+    seen_pairs: int = 0
+    per_clip: float = 16.0  # running mean of pairs per clip, to size the read-ahead in pairs
+    pairs: int = 0
+
+    def run(self) -> int:
+        """Read, compute and write every clip; the number of pairs computed."""
+        self.top_up()
+        while self.reads:
+            with self.bd.phase("wait for reads"):
+                c = self.reads.popleft().result()
+            self.take(c)
+        self.flush()
+        with self.bd.phase("wait for writers (tail)"):
+            for w in self.writes:
+                _finish(w, self.on_done, self.on_fail, self.progress, self.breakdown, self.pool)
+        return self.pairs
+
+    def read(self, clip: str) -> Clip:
+        """:func:`read_clip` on a reader thread, its busy time added to the breakdown."""
+        times: dict | None = {} if self.breakdown is not None else None
+        out = read_clip(self.root, clip, self.dev, self.decode_on_device, times)
+        if times:
+            self.bd.add_helper(times)
+        return out
+
+    def top_up(self) -> None:
+        """Read ahead about READ_AHEAD_BATCHES batches of pairs (bounded memory)."""
+        want = max(READ_AHEAD_MIN, int(READ_AHEAD_BATCHES * self.batch / max(self.per_clip, 1.0)) + 1)
+        while len(self.reads) < want:
+            c = next(self.todo, None)
+            if c is None:
+                break
+            self.reads.append(self.readers.submit(self.read, c))
+
+    def take(self, c: Clip) -> None:
+        """One clip read: fail it, or add it to the group (computed when full or the size changes)."""
+        if c.frames is not None:
+            self.seen_clips += 1
+            self.seen_pairs += c.frames.shape[0] - 1
+            self.per_clip = self.seen_pairs / self.seen_clips
+        self.top_up()
+        if c.error:
+            self.on_fail(c.clip, c.error)
+            return
+        if self.group and c.frames.shape[1:] != self.group[0].frames.shape[1:]:
+            self.flush()
+        self.group.append(c)
+        if sum(g.frames.shape[0] - 1 for g in self.group) >= self.batch:
+            self.flush()
+        while self.writes and self.writes[0][1].done():
+            _finish(self.writes.popleft(), self.on_done, self.on_fail, self.progress, self.breakdown, self.pool)
+
+    def flush(self) -> None:
+        """Compute the group's flow and hand each clip to the writers; a device error fails the group."""
+        if not self.group:
+            return
+        try:
+            flows = flow_of_clips(self.group, self.batch, self.params, self.bound, self.dev, self.breakdown)
+        except RuntimeError as e:  # e.g. out of device memory: these clips fail, the run goes on
+            for c in self.group:
+                self.on_fail(c.clip, f"{c.clip}: {str(e).splitlines()[0]}")
+            self.group.clear()
+            return
+        with self.bd.phase("hand-off to writers"):
+            for c, q in zip(self.group, flows, strict=True):
+                try:
+                    fut = self.pool.submit(_write_clip, self.root, c.clip, q)
+                except BrokenProcessPool:  # a writer died earlier: start fresh ones
+                    drop_pool(self.pool)
+                    self.pool = writer_pool()
+                    fut = self.pool.submit(_write_clip, self.root, c.clip, q)
+                self.writes.append((c.clip, fut))
+                self.pairs += q.shape[0]
+        self.group.clear()
 
 
 def _finish(item, on_done, on_fail, progress, breakdown=None, pool=None) -> None:
@@ -359,7 +352,7 @@ def _finish(item, on_done, on_fail, progress, breakdown=None, pool=None) -> None
         pairs = result["pairs"]
     except Exception as e:  # noqa: BLE001 - a clip that could not be written fails alone
         if isinstance(e, BrokenProcessPool) and pool is not None:
-            _drop_pool(pool)
+            drop_pool(pool)
         on_fail(clip, f"{clip}: {e}")
     if progress is not None:
         progress.update(1, pairs)

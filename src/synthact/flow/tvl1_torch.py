@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import BadConfig
+from .counters import count, counting
 
 
 @dataclass(frozen=True)
@@ -52,18 +53,6 @@ class TVL1Params:
 
 
 STATE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
-
-# Off unless set to a dict (bench/flow_torch.py's bandwidth figure): pixel-iterations of the inner
-# step and of the median actually executed (pairs still iterating x pixels), and on the plain torch
-# path the wall seconds of its inner steps and medians.
-COUNTERS: dict | None = None
-
-
-def count(key: str, value: float) -> None:
-    """Add to ``COUNTERS[key]`` when counting is on."""
-    if COUNTERS is not None:
-        COUNTERS[key] = COUNTERS.get(key, 0) + value
-
 
 # ------------------------------------------------------------------ OpenCV's resampling
 def _round_half_even_size(n: int, scale: float) -> int:
@@ -147,9 +136,9 @@ def remap_cubic(images: list[torch.Tensor], u1: torch.Tensor, u2: torch.Tensor) 
             x = ix + (j - 1)
             ok = yok & (x >= 0) & (x < w)
             idx = (base + y.clamp(0, h - 1) * w + x.clamp(0, w - 1)).reshape(-1)
-            for r, f in zip(row, flat):
+            for r, f in zip(row, flat, strict=True):
                 r += torch.where(ok, f[idx].view(b, h, w), 0.0) * wx[j]
-        for o, r in zip(out, row):
+        for o, r in zip(out, row, strict=True):
             o += r * wy[k]
     return out
 
@@ -201,21 +190,21 @@ def _run_warp_torch(c: torch.Tensor, state: torch.Tensor, p: TVL1Params, eps_sum
         if not bool(active.any()):
             break
         if p.median > 1:
-            t0 = time.perf_counter() if COUNTERS is not None else 0.0
+            t0 = time.perf_counter() if counting() else 0.0
             m = active[:, None, None]
             state = (torch.where(m, median_blur(state[0], p.median), state[0]),
                      torch.where(m, median_blur(state[1], p.median), state[1])) + state[2:]
-            if COUNTERS is not None:
+            if counting():
                 count("median", int(active.sum()) * hw)
                 count("median_s", time.perf_counter() - t0)
         for _ in range(p.inner):
             if not bool(active.any()):
                 break
-            t0 = time.perf_counter() if COUNTERS is not None else 0.0
+            t0 = time.perf_counter() if counting() else 0.0
             new, err = inner_step(c, *state, l_t, p.theta, taut)
             m = active[:, None, None]
-            state = tuple(torch.where(m, rnd(n), o) for n, o in zip(new, state))
-            if COUNTERS is not None:
+            state = tuple(torch.where(m, rnd(n), o) for n, o in zip(new, state, strict=True))
+            if counting():
                 count("inner", int(active.sum()) * hw)
                 count("inner_s", time.perf_counter() - t0)
             active = active & (err > eps_sum)

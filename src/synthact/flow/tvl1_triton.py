@@ -23,6 +23,8 @@ import torch
 import triton
 import triton.language as tl
 
+from . import counters
+
 BLOCK = 256
 CHECK_EVERY = 4  # host checks "all pairs stopped" every few iterations: a sync costs a launch or two
 
@@ -219,11 +221,10 @@ def bytes_per_pixel(state_bytes: int = 4) -> dict:
 def run_warp(consts: torch.Tensor, state: torch.Tensor, p, eps_sum: float) -> torch.Tensor:
     """All outer and inner iterations of one warp for every pair; ``state`` (6, B, H, W) is u1, u2,
     p11, p12, p21, p22 (float32 or float16 storage) and is returned updated."""
-    from . import tvl1_torch
     _, b, h, w = state.shape
     hw, plane = h * w, b * h * w
     l_t, taut = p.lambda_ * p.theta, p.tau / p.theta
-    counting = tvl1_torch.COUNTERS is not None
+    counting = counters.counting()
     iters = torch.zeros(2, b, dtype=torch.int32, device=state.device)  # executed inner / median, per pair
     bufs = [state, torch.empty_like(state)]
     med = torch.empty(2, b, h, w, device=state.device, dtype=state.dtype)
@@ -248,6 +249,6 @@ def run_warp(consts: torch.Tensor, state: torch.Tensor, p, eps_sum: float) -> to
                 break
     if counting:
         done = iters.sum(dim=1).tolist()
-        tvl1_torch.count("inner", done[0] * hw)
-        tvl1_torch.count("median", done[1] * hw)
+        counters.count("inner", done[0] * hw)
+        counters.count("median", done[1] * hw)
     return torch.where((last == 0)[None, :, None, None], bufs[0], bufs[1])

@@ -45,7 +45,7 @@ def animate(record: ClipRecord, body: SkinnedBody | None = None) -> Animation:
     n, fps = record.frames, record.fps
     skel = build_skeleton(record.body.proportions())
     motion, act = record.moved_by, record.action
-    used = {}
+    used: dict = {}
     if isinstance(motion, CapturedMotion):
         keys, used = sample_positions(motion.file, motion.frames, n, fps, motion.start, act.speed,
                                       act.mirror, motion.bone_map)

@@ -11,9 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable, NoReturn
 
 import numpy as np
 
+from ..contract import atomic_write
 from ..errors import BadData
 from .motion import rot
 
@@ -49,7 +51,7 @@ class Bvh:
         G = np.empty((f, len(self.names), 3, 3))
         P = np.empty((f, len(self.names), 3))
         col = 0
-        for j, (p, chans) in enumerate(zip(self.parents, self.channels)):
+        for j, (p, chans) in enumerate(zip(self.parents, self.channels, strict=True)):
             R = np.broadcast_to(np.eye(3), (f, 3, 3))
             t = np.zeros((f, 3))
             for c in chans:
@@ -70,6 +72,9 @@ class Bvh:
         return P
 
 
+Fail = Callable[[int, str], NoReturn]   # refuses the file, naming its line
+
+
 def parse_bvh(path: Path) -> Bvh:
     """A BVH file, checked at the door: a well-formed hierarchy with finite offsets, then exactly
     ``Frames:`` rows of finite numbers, one per channel, and a plausible ``Frame Time``. Anything
@@ -80,7 +85,7 @@ def parse_bvh(path: Path) -> Bvh:
     except (OSError, UnicodeDecodeError) as exc:
         raise BadData(f"{path}: cannot read BVH ({exc})") from None
 
-    def fail(i: int, msg: str):
+    def fail(i: int, msg: str) -> NoReturn:
         raise BadData(f"{path}:{i + 1}: {msg}")
 
     if not lines or lines[0].strip() != "HIERARCHY":
@@ -88,13 +93,16 @@ def parse_bvh(path: Path) -> Bvh:
     names, parents, offsets, channels, i = _hierarchy(lines, fail)
     motion, frame_time = _motion(lines, i, sum(len(c) for c in channels), fail)
     ends = [n.endswith("_end") and n[:-4] in names and parents[j] == names.index(n[:-4]) and not c
-            for j, (n, c) in enumerate(zip(names, channels))]
+            for j, (n, c) in enumerate(zip(names, channels, strict=True))]
     return Bvh(str(path), names, parents, np.array(offsets), channels, motion, frame_time, ends)
 
 
-def _hierarchy(lines: list[str], fail) -> tuple:
+def _hierarchy(lines: list[str], fail: Fail) -> tuple:
     """Joints, parents, offsets, channels and the index of the MOTION line."""
-    names, parents, offsets, channels = [], [], [], []
+    names: list[str] = []
+    parents: list[int] = []
+    offsets: list[list[float] | None] = []
+    channels: list[list[str]] = []
     stack: list[int] = []
     pending = None  # a joint declared whose '{' is still to come
     for i in range(1, len(lines)):
@@ -103,12 +111,7 @@ def _hierarchy(lines: list[str], fail) -> tuple:
         if key in ("ROOT", "JOINT", "End"):
             if (key != "ROOT" and not stack) or pending is not None:
                 fail(i, f"{key} outside a joint's braces")
-            if key != "End" and len(tok) < 2:
-                fail(i, "joint without a name")
-            name = f"{names[stack[-1]]}_end" if key == "End" else tok[1]
-            if name in names:
-                fail(i, f"joint {name!r} declared twice")
-            names.append(name)
+            names.append(_joint_name(tok, names, stack, i, fail))
             parents.append(stack[-1] if stack else -1)
             offsets.append(None)
             channels.append([])
@@ -125,16 +128,9 @@ def _hierarchy(lines: list[str], fail) -> tuple:
         elif key in ("OFFSET", "CHANNELS") and (not stack or pending is not None):
             fail(i, f"{key} outside a joint's braces")
         elif key == "OFFSET":
-            values = _numbers(tok[1:])
-            if values is None or len(values) != 3 or not np.isfinite(values).all():
-                fail(i, f"bad OFFSET {' '.join(tok[1:])!r}: expected 3 finite numbers")
-            offsets[stack[-1]] = values
+            offsets[stack[-1]] = _offset(tok, i, fail)
         elif key == "CHANNELS":
-            chans = tok[2:]
-            if (len(tok) < 2 or _count(tok[1]) != len(chans)
-                    or any(c[0] not in _AXIS or c[1:] not in ("position", "rotation") for c in chans)):
-                fail(i, f"bad CHANNELS {' '.join(tok[1:])!r}")
-            channels[stack[-1]] = chans
+            channels[stack[-1]] = _channels(tok, i, fail)
         elif key == "MOTION":
             if stack or pending is not None or not names or any(o is None for o in offsets):
                 fail(i, "MOTION before the hierarchy is complete (unclosed braces or a joint without OFFSET)")
@@ -142,6 +138,31 @@ def _hierarchy(lines: list[str], fail) -> tuple:
         elif key:
             fail(i, f"unexpected {key!r}")
     fail(len(lines) - 1, "truncated hierarchy (no MOTION section)")
+
+
+def _joint_name(tok: list[str], names: list[str], stack: list[int], i: int, fail: Fail) -> str:
+    """A ROOT's or JOINT's name, or an End Site's (its joint's name + ``_end``), declared once."""
+    if tok[0] != "End" and len(tok) < 2:
+        fail(i, "joint without a name")
+    name = f"{names[stack[-1]]}_end" if tok[0] == "End" else tok[1]
+    if name in names:
+        fail(i, f"joint {name!r} declared twice")
+    return name
+
+
+def _offset(tok: list[str], i: int, fail: Fail) -> list[float]:
+    values = _numbers(tok[1:])
+    if values is None or len(values) != 3 or not np.isfinite(values).all():
+        fail(i, f"bad OFFSET {' '.join(tok[1:])!r}: expected 3 finite numbers")
+    return values
+
+
+def _channels(tok: list[str], i: int, fail: Fail) -> list[str]:
+    chans = tok[2:]
+    if (len(tok) < 2 or _count(tok[1]) != len(chans)
+            or any(c[0] not in _AXIS or c[1:] not in ("position", "rotation") for c in chans)):
+        fail(i, f"bad CHANNELS {' '.join(tok[1:])!r}")
+    return chans
 
 
 def _count(text: str) -> int | None:
@@ -160,7 +181,7 @@ def _numbers(tokens: list[str]) -> list[float] | None:
 FRAME_TIME = (1e-6, 60.0)
 
 
-def _motion(lines: list[str], i: int, width: int, fail) -> tuple[np.ndarray, float]:
+def _motion(lines: list[str], i: int, width: int, fail: Fail) -> tuple[np.ndarray, float]:
     """The ``Frames:`` / ``Frame Time:`` header after MOTION (line ``i``) and exactly that many rows."""
     header = []
     for k, key in ((i + 1, "Frames"), (i + 2, "Frame Time")):
@@ -242,4 +263,4 @@ def write_bvh(path: Path, names: list[str], parents: list[int], offsets: np.ndar
         emit(r, 0)
     out += ["MOTION", f"Frames: {len(motion)}", f"Frame Time: {frame_time:.8f}"]
     out += [" ".join(f"{v:.6f}" for v in row) for row in np.atleast_2d(motion)]
-    Path(path).write_text("\n".join(out) + "\n")
+    atomic_write(Path(path), "\n".join(out) + "\n")  # a kill never leaves a torn capture in a library

@@ -65,7 +65,7 @@ def handheld_angles(hand, n: int, fps: float) -> tuple[np.ndarray, np.ndarray]:
 
     def axis(phases) -> np.ndarray:   # the three harmonics of one axis, times the shake, peak 1
         return hand.shake * sum(w * np.sin(2 * np.pi * (hand.frequency * k * t + p))
-                                for w, k, p in zip(weights, HARMONICS, phases)) / weights.sum()
+                                for w, k, p in zip(weights, HARMONICS, phases, strict=True)) / weights.sum()
     s = np.linspace(0.0, 1.0, n)
     ease = 0.5 + 0.5 * np.tanh((s - hand.reframe_at) / 0.06)   # a turn over about a tenth of the clip
     return axis(hand.phases[:3]) + hand.reframe * ease, axis(hand.phases[3:])

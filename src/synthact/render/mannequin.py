@@ -153,7 +153,7 @@ def rest_rotations(skel: Skeleton) -> np.ndarray:
     convert exactly into pose-bone space.
     """
     rots = []
-    for head, tail in zip(skel.heads, skel.tails):
+    for head, tail in zip(skel.heads, skel.tails, strict=True):
         y = (tail - head) / np.linalg.norm(tail - head)
         x = np.array([1.0, 0.0, 0.0]) - y * y[0]
         x /= np.linalg.norm(x)

@@ -22,7 +22,7 @@ def capture_sanity(km: KeyMap, P: np.ndarray) -> dict:
     positions in its own axes, the bind frames before ``km.first`` left out here."""
     pts = km.points(P[km.first:])
     facing = body_forward(pts, UP)
-    out = {"travel_along_facing": _travel(pts["hips"], facing, km.leg),
+    out: dict = {"travel_along_facing": _travel(pts["hips"], facing, km.leg),
            "knee_bend_along_facing": _knees(pts, facing)}
     pitch = _head_pitch(pts, facing)
     out["head_pitch_deg"] = round(float(np.median(pitch)), 1)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..contract import ContractError
+from ..contract import BLENDER_FRAMES, ContractError
 from ..errors import BadConfig
 from .camera import CameraPath
 from .mannequin import NAMES, PARENT, Skeleton, part_mesh, rest_rotations
@@ -242,7 +242,7 @@ class Stage:
         self.camera.data.animation_data.action = lens_action
         _keys(lens_action, self.camera.data, "lens", 0, frames, cam.lens)
         self._set_light(light)
-        self.scene.render.filepath = str(Path(out) / ("exr_#####" if self.gt_flow else "img_#####"))
+        self.scene.render.filepath = str(Path(out) / ("exr_#####" if self.gt_flow else BLENDER_FRAMES))
 
     def load_rigged(self, path: str):
         """Rest mesh, skinning weights and bones of a rigged glTF/FBX body, as numpy (see

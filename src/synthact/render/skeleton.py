@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 import numpy as np
 
@@ -89,7 +90,7 @@ class KeyMap:
         return " ".join(f"{k}={self.names.get(k, '?')}" for k in KEYS)
 
 
-def refuse(where: str, why: str):
+def refuse(where: str, why: str) -> NoReturn:
     """The one-line refusal of a capture that is not mapped."""
     raise BadData(f"{where}: not mapped as a human skeleton: {why}")
 
@@ -157,6 +158,48 @@ def rest_pose(parents: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 def _structure(tree: _Tree, rest: np.ndarray, frames: np.ndarray, where: str) -> tuple[dict, dict, float, dict]:
     """Key point -> joint, virtual points, thigh + shin, and the joints to show where a key point
     sits on a cluster; legs and arms in either order (sides are told later)."""
+    chain, attach = _branches(tree, *_five_ends(tree, where))
+    legs, arms, head = _limbs(tree, chain, attach, where)
+    B, C = attach[legs[0]], attach[arms[0]]
+    pos = lambda u: rest[u]  # noqa: E731
+    J: dict[str, int] = {}
+    V: dict[str, tuple] = {}
+    shown: dict[str, int] = {}
+
+    def joints_first(e: int, need: int) -> tuple[list, list]:
+        """A limb's nodes past its branch point: its joints, with its end site only if too few."""
+        nodes = chain[e][1:]
+        joints = [u for u in nodes if not tree.end[u]]
+        return (joints if len(joints) >= need else nodes), nodes
+
+    def limb(e: int, s: str, parts: tuple, cost) -> None:
+        pool, nodes = joints_first(e, 3)
+        a, b, c = _bones(pool, pos, cost, frames)
+        for part, i in zip(parts[:3], (a, b, c), strict=True):
+            J[f"{part}.{s}"] = pool[i]
+        after = nodes[nodes.index(pool[c]) + 1:]
+        if after:  # the next joint, else the end site
+            J[f"{parts[3]}.{s}"] = after[0]
+        else:      # the limb stops here: carry on its last bone
+            V[f"{parts[3]}.{s}"] = (pool[b], pool[c], EXTEND[parts[3]][2])
+
+    leg_len: list[float] = []
+    for s, e in zip("lr", legs, strict=True):
+        limb(e, s, LIMBS["leg"], lambda x, y: -min(x, y))
+        leg_len.append(float(sum(np.linalg.norm(pos(J[f"{x}.{s}"]) - pos(J[f"{y}.{s}"]))
+                                 for x, y in (("hip", "knee"), ("knee", "ankle")))))
+    leg = float(np.mean(leg_len))
+    ua, fa = ARM[0] * leg, ARM[1] * leg
+    for s, e in zip("lr", arms, strict=True):
+        limb(e, s, LIMBS["arm"], lambda x, y: np.log(x / ua) ** 2 + np.log(y / fa) ** 2)
+    _spine(tree, B, C, J, V, shown)
+    _head(tree, chain[head], frames, J, V, shown)
+    return J, V, leg, shown
+
+
+def _five_ends(tree: _Tree, where: str) -> tuple[list[int], set[int]]:
+    """The ends of the five longest branches (two feet, two hands, a head) and the clusters on the
+    paths between them."""
     roots = [j for j, p in enumerate(tree.parents) if p < 0]
     if len(roots) != 1:
         refuse(where, f"{len(roots)} root joints; one skeleton per capture is expected")
@@ -177,20 +220,32 @@ def _structure(tree: _Tree, rest: np.ndarray, frames: np.ndarray, where: str) ->
             refuse(where, "its joints do not form one tree")
         ends.append(e)
         core |= set(_walk(prev, e))
+    return ends, core
+
+
+def _branches(tree: _Tree, ends: list[int], core: set[int]) -> tuple[dict, dict]:
+    """Each end's chain ``[branch point, ..., end]`` and its branch point: from the end inwards to the
+    first branching of the five."""
     degree = {u: sum(v in core for v in tree.adj[u]) for u in core}
     chain, attach = {}, {}
-    for e in ends:  # from each end inwards to the first branching of the five
+    for e in ends:
         path, u, last = [e], e, None
         while degree[u] < 3:
             nxt = [v for v in tree.adj[u] if v in core and v != last]
             last, u = u, nxt[0]
             path.append(u)
-        attach[e], chain[e] = u, path[::-1]  # [branch point, ..., end]
+        attach[e], chain[e] = u, path[::-1]
+    return chain, attach
+
+
+def _limbs(tree: _Tree, chain: dict, attach: dict, where: str) -> tuple[list, list, int]:
+    """The two legs' ends, the two arms' ends and the head's, told by where the branches meet; legs
+    and arms each alike in length."""
     groups: dict[int, list] = {}
-    for e in ends:
+    for e in chain:
         groups.setdefault(attach[e], []).append(e)
     sizes = sorted(len(g) for g in groups.values())
-    reach = lambda e: sum(tree.adj[x][y] for x, y in zip(chain[e], chain[e][1:]))  # noqa: E731
+    reach = lambda e: sum(tree.adj[x][y] for x, y in zip(chain[e], chain[e][1:], strict=False))  # noqa: E731
     if sizes == [2, 3]:
         legs = next(g for g in groups.values() if len(g) == 2)
         trio = next(g for g in groups.values() if len(g) == 3)
@@ -208,38 +263,11 @@ def _structure(tree: _Tree, rest: np.ndarray, frames: np.ndarray, where: str) ->
         r = sorted(reach(e) for e in pair)
         if r[1] > 1.6 * r[0]:
             refuse(where, f"its {what} are not alike ({r[0]:.3g} against {r[1]:.3g} long)")
-    B, C = attach[legs[0]], attach[arms[0]]
-    pos = lambda u: rest[u]  # noqa: E731
-    J: dict[str, int] = {}
-    V: dict[str, tuple] = {}
-    shown: dict[str, int] = {}
+    return legs, arms, head
 
-    def joints_first(e: int, need: int) -> tuple[list, list]:
-        """A limb's nodes past its branch point: its joints, with its end site only if too few."""
-        nodes = chain[e][1:]
-        joints = [u for u in nodes if not tree.end[u]]
-        return (joints if len(joints) >= need else nodes), nodes
 
-    def limb(e: int, s: str, parts: tuple, cost) -> None:
-        pool, nodes = joints_first(e, 3)
-        a, b, c = _bones(pool, pos, cost, frames)
-        for part, i in zip(parts, (a, b, c)):
-            J[f"{part}.{s}"] = pool[i]
-        after = nodes[nodes.index(pool[c]) + 1:]
-        if after:  # the next joint, else the end site
-            J[f"{parts[3]}.{s}"] = after[0]
-        else:      # the limb stops here: carry on its last bone
-            V[f"{parts[3]}.{s}"] = (pool[b], pool[c], EXTEND[parts[3]][2])
-
-    leg_len = []
-    for s, e in zip("lr", legs):
-        limb(e, s, LIMBS["leg"], lambda x, y: -min(x, y))
-        leg_len.append(sum(np.linalg.norm(pos(J[f"{x}.{s}"]) - pos(J[f"{y}.{s}"]))
-                           for x, y in (("hip", "knee"), ("knee", "ankle"))))
-    leg = float(np.mean(leg_len))
-    ua, fa = ARM[0] * leg, ARM[1] * leg
-    for s, e in zip("lr", arms):
-        limb(e, s, LIMBS["arm"], lambda x, y: np.log(x / ua) ** 2 + np.log(y / fa) ** 2)
+def _spine(tree: _Tree, B: int, C: int, J: dict, V: dict, shown: dict) -> None:
+    """The hips (pelvis ``B``) and the spine up to the chest ``C``, into ``J``, ``V`` and ``shown``."""
     _, prev = tree.dists([C])
     spine = _walk(prev, B)  # [B, ..., C]
     J["hips"] = B
@@ -254,8 +282,12 @@ def _structure(tree: _Tree, rest: np.ndarray, frames: np.ndarray, where: str) ->
         J["spine_mid"] = min(interior, key=lambda u: abs(dist[u] - (dist[low] + dist[C]) / 2))
     else:
         V["spine_mid"] = (C, low, -0.5)
-    # the head: its nodes on the neck-to-head line, the top last, or the line carried on past the head joint
-    full, past = head_line(tree, chain[head][0], chain[head][1], frames)
+
+
+def _head(tree: _Tree, chain: list, frames: np.ndarray, J: dict, V: dict, shown: dict) -> None:
+    """The neck, head and head top of the head's branch ``chain``, into ``J``, ``V`` and ``shown``."""
+    # its nodes on the neck-to-head line, the top last, or the line carried on past the head joint
+    full, past = head_line(tree, chain[0], chain[1], frames)
     joints = [u for u in full[1:] if not tree.end[u]]
     if len(joints) >= 2:  # its end site only where it has too few joints (as the limbs)
         full = full[:1] + joints
@@ -273,7 +305,6 @@ def _structure(tree: _Tree, rest: np.ndarray, frames: np.ndarray, where: str) ->
         else:
             J["neck"], shown["neck"] = full[0], tree.entry(full[0], full[1])
             V["head"] = (full[-1], full[0], -0.5)
-    return J, V, leg, shown
 
 
 def head_line(tree: _Tree, root: int, first: int, P: np.ndarray) -> tuple[list, float | None]:
@@ -358,6 +389,50 @@ class _Short(Exception):
     """A limb with fewer than three joints."""
 
 
+def _mapped(tree: _Tree, named: dict, rest: np.ndarray, sample: np.ndarray) -> tuple[dict, dict, float]:
+    """Key points, virtual points and thigh + shin of a bone map: where it names no toe, hand tip or
+    head top (no end sites), they are found as the structure would."""
+    J, V = dict(named), {}
+    for s in "lr":
+        for part, (a, b, f) in EXTEND.items():
+            if f"{part}.{s}" not in J:
+                V[f"{part}.{s}"] = (J[f"{a}.{s}"], J[f"{b}.{s}"], f)
+    if "head_top" not in J:
+        neck, head = int(tree.rep[J["neck"]]), int(tree.rep[J["head"]])
+        line, past = head_line(tree, neck, head, sample) if neck != head else ([neck, head], None)
+        if past is None and len(line) > 2:
+            J["head_top"] = line[-1]
+        else:  # (a joint sits where its cluster does)
+            V["head_top"] = (line[-2], line[-1], past or 0.5)
+    leg = float(np.mean([np.linalg.norm(rest[J[f"knee.{s}"]] - rest[J[f"hip.{s}"]]) +
+                         np.linalg.norm(rest[J[f"ankle.{s}"]] - rest[J[f"knee.{s}"]]) for s in "lr"]))
+    return J, V, leg
+
+
+def _tell_sides(J: dict, V: dict, names: list[str], points, kr: dict, ks: dict, up: np.ndarray, leg: float,
+                hang: bool, where: str) -> tuple[dict, dict]:
+    """Swap ``J``'s and ``V``'s left and right where found by structure got them wrong: the arms on the
+    legs' sides, then both by where the body faces; the rest and sampled points (``points()``) after."""
+    toes = not any(k.startswith("toe.") for k in V)
+    if np.median(np.sum(_flat(ks["shoulder.l"] - ks["shoulder.r"], up) * _flat(ks["hip.l"] - ks["hip.r"], up),
+                        axis=-1)) < 0:
+        _swap_sides(J, V, LIMBS["arm"])
+        kr, ks = points()
+    score = facing_score(ks, up, leg, toes)
+    if hang:  # the rest pose: one vote
+        score += float(np.clip(np.sum(facing_votes(kr, up, toes) * body_forward(kr, up)), -1.0, 1.0))
+    if abs(score) < 0.05:
+        score = sum(name_side(names[J[f"{p}.l"]]) - name_side(names[J[f"{p}.r"]])
+                    for parts in LIMBS.values() for p in parts if f"{p}.l" in J)
+    if score == 0:
+        refuse(where, "cannot tell which way it faces (no toes, straight knees and elbows, no travel)")
+    if score < 0:
+        for parts in LIMBS.values():
+            _swap_sides(J, V, parts)
+        kr, ks = points()
+    return kr, ks
+
+
 # ------------------------------------------------------------------ the whole analysis
 def analyse(names: list[str], parents, offsets: np.ndarray, P: np.ndarray, where: str,
             named: dict | None = None, how: str = "structure", ends: list[bool] | None = None) -> KeyMap:
@@ -375,21 +450,8 @@ def analyse(names: list[str], parents, offsets: np.ndarray, P: np.ndarray, where
             J, V, leg, shown = _structure(tree, rest, sample, where)
         except _Short:
             refuse(where, "a limb has fewer than three joints")
-    else:  # a bone map: where it names no toe, hand tip or head top (no end sites), they are found as the
-        J, V = dict(named), {}  # structure would
-        for s in "lr":
-            for part, (a, b, f) in EXTEND.items():
-                if f"{part}.{s}" not in J:
-                    V[f"{part}.{s}"] = (J[f"{a}.{s}"], J[f"{b}.{s}"], f)
-        if "head_top" not in J:
-            neck, head = int(tree.rep[J["neck"]]), int(tree.rep[J["head"]])
-            line, past = head_line(tree, neck, head, sample) if neck != head else ([neck, head], None)
-            if past is None and len(line) > 2:
-                J["head_top"] = line[-1]
-            else:  # (a joint sits where its cluster does)
-                V["head_top"] = (line[-2], line[-1], past or 0.5)
-        leg = float(np.mean([np.linalg.norm(rest[J[f"knee.{s}"]] - rest[J[f"hip.{s}"]]) +
-                             np.linalg.norm(rest[J[f"ankle.{s}"]] - rest[J[f"knee.{s}"]]) for s in "lr"]))
+    else:
+        J, V, leg = _mapped(tree, named, rest, sample)
     if not leg > 0:
         refuse(where, "its legs have no length")
     km = KeyMap(J, V, np.eye(3), "", "", "", leg, how=how)
@@ -408,23 +470,7 @@ def analyse(names: list[str], parents, offsets: np.ndarray, P: np.ndarray, where
         refuse(where, "cannot tell which way is up")
     hang = unit((kr["ankle.l"] + kr["ankle.r"] - kr["hip.l"] - kr["hip.r"]) / 2) @ up <= -HANGS
     if named is None:  # left and right: the arms on the legs' sides, then both by where the body faces
-        toes = not any(k.startswith("toe.") for k in V)
-        if np.median(np.sum(_flat(ks["shoulder.l"] - ks["shoulder.r"], up) * _flat(ks["hip.l"] - ks["hip.r"], up),
-                            axis=-1)) < 0:
-            _swap_sides(J, V, LIMBS["arm"])
-            kr, ks = raw(rest), raw(sample)
-        score = facing_score(ks, up, leg, toes)
-        if hang:  # the rest pose: one vote
-            score += float(np.clip(np.sum(facing_votes(kr, up, toes) * body_forward(kr, up)), -1.0, 1.0))
-        if abs(score) < 0.05:
-            score = sum(name_side(names[J[f"{p}.l"]]) - name_side(names[J[f"{p}.r"]])
-                        for parts in LIMBS.values() for p in parts if f"{p}.l" in J)
-        if score == 0:
-            refuse(where, "cannot tell which way it faces (no toes, straight knees and elbows, no travel)")
-        if score < 0:
-            for parts in LIMBS.values():
-                _swap_sides(J, V, parts)
-            kr, ks = raw(rest), raw(sample)
+        kr, ks = _tell_sides(J, V, names, lambda: (raw(rest), raw(sample)), kr, ks, up, leg, hang, where)
     # forward: the rest pose's facing where it stands in it (the file's convention), else the motion's
     facing = body_forward(ks, up)
     fwd = (_snap(body_forward(kr, up), up) if hang else None)
@@ -445,13 +491,13 @@ def facing_votes(pts: dict, up: np.ndarray, toes: bool = True) -> np.ndarray:
     """(..., 3) where the body's limbs say it faces, across ``up`` (at most one vote each, not unit): the
     toes (where ``toes``), the knees where they bend, the elbows (bending the other way) at half weight;
     both sides alike, so it holds whichever side is called left."""
-    v = 0.0
+    v: np.ndarray | float = 0.0
     for s in "lr":
         if toes:
             v = v + _flat(pts[f"toe.{s}"] - pts[f"ankle.{s}"], up) / 2
         v = v + _bend_vote(pts[f"hip.{s}"], pts[f"knee.{s}"], pts[f"ankle.{s}"], up) / 2
         v = v - _bend_vote(pts[f"shoulder.{s}"], pts[f"elbow.{s}"], pts[f"wrist.{s}"], up) / 4
-    return v
+    return np.asarray(v)
 
 
 def travel_votes(hips: np.ndarray, up: np.ndarray, leg: float) -> np.ndarray:

@@ -36,8 +36,6 @@ FLAGS = ("synthetic_only", "allow_mixed_flow", "compile")
 RESUME_FREE = {"out", "workers", "device", "eval_protocol", "allow_mixed_flow", "info", "world_size", "compile",
                "val_interval"}
 PATHS = {"real_root", "synthetic_root", "init_from", "pretrained"}
-CONFIG = "config.json"
-LISTS = ("train_list.txt", "val_list.txt")
 
 
 @dataclass
@@ -160,12 +158,12 @@ def _same(key: str, old: Any, new: Any) -> bool:
 
 def _entries(sel) -> dict[str, list[C.Entry]]:
     return {name: [C.Entry(str(Path(s.prefix) / s.clip), s.num_frames, s.label) for s in samples]
-            for name, samples in zip(LISTS, (sel.train, sel.val))}
+            for name, samples in zip(C.RunLayout.LISTS, (sel.train, sel.val), strict=True)}
 
 
 def check_resume(run: Path, cfg: TrainConfig, sel) -> None:
     """Refuse resuming ``run`` with settings or a selection other than those it was started with."""
-    path = Path(run) / CONFIG
+    path = C.RunLayout(run).config
     if not path.exists():
         raise BadData(f"{path}: missing, so there is no run here whose settings --resume could continue; "
                       f"start without --resume or in another --out")
@@ -194,4 +192,4 @@ def record(run: Path, cfg: TrainConfig, sel) -> None:
     for name, entries in _entries(sel).items():
         C.write_annotations(Path(run) / name, entries)
     C.write_classes(Path(run), sel.classes)
-    C.write_json(Path(run) / CONFIG, {**asdict(cfg), "versions": versions()})
+    C.write_json(C.RunLayout(run).config, {**asdict(cfg), "versions": versions()})

@@ -68,10 +68,11 @@ def evaluate_run(run: Path, model, sel, cfg, device, world=None) -> dict:
         res.pop("scores"), res.pop("labels")
         res["protocol"] = cfg.eval_protocol
         return res
-    for name, key in ((f"scores_{cfg.eval_protocol}.npy", "scores"), ("labels.npy", "labels")):
-        with C.atomic_output(run / name, ".npy") as tmp:  # never through a link planted in the run folder
+    files = C.RunLayout(run)
+    for path, key in ((files.scores(cfg.eval_protocol), "scores"), (files.labels, "labels")):
+        with C.atomic_output(path, ".npy") as tmp:  # never through a link planted in the run folder
             np.save(tmp, res.pop(key))
-    confusion_png(np.array(res["confusion"]), sel.classes, run / "confusion.png",
+    confusion_png(np.array(res["confusion"]), sel.classes, files.confusion,
                   f"{cfg.modality} {cfg.backbone}: top-1 {res['top1']:.3f}, mean class {res['mean_class']:.3f}")
     res["protocol"] = cfg.eval_protocol
     return res
@@ -80,9 +81,10 @@ def evaluate_run(run: Path, model, sel, cfg, device, world=None) -> dict:
 def load_run(run: Path):
     """The trained model of a run folder and its config (weights from ``model.pt``)."""
     from .models import TSN
-    cfg = C.read_json(Path(run) / "config.json")
+    files = C.RunLayout(run)
+    cfg = C.read_json(files.config)
     model = TSN(cfg["num_classes"], cfg["backbone"], cfg["modality"], cfg["segments"], "none")
-    model.load_state_dict(torch.load(Path(run) / "model.pt", map_location="cpu", weights_only=True)["model"])
+    model.load_state_dict(torch.load(files.model, map_location="cpu", weights_only=True)["model"])
     return model, cfg
 
 
@@ -110,14 +112,14 @@ def fuse(runs: list[Path], weights: list[float], protocol: str = "tsn") -> dict:
     """Weighted sum of the runs' saved softmax scores (TSN: RGB 1, flow 1.5) on the same val list."""
     if len(runs) != len(weights):
         raise BadConfig(f"{len(runs)} runs but {len(weights)} weights")
-    lists = [(Path(r) / "val_list.txt").read_text() for r in runs]
+    lists = [C.RunLayout(r).val_list.read_text() for r in runs]
     if any(lst != lists[0] for lst in lists):
         raise BadConfig("runs were evaluated on different validation lists: cannot fuse")
     classes = C.read_classes(Path(runs[0]) / C.CLASSES)
-    labels = _saved(Path(runs[0]) / "labels.npy", "labels", "iu", None, len(classes))
+    labels = _saved(C.RunLayout(runs[0]).labels, "labels", "iu", None, len(classes))
     total = None
-    for r, w in zip(runs, weights):
-        path = Path(r) / f"scores_{protocol}.npy"
+    for r, w in zip(runs, weights, strict=True):
+        path = C.RunLayout(r).scores(protocol)
         if not path.exists():
             raise FileNotFoundError(f"{path}: run has no {protocol} scores")
         s = _saved(path, "scores", "f", (len(labels), len(classes)), None) * w
@@ -152,7 +154,7 @@ def fuse_to(out: Path, runs: list[Path], weights: list[float], protocol: str = "
     res = fuse(runs, weights, protocol)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    C.write_json(out / "metrics.json", {**res, "versions": versions()})   # whole: ablate reads it to skip the cell
-    confusion_png(np.array(res["confusion"]), C.read_classes(Path(runs[0]) / C.CLASSES), out / "confusion.png",
+    C.write_json(C.RunLayout(out).metrics, {**res, "versions": versions()})   # whole: ablate reads it to skip the cell
+    confusion_png(np.array(res["confusion"]), C.read_classes(Path(runs[0]) / C.CLASSES), C.RunLayout(out).confusion,
                   f"fused {weights}: top-1 {res['top1']:.3f}, mean class {res['mean_class']:.3f}")
     return res

@@ -18,6 +18,7 @@ import os
 import shutil
 import time
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -40,7 +41,6 @@ from .models import TSN
 
 __all__ = ["TrainConfig", "fit", "build_model", "load_checkpoint"]   # TrainConfig lives in .config
 
-CHECKPOINT = "checkpoint.pt"
 
 
 def _device(name: str, world: World | None = None) -> torch.device:
@@ -66,7 +66,8 @@ def _scheduler(opt, cfg: TrainConfig):
 
 
 def _holds_a_run(run: Path) -> bool:
-    return (run / CHECKPOINT).exists() or any((run / "mmaction2").glob("epoch_*.pth"))
+    files = C.RunLayout(run)
+    return files.checkpoint.exists() or any(files.mmaction2_work.glob("epoch_*.pth"))
 
 
 def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True, wait: bool = False) -> dict:
@@ -130,8 +131,33 @@ def _prelude(cfg: TrainConfig, resume: bool, world: World):
         return sel, write_config(cfg, run, backbone_checkpoint(cfg, run)), None
     if cfg.backbone in DEPTH and not sharded:  # the same selection, ready for mmaction2 (weights: see the config)
         write_config(cfg, run, None)
-    ck = load_checkpoint(run / CHECKPOINT, cfg, RESUME_KEYS) if resume else None
+    ck = load_checkpoint(C.RunLayout(run).checkpoint, cfg, RESUME_KEYS) if resume else None
     return sel, None, ck
+
+
+@dataclass
+class _Parts:
+    """What a run's epochs share, as built: the model, what steps it (DDP, compiled) and its data."""
+    model: TSN
+    trainer: torch.nn.Module   # the model, or its DDP or compiled wrapper
+    params: list
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    sampler: EpochSampler
+    loader: DataLoader
+    val_ds: TSNDataset
+    device: torch.device
+    full: int                  # the global batch of every step (drop_last keeps only whole ones)
+
+
+@dataclass
+class _Epoch:
+    """One epoch's training counts, summed over the world."""
+    seen: int
+    loss_sum: float
+    correct: int
+    seconds: float
+    bar: Progress              # its epoch line is written through the (closed) bar
 
 
 def _fit_locked(cfg: TrainConfig, resume: bool, progress: bool, world: World) -> dict:
@@ -141,6 +167,55 @@ def _fit_locked(cfg: TrainConfig, resume: bool, progress: bool, world: World) ->
         cfg.num_classes, cfg.info, cfg.lr = len(sel.classes), sel.info, cfg.lr or recipe.DEFAULT_LR[cfg.modality]
     if cfg.engine == "mmaction2":
         return train_mmaction(cfg, run, resume, settings, world)
+    parts = build(cfg, sel, ck, world)
+    start, history = (ck["epoch"] + 1, ck["history"]) if resume else (0, [])
+    writer = _tensorboard(run) if world.main else None
+    loop_start, step_seconds, val_seconds, save_seconds = time.perf_counter(), 0.0, 0.0, 0.0
+    for epoch in range(start, cfg.epochs):
+        done = train_one_epoch(parts, cfg, epoch, world, progress)
+        step_seconds += done.seconds
+        t0 = time.perf_counter()
+        val = evaluate(parts, cfg, world) if validates(cfg, epoch) else {}
+        val_seconds += time.perf_counter() - t0
+        row = {"epoch": epoch + 1, "train_loss": done.loss_sum / done.seen, "train_acc": done.correct / done.seen,
+               "val_top1": val.get("top1"), "val_mean_class": val.get("mean_class"),
+               "lr": parts.opt.param_groups[0]["lr"], "seconds": round(done.seconds, 2),
+               "images_per_s": round(done.seen * cfg.segments / done.seconds, 1)}
+        history.append(row)
+        if not world.main:
+            continue
+        t0 = time.perf_counter()
+        save(run, parts, cfg, epoch, history, writer)
+        save_seconds += time.perf_counter() - t0
+        val_text = f"val top1 {row['val_top1']:.3f}" if val else "not validated"
+        done.bar.write(f"epoch {epoch + 1}: loss {row['train_loss']:.4f} train {row['train_acc']:.3f} "
+                       f"{val_text} ({row['images_per_s']} img/s)")
+    if writer:
+        writer.close()
+    if world.main:
+        _save(C.RunLayout(run).model,
+              {"model": parts.model.state_dict(), "config": {k: getattr(cfg, k) for k in ARCH_KEYS}})
+    loop_seconds, eval_start = time.perf_counter() - loop_start, time.perf_counter()
+    metrics = evaluate_run(run, parts.model, sel, cfg, parts.device, world)
+    # where this invocation's wall time went: training steps against validation, checkpoints and logs
+    metrics["timing"] = {"epochs": cfg.epochs - start, "epoch_loop_s": round(loop_seconds, 2),
+                         "train_steps_s": round(step_seconds, 2), "validation_s": round(val_seconds, 2),
+                         "checkpoints_logs_s": round(save_seconds, 2),
+                         "not_steps_share": round(1 - step_seconds / loop_seconds, 4) if loop_seconds > 0 else None,
+                         "final_eval_s": round(time.perf_counter() - eval_start, 2)}
+    metrics["history"] = history
+    metrics["selection"] = sel.info
+    metrics["world_size"] = world.size
+    metrics["versions"] = versions()
+    if world.main:
+        C.write_json(C.RunLayout(run).metrics, json_safe(metrics))   # whole, so ablate never reads half of it
+    world.barrier()   # every rank returns once the run's files are written
+    return metrics
+
+
+def build(cfg: TrainConfig, sel, ck: dict | None, world: World) -> _Parts:
+    """The model (seeded, or from ``--init-from``, or the checkpoint ``ck`` of a resumed run), its
+    optimiser, schedule and loaders, wrapped for DDP and torch.compile where asked."""
     device = _device(cfg.device, world)
     torch.manual_seed(cfg.seed)  # the initial weights of everything not loaded from a file
     model = build_model(cfg)
@@ -154,115 +229,94 @@ def _fit_locked(cfg: TrainConfig, resume: bool, progress: bool, world: World) ->
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=recipe.MOMENTUM, weight_decay=cfg.weight_decay)
     sched = _scheduler(opt, cfg)
-    start, history = 0, []
-    if resume:
+    if ck is not None:
         for target, key in ((model, "model"), (opt, "optimizer"), (sched, "scheduler")):
-            restore(run / CHECKPOINT, target, ck[key], f"{key} state")
-        start, history = ck["epoch"] + 1, ck["history"]
+            restore(C.RunLayout(cfg.out).checkpoint, target, ck[key], f"{key} state")
     train_ds = TSNDataset(sel.train, cfg.modality, cfg.segments, cfg.size, "train", cfg.seed)
     val_ds = TSNDataset(sel.val, cfg.modality, cfg.segments, cfg.size, "val", cfg.seed)
-    writer = _tensorboard(run) if world.main else None
-    loss_fn = torch.nn.CrossEntropyLoss()
     sampler = EpochSampler(len(train_ds), cfg.seed)
-    drop_last = len(train_ds) > cfg.batch_size
-    trainer = model
-    if world.parallel:
-        import warnings
-
-        from torch.nn.parallel import DistributedDataParallel as DDP
-        # size-1 dimensions (depthwise, SE convs) give equal layouts different strides: harmless, said per rank
-        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
-        trainer = DDP(model, device_ids=[device.index] if device.type == "cuda" else None, forward_sync_buffers=False,
-                      gradient_as_bucket_view=True)
-        loader = DataLoader(train_ds, batch_sampler=RankBatches(sampler, cfg.batch_size, drop_last, world),
-                            num_workers=cfg.workers, persistent_workers=cfg.workers > 0,
-                            pin_memory=device.type == "cuda")
-        full = min(cfg.batch_size, len(train_ds))   # every global batch: drop_last keeps only whole ones
-        first = share(full, world)[0]
-        model.dropout.set_shard(full * cfg.segments, first * cfg.segments)
-        if world.main:   # stated once, even with --quiet
-            print(f"torchrun: {world.size} processes ({'nccl' if device.type == 'cuda' else 'gloo'}), global batch "
-                  f"{cfg.batch_size} = {cfg.batch_size // world.size} per process", flush=True)
-    else:
-        loader = DataLoader(train_ds, cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
-                            persistent_workers=cfg.workers > 0, drop_last=drop_last,
-                            pin_memory=device.type == "cuda")
+    full = min(cfg.batch_size, len(train_ds))   # every global batch: drop_last keeps only whole ones
+    trainer, loader = _data_parallel(cfg, model, train_ds, sampler, full, device, world)
     if cfg.compile:
         trainer = torch.compile(trainer)
-    loop_start, step_seconds, val_seconds, save_seconds = time.perf_counter(), 0.0, 0.0, 0.0
-    for epoch in range(start, cfg.epochs):
-        sampler.set_epoch(epoch)
-        torch.manual_seed(recipe.epoch_seed(cfg.seed, epoch))   # dropout masks (of the global batch)
-        trainer.train()
-        t0, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
-        bar = Progress(len(loader), f"epoch {epoch + 1}/{cfg.epochs}", "batch", "images/s",
-                       enabled=progress and world.main, leave=False)
-        with worker_errors(), _compile_errors(cfg.compile):
-            for x, y in loader:
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                    scores = trainer(x)
-                    if world.parallel:   # this rank's share of the global batch's mean (DDP averages ranks)
-                        loss = torch.nn.functional.cross_entropy(scores.float(), y, reduction="sum") * (
-                            world.size / full)
-                    else:
-                        loss = loss_fn(scores.float(), y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, recipe.CLIP_GRAD[cfg.modality])
-                opt.step()
-                seen += len(y)
-                loss_sum += loss.item() * (full / world.size if world.parallel else len(y))
-                correct += (scores.argmax(1) == y).sum().item()
-                bar.update(1, len(y) * cfg.segments * world.size)
-        bar.close()
-        sched.step()
-        seconds = time.perf_counter() - t0
-        if world.parallel:
-            seen, loss_sum, correct, seconds = world.sum([seen, loss_sum, correct, seconds])
-            seen, correct, seconds = int(seen), int(correct), seconds / world.size
-        step_seconds += seconds
-        t0 = time.perf_counter()
-        val = predict(model, val_ds, cfg.batch_size, cfg.workers, device, world) if validates(cfg, epoch) else {}
-        val_seconds += time.perf_counter() - t0
-        row = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": correct / seen,
-               "val_top1": val.get("top1"), "val_mean_class": val.get("mean_class"), "lr": opt.param_groups[0]["lr"],
-               "seconds": round(seconds, 2), "images_per_s": round(seen * cfg.segments / seconds, 1)}
-        history.append(row)
-        if not world.main:
-            continue
-        t0 = time.perf_counter()
-        for k, v in row.items():
-            if k != "epoch" and writer and v is not None:
-                writer.add_scalar(k, v, epoch + 1)
-        _save(run / CHECKPOINT, {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                 "scheduler": sched.state_dict(), "epoch": epoch, "history": history,
-                                 "config": {k: getattr(cfg, k) for k in ARCH_KEYS}})
-        _write_csv(run / "log.csv", history)
-        save_seconds += time.perf_counter() - t0
-        val_text = f"val top1 {row['val_top1']:.3f}" if val else "not validated"
-        bar.write(f"epoch {epoch + 1}: loss {row['train_loss']:.4f} train {row['train_acc']:.3f} "
-                  f"{val_text} ({row['images_per_s']} img/s)")
-    if writer:
-        writer.close()
-    if world.main:
-        _save(run / "model.pt", {"model": model.state_dict(), "config": {k: getattr(cfg, k) for k in ARCH_KEYS}})
-    loop_seconds, eval_start = time.perf_counter() - loop_start, time.perf_counter()
-    metrics = evaluate_run(run, model, sel, cfg, device, world)
-    # where this invocation's wall time went: training steps against validation, checkpoints and logs
-    metrics["timing"] = {"epochs": cfg.epochs - start, "epoch_loop_s": round(loop_seconds, 2),
-                         "train_steps_s": round(step_seconds, 2), "validation_s": round(val_seconds, 2),
-                         "checkpoints_logs_s": round(save_seconds, 2),
-                         "not_steps_share": round(1 - step_seconds / loop_seconds, 4) if loop_seconds > 0 else None,
-                         "final_eval_s": round(time.perf_counter() - eval_start, 2)}
-    metrics["history"] = history
-    metrics["selection"] = sel.info
-    metrics["world_size"] = world.size
-    metrics["versions"] = versions()
-    if world.main:
-        C.write_json(run / "metrics.json", json_safe(metrics))   # whole, so ablate never reads half of it
-    world.barrier()   # every rank returns once the run's files are written
-    return metrics
+    return _Parts(model, trainer, params, opt, sched, sampler, loader, val_ds, device, full)
+
+
+def _data_parallel(cfg: TrainConfig, model: TSN, train_ds: TSNDataset, sampler: EpochSampler, full: int,
+                   device: torch.device, world: World) -> tuple[torch.nn.Module, DataLoader]:
+    """The model under DDP with this rank's share of each global batch, or itself with every batch."""
+    drop_last = len(train_ds) > cfg.batch_size
+    if not world.parallel:
+        return model, DataLoader(train_ds, cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
+                                 persistent_workers=cfg.workers > 0, drop_last=drop_last,
+                                 pin_memory=device.type == "cuda")
+    import warnings
+
+    from torch.nn.parallel import DistributedDataParallel as DDP
+    # size-1 dimensions (depthwise, SE convs) give equal layouts different strides: harmless, said per rank
+    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+    trainer = DDP(model, device_ids=[device.index] if device.type == "cuda" else None, forward_sync_buffers=False,
+                  gradient_as_bucket_view=True)
+    loader = DataLoader(train_ds, batch_sampler=RankBatches(sampler, cfg.batch_size, drop_last, world),
+                        num_workers=cfg.workers, persistent_workers=cfg.workers > 0,
+                        pin_memory=device.type == "cuda")
+    first = share(full, world)[0]
+    model.dropout.set_shard(full * cfg.segments, first * cfg.segments)
+    if world.main:   # stated once, even with --quiet
+        print(f"torchrun: {world.size} processes ({'nccl' if device.type == 'cuda' else 'gloo'}), global batch "
+              f"{cfg.batch_size} = {cfg.batch_size // world.size} per process", flush=True)
+    return trainer, loader
+
+
+def train_one_epoch(parts: _Parts, cfg: TrainConfig, epoch: int, world: World, progress: bool) -> _Epoch:
+    """One pass over the training loader, seeded by (seed, epoch), then one step of the schedule."""
+    device, full = parts.device, parts.full
+    parts.sampler.set_epoch(epoch)
+    torch.manual_seed(recipe.epoch_seed(cfg.seed, epoch))   # dropout masks (of the global batch)
+    parts.trainer.train()
+    t0, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
+    bar = Progress(len(parts.loader), f"epoch {epoch + 1}/{cfg.epochs}", "batch", "images/s",
+                   enabled=progress and world.main, leave=False)
+    with worker_errors(), _compile_errors(cfg.compile):
+        for x, y in parts.loader:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                scores = parts.trainer(x)
+                if world.parallel:   # this rank's share of the global batch's mean (DDP averages ranks)
+                    loss = torch.nn.functional.cross_entropy(scores.float(), y, reduction="sum") * (world.size / full)
+                else:
+                    loss = torch.nn.functional.cross_entropy(scores.float(), y)
+            parts.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parts.params, recipe.CLIP_GRAD[cfg.modality])
+            parts.opt.step()
+            seen += len(y)
+            loss_sum += loss.item() * (full / world.size if world.parallel else len(y))
+            correct += (scores.argmax(1) == y).sum().item()
+            bar.update(1, len(y) * cfg.segments * world.size)
+    bar.close()
+    parts.sched.step()
+    seconds = time.perf_counter() - t0
+    if world.parallel:
+        seen, loss_sum, correct, seconds = world.sum([seen, loss_sum, correct, seconds])
+        seen, correct, seconds = int(seen), int(correct), seconds / world.size
+    return _Epoch(seen, loss_sum, correct, seconds, bar)
+
+
+def evaluate(parts: _Parts, cfg: TrainConfig, world: World) -> dict:
+    """The validation pass of an epoch: the model's metrics on the val list."""
+    return predict(parts.model, parts.val_ds, cfg.batch_size, cfg.workers, parts.device, world)
+
+
+def save(run: Path, parts: _Parts, cfg: TrainConfig, epoch: int, history: list[dict], writer) -> None:
+    """Rank 0's end of an epoch: its scalars to TensorBoard, the checkpoint and ``log.csv``."""
+    for k, v in history[-1].items():
+        if k != "epoch" and writer and v is not None:
+            writer.add_scalar(k, v, epoch + 1)
+    _save(C.RunLayout(run).checkpoint, {"model": parts.model.state_dict(), "optimizer": parts.opt.state_dict(),
+                             "scheduler": parts.sched.state_dict(), "epoch": epoch, "history": history,
+                             "config": {k: getattr(cfg, k) for k in ARCH_KEYS}})
+    _write_csv(C.RunLayout(run).log, history)
 
 
 class _compile_errors:
@@ -319,4 +373,4 @@ def _tensorboard(run: Path):
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:  # tensorboard is optional
         return None
-    return SummaryWriter(str(run / "tb"))
+    return SummaryWriter(str(C.RunLayout(run).tensorboard))

@@ -11,20 +11,20 @@ mmaction2's ResNet loads ImageNet, a user file or, for flow, the cross-modality-
 from __future__ import annotations
 
 import math
+import os
+import stat
 import zipfile
 from pathlib import Path
 
 import torch
 
 from .. import contract as C
-from ..errors import BadConfig, MissingDependency
+from ..errors import BadConfig, BadData, MissingDependency
 from ..provenance import versions
 from . import recipe
 from .models import TSN
 
-CONFIG = "mmaction2_config.py"
-LISTS = ("mmaction2_train_list.txt", "mmaction2_val_list.txt")
-BACKBONE_INIT = "backbone_init.pth"
+CONFIG, LISTS = C.RunLayout.MMACTION2_CONFIG, C.RunLayout.MMACTION2_LISTS
 DEPTH = {"resnet18": 18, "resnet50": 50}
 FEATURES = {"resnet18": 512, "resnet50": 2048}
 
@@ -34,7 +34,7 @@ def backbone_checkpoint(cfg, run: Path) -> str | None:
     if cfg.pretrained == "none":
         return None
     base = TSN(cfg.num_classes, cfg.backbone, cfg.modality, cfg.segments, cfg.pretrained).base
-    path = Path(run) / BACKBONE_INIT
+    path = C.RunLayout(run).mmaction2_backbone
     with C.atomic_output(path) as tmp:
         torch.save(base.state_dict(), tmp)
     return str(path.resolve())
@@ -102,7 +102,7 @@ def config_dict(cfg, run: Path, pretrained: str | None) -> dict:
     val_evaluator = dict(type="AccMetric", metric_list=("top_k_accuracy", "mean_class_accuracy"))
     return dict(
         custom_imports=dict(imports=["synthact.train.mmaction_plugins"], allow_failed_imports=False),
-        default_scope="mmaction", work_dir=str(run / "mmaction2"),
+        default_scope="mmaction", work_dir=str(C.RunLayout(run).mmaction2_work),
         randomness=dict(seed=cfg.seed, deterministic=False),
         model=dict(type="Recognizer2D",
                    backbone=dict(type="ResNet", depth=DEPTH[cfg.backbone], in_channels=2 * length if flow else 3,
@@ -149,7 +149,7 @@ def write_config(cfg, run: Path, pretrained: str | None) -> dict:
     run = Path(run).resolve()
     # mmaction2 counts flow frames in flow lists: N frames have N-1 pairs
     minus = 1 if cfg.modality == "flow" else 0
-    for ours, theirs in zip(("train_list.txt", "val_list.txt"), LISTS):
+    for ours, theirs in zip(C.RunLayout.LISTS, LISTS, strict=True):
         C.write_annotations(run / theirs, [C.Entry(e.clip, e.num_frames - minus, e.label)
                                            for e in C.read_annotations(run / ours, clip_ids=False)])
     settings = config_dict(cfg, run, pretrained)
@@ -170,11 +170,28 @@ def latest_checkpoint(work_dir: Path) -> Path | None:
     return None
 
 
+def check_work_dir(work_dir: Path) -> None:
+    """mmengine writes its work folder with plain ``open()`` and ``makedirs``, following links: refuse,
+    before it starts, a link or a FIFO at the folder or anywhere in it; a file hard-linked from
+    elsewhere (a ``cp -al`` copy of the run) is first made this folder's own, so the other never changes."""
+    if os.path.lexists(work_dir) and not stat.S_ISDIR(work_dir.lstat().st_mode):
+        raise BadData(f"{work_dir}: not a folder (a link, a file or a FIFO) where mmaction2's work folder belongs; "
+                      f"refusing to train (remove it)")
+    for p in work_dir.rglob("*") if work_dir.is_dir() else ():   # rglob never enters a linked folder
+        st = p.lstat()
+        if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+            raise BadData(f"{p}: a link or a FIFO in mmaction2's work folder, which mmengine would write through; "
+                          f"refusing to train (remove it)")
+        if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+            C.atomic_write(p, C.read_regular(p))
+
+
 def train_mmaction(cfg, run: Path, resume: bool, settings: dict, world=None) -> dict:
     """Train and test the run's selection with mmaction2's TSN; metrics in our format. Under
     torchrun (``world``) mmengine's own launcher (``launcher="pytorch"``) trains data-parallel in
     the process group train-tsn joined: ``--batch-size`` stays the global batch (each rank's
     dataloader takes batch / world size) and mmengine's DefaultSampler shares the same lists out."""
+    check_work_dir(Path(settings["work_dir"]))
     try:
         from mmengine.config import Config
         from mmengine.runner import Runner
@@ -199,10 +216,10 @@ def train_mmaction(cfg, run: Path, resume: bool, settings: dict, world=None) -> 
     runner.train()
     res = runner.test()
     metrics = {"top1": float(res["acc/top1"]), "mean_class": float(res["acc/mean1"]), "engine": "mmaction2",
-               "protocol": cfg.eval_protocol, "n": len(C.read_annotations(Path(run) / "val_list.txt", clip_ids=False)),
+               "protocol": cfg.eval_protocol, "n": len(C.read_annotations(C.RunLayout(run).val_list, clip_ids=False)),
                "mmaction2": {k: float(v) for k, v in res.items()}}
     if parallel:
         metrics["world_size"] = world.size
     if world is None or world.main:
-        C.write_json(Path(run) / "metrics.json", {**metrics, "versions": versions()})
+        C.write_json(C.RunLayout(run).metrics, {**metrics, "versions": versions()})
     return metrics

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -37,8 +36,6 @@ from .transforms import PRESETS
 
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".wmv", ".flv", ".3gp", ".ogv")
 DEFAULT_FRAME_SIZE = (340, 256)   # prepare's default, for a run whose real root is gone
-_FLOW_NAME = re.compile(r"flow_([xy])_(\d+)\.jpg")
-_IMG_NAME = re.compile(r"img_(\d+)\.jpg")
 
 
 @dataclass
@@ -59,16 +56,17 @@ def load_run(path: Path) -> Run:
     weights-only), with the frame size and flow method of the real root it was trained on."""
     from .models import TSN
     path = Path(path)
-    cfg = check_recorded(path / "config.json", C.read_json(path / "config.json"),
+    files = C.RunLayout(path)
+    cfg = check_recorded(files.config, C.read_json(files.config),
                          ("backbone", "modality", "segments", "num_classes", "size"))
     classes = C.read_classes(path / C.CLASSES)
     if len(classes) != cfg["num_classes"]:
         raise BadData(f"{path / C.CLASSES}: {len(classes)} classes, the run's config says {cfg['num_classes']}")
     model = TSN(cfg["num_classes"], cfg["backbone"], cfg["modality"], cfg["segments"], "none")
-    ck = load_pt(path / "model.pt", "trained model (model.pt, written when training ends)")
+    ck = load_pt(files.model, f"trained model ({files.MODEL}, written when training ends)")
     if not isinstance(ck, dict) or "model" not in ck:
-        raise BadData(f"{path / 'model.pt'}: not a train-tsn model (no 'model' state)")
-    restore(path / "model.pt", model, ck["model"], "model weights")
+        raise BadData(f"{files.model}: not a train-tsn model (no 'model' state)")
+    restore(files.model, model, ck["model"], "model weights")
     model.eval()
     run = Run(path, model, cfg, classes, _frame_size(path, cfg))
     if cfg["modality"] == "flow":
@@ -93,7 +91,7 @@ def _flow_of(path: Path, cfg: dict) -> tuple[str, float]:
         return info.method, float(info.bound)
     method = str((cfg.get("info") or {}).get("flow_method", "")).split(",")[0]
     if not method:
-        raise BadData(f"{path / 'config.json'}: a flow run that names no flow method, and its real root "
+        raise BadData(f"{C.RunLayout(path).config}: a flow run that names no flow method, and its real root "
                       f"{cfg.get('real_root')} is not here to say")
     return method, C.FLOW_BOUND
 
@@ -113,11 +111,10 @@ class VideoClip:
         """Frame ``img_#####.jpg`` or flow ``flow_{x,y}_#####.jpg`` as the stored file would decode."""
         key = f"{name}:{gray}"
         if key not in self._cache:
-            m = _FLOW_NAME.fullmatch(name)
-            if m:
-                self._flow_pair(int(m.group(2)))
+            kind, k = C.parse_frame_name(name)
+            if kind != "img":
+                self._flow_pair(k)
             else:
-                k = int(_IMG_NAME.fullmatch(name).group(1))
                 self._cache[key] = C.decode_image(self.jpegs[k - 1], f"{self.path} frame {k}", gray)
         return self._cache[key]
 
@@ -125,7 +122,7 @@ class VideoClip:
         if self.flow is None:
             raise BadConfig(f"{self.path}: flow asked of a clip made without a flow method")
         a, b = (self.image(C.img_name(j), gray=True) for j in (k, k + 1))
-        for name, img in zip(C.flow_names(k), C.encode_flow(self.flow(a, b), self.bound)):
+        for name, img in zip(C.flow_names(k), C.encode_flow(self.flow(a, b), self.bound), strict=True):
             self._cache[f"{name}:True"] = C.decode_image(C.encode_jpeg(img), f"{self.path} flow {k}", True)
 
 
@@ -235,7 +232,7 @@ def predict_videos(runs: list[Path], paths: list[Path], weights: list[float] | N
         except (SynthactError, OSError, cv2.error) as exc:
             failures.append((str(video), one_line(exc)))
             continue
-        fused = sum(w * s for w, s in zip(weights, per_run))
+        fused = sum(w * s for w, s in zip(weights, per_run, strict=True))
         order = np.argsort(-fused, kind="stable")[:k]
         p = Prediction(video, fused, [(classes[i], float(fused[i])) for i in order], true_class(video, classes),
                        next(iter(clips.values())).num_frames, per_run)
