@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from synthact.contract import CLASSES, GridLayout
+
 TARGET_S = 30 * 60
 FIT_FACTOR = 3.0    # training accuracy over chance a learnable set reaches
 
@@ -37,9 +39,9 @@ def main() -> int:
     r = subprocess.run([str(exe), "ablate", "--config", a.config, "--out", a.out, "--videos", a.videos,
                         "--splits", a.splits, "--quiet"])
     seconds = time.perf_counter() - start
-    rows = list(csv.DictReader(open(Path(a.out) / "results.csv")))
-    classes = len((Path(a.out) / "cells" / rows[0]["cell"].replace("_fusion", "_flow") / "classes.txt")
-                  .read_text().split()) or 1
+    grid = GridLayout(a.out)
+    rows = list(csv.DictReader(open(grid.csv)))
+    classes = len((grid.cell(rows[0]["cell"].replace("_fusion", "_flow")) / CLASSES).read_text().split()) or 1
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
           f"grid: {len(rows)} cells in {seconds / 60:.1f} min (target {TARGET_S / 60:.0f} min: "
           f"{'met' if seconds <= TARGET_S else 'missed'})")

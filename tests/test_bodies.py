@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from synthact import contract as C
-from synthact.contract import ContractError
+from synthact.errors import BadData
 from synthact.render.clips import RenderJob, render_batch
 from synthact.render.mannequin import INDEX, build_skeleton, sample_proportions
 from synthact.render.mocap import retarget, sample_positions
@@ -87,7 +87,7 @@ def test_bone_roles_of_the_cmu_unreal_and_mixamo_rigs():
     assert (roles["Spine"], roles["Spine2"], roles["LeftHand"], roles["HeadTop_End"], roles["RightLeg"]) == \
         ("spine", "chest", "hand.l", None, "shin.r")
     names, parents = _parents({k: v for k, v in cmu.items() if "Right" not in k and k != "RHipJoint"})
-    with pytest.raises(ContractError, match="no bone found for our upper_arm.r, forearm.r, hand.r, thigh.r"):
+    with pytest.raises(BadData, match="no bone found for our upper_arm.r, forearm.r, hand.r, thigh.r"):
         bone_roles(names, parents)
 
 

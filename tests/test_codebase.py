@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import synthact
-from synthact.contract import RunLayout
+from synthact.contract import GridLayout, RunLayout
 
 PACKAGE = Path(synthact.__file__).parent
 # every file name of a root's layout and of a run folder (RunLayout); only contract/ (and rootlock.py,
@@ -18,7 +18,8 @@ LAYOUT_NAMES = ("manifest.jsonl", "flow.json", "flow.jsonl", "root.json", "class
                 "_label_map.txt", "_rawframes.txt", "missing.txt", "failures.txt", "preview.png", "img_{", "flow_{",
                 ".pending-", ".tmp-", ".old-", ".synthact.lock",
                 "config.json", "checkpoint.pt", "model.pt", "metrics.json", "log.csv", "train_list.txt",
-                "val_list.txt", "labels.npy", "scores_", "confusion.png", "mmaction2_config", "backbone_init")
+                "val_list.txt", "labels.npy", "scores_", "confusion.png", "mmaction2_config", "backbone_init",
+                "config.resolved.yaml", "results.csv", "results.md", "accuracy_vs_synthetic", "per_class.md")
 EXACT = ("rawframes", "annotations", "tb")
 # a frame file's prefix however it is spelled: "img_", "flow_", "flow_x_", f"img_{k:05d}", "img_#####",
 # r"img_(\d+)", "img_*.jpg" (but not "flow_method" or "flow_pairs", which are record keys)
@@ -73,11 +74,12 @@ def test_the_layout_guard_passes_record_keys_and_docstrings():
 
 
 def test_every_run_folder_name_is_guarded():
-    names = [v for k, v in vars(RunLayout).items() if k.isupper()]
+    names = [v for layout in (RunLayout, GridLayout) for k, v in vars(layout).items() if k.isupper()]
     names = [n for v in names for n in (v if isinstance(v, tuple) else (v,))]
-    assert "config.json" in names and "scores_{}.npy" in names
+    assert "config.json" in names and "scores_{}.npy" in names and "results.csv" in names
+    # "mmaction2" is also the engine's name, "cells" and "confusion" keys of results: not guardable
     unguarded = [n for n in names if not (any(g in n for g in LAYOUT_NAMES) or n in EXACT)
-                 and n != RunLayout.MMACTION2_WORK]  # "mmaction2" is also the engine's name: not guardable
+                 and n not in (RunLayout.MMACTION2_WORK, GridLayout.CELLS, GridLayout.CONFUSION)]
     assert not unguarded, f"RunLayout names the test does not guard: {unguarded}"
 
 

@@ -234,10 +234,10 @@ def test_malformed_split_lines_are_named_by_file_and_line(fixtures, tmp_path):
     lines = (ucf / "trainlist01.txt").read_text().split("\n")   # read_text turns CRLF into \n
     lines[4] = "Punch/v_Punch_g08_c01.avi 999"          # label disagrees with classInd
     (ucf / "trainlist01.txt").write_text("\r\n".join(lines))
-    with pytest.raises(C.ContractError, match=r"trainlist01.txt:5: label 999 disagrees with classInd"):
+    with pytest.raises(C.BadData, match=r"trainlist01.txt:5: label 999 disagrees with classInd"):
         load_splits("ucf101", ucf)
     hmdb = tmp_path / "hmdb"
     shutil.copytree(fixtures / "real/splits/hmdb51", hmdb)
     (hmdb / "wave_test_split2.txt").write_text("a_wave_video.avi 7\n")
-    with pytest.raises(C.ContractError, match=r"wave_test_split2.txt:1: expected '<video>.avi <0\|1\|2>'"):
+    with pytest.raises(C.BadData, match=r"wave_test_split2.txt:1: expected '<video>.avi <0\|1\|2>'"):
         load_splits("hmdb51", hmdb)

@@ -79,7 +79,7 @@ def _renamed(mocap, tmp_path, old, new):
 def test_a_named_map_overrides_the_structure_and_names_what_it_lacks(mocap, tmp_path):
     path = _renamed(mocap, tmp_path, "LeftForeArm", "LeftLowerArm")
     names = parse_bvh(path).names
-    with pytest.raises(C.ContractError, match=r"closest bone map 'cgspeed' lacks elbow.l \(LeftForeArm\)"):
+    with pytest.raises(C.BadData, match=r"closest bone map 'cgspeed' lacks elbow.l \(LeftForeArm\)"):
         resolve_bone_map(names, "cgspeed", str(path))
     keys, _ = sample_positions(str(path), None, 4, 25, 0.0, 1.0, False, None)   # by structure: found
     from synthact.render.mocap import BONE_MAPS

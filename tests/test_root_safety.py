@@ -81,7 +81,7 @@ def test_annotation_lists_naming_parent_or_absolute_paths_are_refused(tmp_path):
     ann = tmp_path / "list.txt"
     for bad in ("../../etc/passwd 3 0", "/abs/clip 3 0", "wave/../x 3 0", "wave/.hidden 3 0"):
         ann.write_text(f"wave/ok 3 0\n{bad}\n")
-        with pytest.raises(C.ContractError, match=rf"{ann}:2: bad"):
+        with pytest.raises(C.BadData, match=rf"{ann}:2: bad"):
             C.read_annotations(ann)
 
 
@@ -178,7 +178,7 @@ def test_a_truncated_frame_fails_its_clip_and_is_never_recorded(prepared, tmp_pa
         assert f"{frame}: truncated JPEG" in r.stderr
         done = {x["clip"] for x in C.read_manifest(root, C.FLOW_MANIFEST)}
         assert "wave/wave_s0_00001" not in done and len(done) == 3
-    with pytest.raises(C.ContractError, match="truncated JPEG"):
+    with pytest.raises(C.BadData, match="truncated JPEG"):
         C.read_image(frame)
 
 
@@ -230,7 +230,7 @@ def test_fuzzed_frames_fail_their_clips_and_are_never_recorded(prepared, tmp_pat
         assert data != frame.read_bytes()
         frame.write_bytes(data)
         bad[clip] = (frame, kind)
-        with pytest.raises(C.ContractError, match=str(frame)):
+        with pytest.raises(C.BadData, match=str(frame)):
             C.read_image(frame)
     r = run_cli("extract-flow", "--root", str(root), "--method", "dis", "--quiet")
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
@@ -247,5 +247,5 @@ def test_every_kind_of_mutated_frame_is_refused_naming_it(prepared, tmp_path, se
     src = C.clip_dir(prepared, C.read_manifest(prepared)[0]["clip"]) / C.img_name(1)
     kind, data = _mutate_jpeg(src.read_bytes(), np.random.default_rng(seed))
     frame.write_bytes(data)
-    with pytest.raises(C.ContractError, match=str(frame)):
+    with pytest.raises(C.BadData, match=str(frame)):
         C.read_image(frame, gray=bool(seed % 2))

@@ -175,14 +175,14 @@ def test_fusion_adds_weighted_scores(data, tmp_path):
 
 def test_missing_frame_folder_and_bad_list_give_clear_errors(data, tmp_path):
     _, target = data
-    with pytest.raises(C.ContractError, match="nosuch/clip: frame folder missing"):
+    with pytest.raises(C.BadData, match="nosuch/clip: frame folder missing"):
         TSNDataset([Sample(str(target / C.RAWFRAMES), "nosuch/clip", 12, 0)], "rgb")
     bad = tmp_path / "bad"
     (bad / C.ANNOTATIONS).mkdir(parents=True)
     (bad / "target_label_map.txt").write_text("wave\n")
     (bad / C.ANNOTATIONS / "target_train_split_1_rawframes.txt").write_text("wave/gone 12 0\n")
     (bad / C.ANNOTATIONS / "target_val_split_1_rawframes.txt").write_text("wave/gone 12 not-a-label\n")
-    with pytest.raises(C.ContractError, match="target_val_split_1_rawframes.txt:1: expected"):
+    with pytest.raises(C.BadData, match="target_val_split_1_rawframes.txt:1: expected"):
         select("target:split1", bad)
     r = run_cli("train-tsn", "--out", str(tmp_path / "r"), "--real", "target:split1", "--real-root", str(bad))
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "target_val_split_1_rawframes.txt:1" in r.stderr
@@ -260,5 +260,5 @@ def test_flow_runs_check_that_every_root_has_flow_of_one_method(data, tmp_path):
     bare = tmp_path / "no_flow"
     shutil.copytree(target, bare)
     (bare / C.FLOW_INFO).unlink()
-    with pytest.raises(C.ContractError, match="no flow here"):
+    with pytest.raises(C.BadData, match="no flow here"):
         fit(_cfg(data, tmp_path / "x", modality="flow", real_root=str(bare)), progress=False)

@@ -279,7 +279,7 @@ def _for_stream(settings: dict, modality: str) -> dict:
 def cell_dir(root: Path, cell_id: str) -> Path:
     """``root/cells/<id>``, refused in one line where ``cells`` or the cell's folder is a link out of
     the grid's folder: a cell is never trained into, nor its metrics read from, somewhere else."""
-    return C.inside(root, Path(root) / "cells" / cell_id)
+    return C.inside(root, C.GridLayout(root).cell(cell_id))
 
 
 def run_cell(cfg: dict, cell: dict, root: Path, progress: bool) -> dict:
@@ -311,7 +311,7 @@ def run_ddp_cell(cfg: dict, cell: dict, root: Path) -> dict:
         rank, failure = exc.get_first_failure()   # the cause; the launcher then stops the other ranks
         message = str(failure.message.get("message", "") if isinstance(failure.message, dict) else failure.message)
         lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
-        last = re.sub(r"^(\w+\.)*(BadConfig|BadData|ContractError|MissingDependency|RootBusy|SynthactError): ", "",
+        last = re.sub(r"^(\w+\.)*(BadConfig|BadData|MissingDependency|RootBusy|SynthactError): ", "",
                       lines[-1]) if lines else f"exited with {failure.exitcode}"
         raise SynthactError(f"rank {rank} of {procs}: {last}") from None
 
@@ -399,7 +399,8 @@ def _on_ray(cfg: dict, todo: list[dict], out: Path, echo, executor: Executor) ->
 
 
 def _grid_locked(cfg: dict, out: Path, progress: bool, echo, executor: Executor) -> dict:
-    _write_text(out / "config.resolved.yaml", yaml.safe_dump(cfg, sort_keys=False))
+    grid = C.GridLayout(out)
+    _write_text(grid.config, yaml.safe_dump(cfg, sort_keys=False))
     rows, failed, skipped, results = [], 0, 0, {}
     todo = cells(cfg)
     done = {c["id"]: _done_metrics(C.RunLayout(cell_dir(out, c["id"])).metrics) for c in todo}
@@ -434,8 +435,8 @@ def _grid_locked(cfg: dict, out: Path, progress: bool, echo, executor: Executor)
         rows.append(row)
         results[cell["id"]] = m
         write_results(out, rows, cfg)
-    return {"cells": len(rows), "failed": failed, "skipped": skipped, "csv": out / "results.csv",
-            "md": out / "results.md", "plot": out / "accuracy_vs_synthetic.png",
+    return {"cells": len(rows), "failed": failed, "skipped": skipped, "csv": grid.csv,
+            "md": grid.table, "plot": grid.plot,
             "per_class": class_report(out, rows, results, cfg.get("name", "ablation"))}
 
 
@@ -480,9 +481,10 @@ def write_results(out: Path, rows: list[dict], cfg: dict) -> None:
     w = csv.DictWriter(text, fieldnames=list(rows[0]))
     w.writeheader()
     w.writerows(rows)
-    _write_text(out / "results.csv", text.getvalue())
-    _write_text(out / "results.md", table(rows, cfg))
-    plot(rows, out / "accuracy_vs_synthetic.png", cfg)
+    grid = C.GridLayout(out)
+    _write_text(grid.csv, text.getvalue())
+    _write_text(grid.table, table(rows, cfg))
+    plot(rows, grid.plot, cfg)
 
 
 def _groups(rows: list[dict]) -> dict:

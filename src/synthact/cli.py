@@ -122,18 +122,22 @@ Examples:
                                 "camera motion (still or hand-held) from a dataset's shot statistics.")
 @click.option("--background", default="black", show_default=True, type=click.Choice(["black", "points", "grid"]),
               help="points / grid: faint untextured points or floor lines, so camera motion shows in the flow.")
+@click.option("--fixed-camera", is_flag=True,
+              help="A still camera for every clip: no pan, zoom, hand-held motion or following, however far the "
+                   "body travels (it is framed over its whole path).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @executor_options
 @WAIT
 def render_clips(out, classes, per_class, total, frames, size, fps, engine, workers, seed, body, gt_flow, video,
-                 motions, bone_map, profile, background, quiet, executor, ray_address, wait):
+                 motions, bone_map, profile, background, fixed_camera, quiet, executor, ray_address, wait):
     """Render texture-less, background-less synthetic human action clips with Blender (bpy)."""
     from .render.clips import RenderJob, parse_size, render_batch
     ex = _executor(executor, ray_address)
     job = RenderJob(out=out, classes=classes, per_class=per_class, total=total, frames=frames,
                     size=parse_size(size), fps=fps, engine=engine, workers=_workers(workers, ex), seed=seed,
                     gt_flow=gt_flow, video=video, motions=str(motions) if motions else None,
-                    bone_map=bone_map, body=body, wait=wait, executor=ex, profile=profile, background=background)
+                    bone_map=bone_map, body=body, wait=wait, executor=ex, profile=profile, background=background,
+                    fixed_camera=fixed_camera)
     s = render_batch(job, progress=not quiet)
 
     rate = s.frames / s.seconds if s.seconds else 0.0
@@ -327,8 +331,9 @@ def evaluate_cmd(runs, weights, protocol, out):
 
 @click.command("ablate", cls=Guarded, epilog="""
 \b
-Shipped configs (run where the datasets exist; see README):
-  hmdb51_two_stream, ucf25_synthetic_only, ucf25_10pct
+Shipped configs (run where the datasets exist; docs/paper.md, and the README's "Does it help
+on real video?" for minihmdb):
+  hmdb51_two_stream, ucf25_synthetic_only, ucf25_10pct, minihmdb, minihmdb_smoke
 Example:
   synthact ablate --config ucf25_10pct --out results/ucf25_10pct""")
 @click.option("--config", "config", required=True, help="A YAML file or the name of a shipped config.")

@@ -45,7 +45,7 @@ def _clip_files(root: Path, clip: str) -> list[Path]:
     files = sorted(p for p in folder.iterdir() if C.is_frame_name(p.name))
     for p in files:
         if p.is_symlink() or not p.is_file():
-            raise C.ContractError(f"{p}: not a plain file")
+            raise C.BadData(f"{p}: not a plain file")
     return files
 
 

@@ -13,9 +13,6 @@ import numpy as np
 
 from . import contract as C
 
-REPORT = "per_class.md"
-CONFUSION_DIR = "confusion"
-
 
 def _group_name(mod: str, name: str, frac: float, n: int) -> str:
     real = "synthetic_only" if frac == 0 else f"real{frac:g}"
@@ -30,7 +27,7 @@ def _cell_results(out: Path, rows: list[dict], results: dict[str, dict]) -> tupl
         m = results.get(r["cell"]) or {}
         if r["top1"] is None or "per_class" not in m or "confusion" not in m:
             continue
-        cell = out / "cells" / r["cell"]
+        cell = C.GridLayout(out).cell(r["cell"])
         if classes is None and (cell / C.CLASSES).exists():
             classes = C.read_classes(cell / C.CLASSES)
         key = (r["modality"], r.get("synthetic_set", "") if r["synthetic"] else "", r["real_fraction"], r["synthetic"])
@@ -53,11 +50,12 @@ def class_report(out: Path, rows: list[dict], results: dict[str, dict], title: s
     for i, c in enumerate(classes):
         lines.append(f"| {c} | " + " | ".join(f"{100 * np.mean([p[i] for p, _ in groups[k]]):.0f}" for k in keys)
                      + " |")
-    C.atomic_write(out / REPORT, "\n".join(lines) + "\n")
-    C.inside(out, out / CONFUSION_DIR).mkdir(exist_ok=True)   # a link out of the grid's folder: refused
+    grid = C.GridLayout(out)
+    C.atomic_write(grid.per_class, "\n".join(lines) + "\n")
+    C.inside(out, grid.confusion).mkdir(exist_ok=True)   # a link out of the grid's folder: refused
     for k, name in zip(keys, names, strict=True):
         conf = np.sum([c for _, c in groups[k]], axis=0)
         top1 = np.trace(conf) / max(conf.sum(), 1)
-        confusion_png(conf, classes, out / CONFUSION_DIR / f"{name}.png",
+        confusion_png(conf, classes, grid.confusion / f"{name}.png",
                       f"{name}: {len(groups[k])} cells summed, top-1 {top1:.3f}")
-    return out / REPORT
+    return grid.per_class

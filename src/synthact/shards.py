@@ -40,16 +40,16 @@ def _check_entry(e, where: str) -> dict:
     """One index line as export writes it: its shard a plain file name of the folder (never a path
     out of it), whole numbers where numbers belong; else one line naming the line and the field."""
     if not isinstance(e, dict) or not {"clip", "shard", "num_frames", "members"} <= set(e):
-        raise C.ContractError(f"{where}: not an index line of synthact export (clip, shard, num_frames, members)")
+        raise C.BadData(f"{where}: not an index line of synthact export (clip, shard, num_frames, members)")
     C.check_clip_id(e["clip"], where)
     if not isinstance(e["shard"], str) or not e["shard"].endswith(".tar"):
-        raise C.ContractError(f"{where}: shard {e['shard']!r}: expected a .tar file name of this folder")
+        raise C.BadData(f"{where}: shard {e['shard']!r}: expected a .tar file name of this folder")
     C.check_name(e["shard"], "shard", where)
     bad = ("num_frames" if not _whole(e["num_frames"], 1) else "members" if not isinstance(e["members"], dict)
            else next((f"members.{k}" for k, m in e["members"].items() if not isinstance(m, dict)
                       or not _whole(m.get("offset"), 0) or not _whole(m.get("size"), 0, MAX_MEMBER)), None))
     if bad:
-        raise C.ContractError(f"{where}: {bad}: expected whole numbers (num_frames >= 1, members of "
+        raise C.BadData(f"{where}: {bad}: expected whole numbers (num_frames >= 1, members of "
                               f"{{offset, size}} under {MAX_MEMBER} bytes)")
     return e
 
@@ -63,7 +63,7 @@ def index(folder: str) -> dict[str, dict]:
         try:
             e = _check_entry(json.loads(line), f"{path}:{i}")
         except json.JSONDecodeError:
-            raise C.ContractError(f"{path}:{i}: not an index line of synthact export") from None
+            raise C.BadData(f"{path}:{i}: not an index line of synthact export") from None
         out[e["clip"]] = e
     return out
 
@@ -75,7 +75,7 @@ def entries(folder: Path) -> list[C.Entry]:
     out = []
     for clip, e in sorted(index(str(folder)).items()):
         if clip.split("/")[0] not in label:
-            raise C.ContractError(f"{Path(folder) / INDEX}: clip {clip}: its class is not in "
+            raise C.BadData(f"{Path(folder) / INDEX}: clip {clip}: its class is not in "
                                   f"{Path(folder) / C.CLASSES}")
         out.append(C.Entry(clip, e["num_frames"], label[clip.split("/")[0]]))
     return out
@@ -90,10 +90,10 @@ def _open_regular(path: str) -> int:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
-        raise C.ContractError(f"{path}: cannot open shard ({exc.strerror}; a link is never followed)") from None
+        raise C.BadData(f"{path}: cannot open shard ({exc.strerror}; a link is never followed)") from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise C.ContractError(f"{path}: not a regular file; a shard is a tar file")
+        raise C.BadData(f"{path}: not a regular file; a shard is a tar file")
     return fd
 
 
@@ -117,7 +117,7 @@ def _headers(path: str) -> dict[str, tuple[int, int]]:
         with os.fdopen(_open_regular(path), "rb") as f, tarfile.open(fileobj=f, mode="r:") as tar:
             return {m.name: (m.offset_data, m.size) for m in tar if m.isreg()}
     except (tarfile.TarError, OSError) as exc:
-        raise C.ContractError(f"{path}: not a readable tar shard ({exc})") from None
+        raise C.BadData(f"{path}: not a readable tar shard ({exc})") from None
 
 
 def read_member(folder: Path, clip: str, name: str) -> bytes:
@@ -127,13 +127,13 @@ def read_member(folder: Path, clip: str, name: str) -> bytes:
     e = index(str(folder)).get(clip)
     m = e and e["members"].get(name)
     if not m:
-        raise C.ContractError(f"{folder}: no {name} of {clip} in its shards")
+        raise C.BadData(f"{folder}: no {name} of {clip} in its shards")
     path = str(Path(folder) / e["shard"])
     member = f"{sample_key(clip)}.{name}"
     if _headers(path).get(member) != (m["offset"], m["size"]):
-        raise C.ContractError(f"{Path(folder) / INDEX}: {clip} {name}: offset {m['offset']} and size {m['size']} "
+        raise C.BadData(f"{Path(folder) / INDEX}: {clip} {name}: offset {m['offset']} and size {m['size']} "
                               f"are not those of {member} in {path}")
     data = os.pread(_open(path), m["size"], m["offset"])
     if len(data) != m["size"]:
-        raise C.ContractError(f"{path}: cut short inside {clip}/{name}")
+        raise C.BadData(f"{path}: cut short inside {clip}/{name}")
     return data

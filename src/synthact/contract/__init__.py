@@ -78,7 +78,7 @@ from .layout import (
 from .lists import Entry, read_annotations, read_classes, write_annotations, write_classes, write_index
 from .manifest import append_manifest, read_manifest, repair_manifest
 from .names import check_clip_id, check_name, check_relpath, finite, inside, whole
-from .run_layout import RunLayout
+from .run_layout import GridLayout, RunLayout
 from .settings import (
     REAL_SETTINGS,
     SYNTHETIC_SETTINGS,
@@ -102,10 +102,9 @@ from .staging import (
     staging_dir,
 )
 
-ContractError = BadData  # the name the stages have always raised
-
 __all__ = [
-    "ContractError", "check_name", "check_clip_id", "check_relpath", "inside", "finite", "whole", "read_regular",
+    "BadData",
+    "check_name", "check_clip_id", "check_relpath", "inside", "finite", "whole", "read_regular",
     "read_text", "atomic_output", "atomic_write", "remove_stale_temps", "write_json", "read_json", "write_lines",
     "open_append", "RAWFRAMES", "MANIFEST", "CLASSES", "ANNOTATIONS", "FLOW_INFO", "FLOW_MANIFEST",
     "ROOT_SETTINGS", "SYNTHETIC_LIST", "MISSING", "FAILURES", "PREVIEW", "Layout", "OURS", "MMACTION2_FLOW",
@@ -117,5 +116,5 @@ __all__ = [
     "commit_dir", "pending_path", "staged_clip", "leftovers", "recover_staging", "recover_pending",
     "clear_pending", "reconcile", "restaged", "FlowInfo", "SYNTHETIC_SETTINGS", "REAL_SETTINGS", "settings_of",
     "recorded_settings", "settings_diff", "claim_settings", "Entry", "write_classes", "read_classes",
-    "write_annotations", "read_annotations", "write_index", "RunLayout",
+    "write_annotations", "read_annotations", "write_index", "RunLayout", "GridLayout",
 ]

@@ -1,5 +1,5 @@
-"""The files of a training run's folder (``train-tsn --out``, an ablate cell): every stage that writes
-or reads a run names them here."""
+"""The files of a training run's folder (``train-tsn --out``, an ablate cell) and of an ablation
+grid's folder (``synthact ablate --out``): every stage that writes or reads them names them here."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -99,3 +99,55 @@ class RunLayout:
     def mmaction2_work(self) -> Path:
         """mmengine's work folder (its epoch checkpoints) under ``--engine mmaction2``."""
         return self.folder / self.MMACTION2_WORK
+
+
+@dataclass(frozen=True)
+class GridLayout:
+    """An ablation grid's folder (``synthact ablate --out``): its tables and one run folder per cell."""
+
+    folder: Path
+
+    CELLS: ClassVar[str] = "cells"                          # cells/<id>/: a RunLayout each
+    CONFIG: ClassVar[str] = "config.resolved.yaml"         # the config as the grid ran it
+    CSV: ClassVar[str] = "results.csv"                     # one row per cell
+    TABLE: ClassVar[str] = "results.md"                    # mean ± std, as the paper prints it
+    PLOT: ClassVar[str] = "accuracy_vs_synthetic.png"
+    PER_CLASS: ClassVar[str] = "per_class.md"
+    CONFUSION: ClassVar[str] = "confusion"                 # confusion/<group>.png
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "folder", Path(self.folder))
+
+    def cell(self, cell_id: str) -> Path:
+        """A cell's run folder (not checked: :func:`synthact.ablate.cell_dir` keeps it inside)."""
+        return self.folder / self.CELLS / cell_id
+
+    @property
+    def config(self) -> Path:
+        """The resolved config."""
+        return self.folder / self.CONFIG
+
+    @property
+    def csv(self) -> Path:
+        """Every cell's result."""
+        return self.folder / self.CSV
+
+    @property
+    def table(self) -> Path:
+        """The Markdown table."""
+        return self.folder / self.TABLE
+
+    @property
+    def plot(self) -> Path:
+        """Top-1 against synthetic clips added."""
+        return self.folder / self.PLOT
+
+    @property
+    def per_class(self) -> Path:
+        """Per-class accuracy of each group of cells."""
+        return self.folder / self.PER_CLASS
+
+    @property
+    def confusion(self) -> Path:
+        """The folder of summed confusion plots."""
+        return self.folder / self.CONFUSION

@@ -53,10 +53,12 @@ def _travel(k: dict[str, np.ndarray], up: int) -> float:
 
 
 def closed_loop(capture: Path, work: Path, clips: int = 1, frames: int = 48, size: tuple[int, int] = (320, 240),
-                body: str = "makehuman", seed: int = 0) -> list[dict]:
+                body: str = "makehuman", seed: int = 0, fixed_camera: bool = False) -> list[dict]:
     """Render ``clips`` clips of ``capture`` (a BVH) with ``body``, extract each back, and compare
     (see the module doc): per clip its limb agreement, the share of frames with a person, and the
-    travel of source and extraction when the camera stood still."""
+    travel of source and extraction when the camera stood still. ``fixed_camera``: every clip shot
+    by a still camera (``render-clips --fixed-camera``), else travelling captures are followed and
+    their travel is not compared."""
     from ..render.clips import RenderJob, render_batch
     from ..render.mocap import sample_positions
     from ..render.record import read_records
@@ -68,7 +70,8 @@ def closed_loop(capture: Path, work: Path, clips: int = 1, frames: int = 48, siz
     lib.write_text(yaml.safe_dump({"motions": {"loop": [str(Path(capture).resolve())]}}))
     root = work / "clips"
     s = render_batch(RenderJob(out=root, classes="loop", per_class=clips, frames=frames, size=size, workers=1,
-                               motions=str(lib), body=body, seed=seed, fps=30), progress=False)
+                               motions=str(lib), body=body, seed=seed, fps=30, fixed_camera=fixed_camera),
+                     progress=False)
     if not s.ok:
         raise RuntimeError(f"closed loop: rendering failed: {s.failures}")
     out = []
@@ -84,7 +87,7 @@ def closed_loop(capture: Path, work: Path, clips: int = 1, frames: int = 48, siz
             w.release()
             track = estimate(video)
         kept = [g for g in M.clean(track) if g.dropped is None]
-        row = {"clip": rec.clip, "person_share": float(track.found.mean()), "follow": rec.camera.follow}
+        row = {"clip": rec.clip, "person_share": float(track.found.mean()), "follow": rec.camera_follows}
         if not kept:
             out.append({**row, "all": float("nan")})
             continue
@@ -92,7 +95,7 @@ def closed_loop(capture: Path, work: Path, clips: int = 1, frames: int = 48, siz
         ext = {k: v for k, v in g.points.items()}
         part = {k: v[g.start:g.end] for k, v in src.items()}
         row.update(limb_agreement(part, ext), frames_compared=g.end - g.start, body=g.body)
-        if not rec.camera.follow and g.body == "full":
+        if not rec.camera_follows and g.body == "full":   # a following camera cancels the image hip track
             moved = {**ext, "hips": ext["hips"] + g.travel}
             row.update(travel_source=_travel(part, 2), travel_extracted=_travel(moved, 1))
         out.append(row)

@@ -195,7 +195,8 @@ def _plain(s: Shares) -> dict:
 
 def profile_text(p: Profile) -> str:
     """A profile as the YAML :func:`load_profile` reads."""
-    head = (f"# Shot profile {p.name}: shares of each value per class and overall (see README, 'Shot profiles').\n"
+    head = (f"# Shot profile {p.name}: shares of each value per class and overall "
+            "(see docs/render.md, 'Shot profiles').\n"
             "# people: 3 means three or more. Written by `synthact profile`; edit a copy for your own dataset.\n")
     data = {"name": p.name, **({"dataset": p.dataset} if p.dataset else {}),
             **({"source": p.source} if p.source else {}), **({"clips": dict(p.clips)} if p.clips else {}),
@@ -215,7 +216,7 @@ def make_profile(dataset: str, splits: Path, out: Path) -> Profile:
     """``synthact profile DATASET --splits DIR --out FILE``: count and write the profile."""
     if dataset != "hmdb51":
         raise BadConfig(f"profile {dataset!r}: only hmdb51 names its shots in its file names; write a profile "
-                        f"YAML by hand for other datasets (README, 'Shot profiles')")
+                        f"YAML by hand for other datasets (docs/render.md, 'Shot profiles')")
     p = hmdb51_profile(splits)
     write_profile(p, out)
     return p

@@ -65,7 +65,7 @@ def clip_flow(frames_dir: Path, out_dir: Path, flow, bound: float = C.FLOW_BOUND
     """Write flow pairs for the ``img_#####.jpg`` frames of ``frames_dir`` into ``out_dir``."""
     n = C.count_frames(frames_dir)
     if n < 2:
-        raise C.ContractError(f"{frames_dir}: {n} frame(s), flow needs at least 2")
+        raise C.BadData(f"{frames_dir}: {n} frame(s), flow needs at least 2")
     prev = C.read_image(frames_dir / C.img_name(1), gray=True)
     for k in range(1, n):
         nxt = C.read_image(frames_dir / C.img_name(k + 1), gray=True)

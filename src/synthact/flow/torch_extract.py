@@ -120,7 +120,7 @@ def read_clip(root: Path, clip: str, device, decode_on_device: bool = False, tim
     try:
         n = C.count_frames(folder)
         if n < 2:
-            raise C.ContractError(f"{folder}: {n} frame(s), flow needs at least 2")
+            raise C.BadData(f"{folder}: {n} frame(s), flow needs at least 2")
         data = [torch.frombuffer(bytearray(C.check_jpeg((folder / C.img_name(k)).read_bytes(),
                                                         folder / C.img_name(k))), dtype=torch.uint8)
                 for k in range(1, n + 1)]
@@ -128,9 +128,9 @@ def read_clip(root: Path, clip: str, device, decode_on_device: bool = False, tim
         try:
             imgs = decode_jpeg(data, mode=ImageReadMode.GRAY, device=device if decode_on_device else "cpu")
         except RuntimeError as e:
-            raise C.ContractError(f"{folder}: a frame is not a readable JPEG ({str(e).splitlines()[0]})") from None
+            raise C.BadData(f"{folder}: a frame is not a readable JPEG ({str(e).splitlines()[0]})") from None
         if len({tuple(i.shape) for i in imgs}) != 1:
-            raise C.ContractError(f"{folder}: frames differ in size")
+            raise C.BadData(f"{folder}: frames differ in size")
         if decode_on_device:
             frames = torch.stack(imgs)[:, 0]
         else:  # straight into page-locked memory on CUDA: the H2D copy is then a DMA, not staged
@@ -140,7 +140,7 @@ def read_clip(root: Path, clip: str, device, decode_on_device: bool = False, tim
             times["read files"] = times.get("read files", 0.0) + t1 - t0
             times["decode JPEG"] = times.get("decode JPEG", 0.0) + time.perf_counter() - t1
         return Clip(clip, frames)
-    except (C.ContractError, OSError) as e:
+    except (C.BadData, OSError) as e:
         return Clip(clip, error=str(e))
 
 

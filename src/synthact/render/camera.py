@@ -97,7 +97,7 @@ def frame_clip(verts: np.ndarray, root_xy: np.ndarray, cam: Camera, size: tuple[
     lo, hi = part.min(axis=0), part.max(axis=0)
     target = np.broadcast_to((lo + hi) / 2.0, (n, 3)).copy()
     travel = float(np.linalg.norm(root_xy.max(axis=0) - root_xy.min(axis=0)))
-    follows = bool(cam.follow or travel > FOLLOW_TRAVEL)
+    follows = bool(cam.follow or (travel > FOLLOW_TRAVEL and not cam.fixed))
     if follows:
         k = max(1, n // 8)  # a cameraman smooths the subject's sway out
         kernel = np.ones(k) / k

@@ -55,6 +55,7 @@ class RenderJob:
     executor: Executor = LOCAL      # where the clips render (workers=None under Ray: every CPU)
     profile: str | None = None      # a shot profile (shipped name or YAML) the cameras are drawn from
     background: str = "black"       # black | points | grid (backdrop.KINDS)
+    fixed_camera: bool = False      # no pan, zoom, hand-held motion or following, however far the root goes
 
 
 @dataclass
@@ -116,7 +117,8 @@ def plan(job: RenderJob) -> list[ClipRecord]:
     if job.background not in KINDS:
         raise BadConfig(f"--background {job.background!r}: choose from {', '.join(KINDS)}")
     return [sample_record(c, job.seed, i, job.frames, job.fps, job.size, job.engine, job.gt_flow, library, bodies,
-                          profile, job.background) for c in classes for i in range(1, counts[c] + 1)]
+                          profile, job.background, job.fixed_camera) for c in classes
+            for i in range(1, counts[c] + 1)]
 
 
 def _check_writable(out: Path) -> None:
@@ -137,6 +139,7 @@ def root_settings(job: RenderJob) -> dict:
     settings["profile"] = profile.name if profile else None
     settings["profile_sha256"] = profile.digest() if profile else None  # the name alone may stand for two files
     settings["background"] = job.background
+    settings["fixed_camera"] = job.fixed_camera
     return settings
 
 
@@ -152,8 +155,8 @@ def _reconcile(root: Path) -> set[str]:
 
 # ------------------------------------------------------------------ worker side
 # One CPU per render worker under Ray: a worker renders on one busy thread (scene.py keeps Blender's
-# task pool and Mesa's llvmpipe off the other cores, issue 16), so one worker per core keeps the cores
-# full (2 workers on 2 cores run 1.79-2.03x one worker here: see BENCHMARKS.md, issue 16).
+# task pool and Mesa's llvmpipe off the other cores), so one worker per core keeps the cores
+# full (2 workers on 2 cores run 1.79-2.03x one worker here: BENCHMARKS.md, "Render CPU per frame").
 RENDER_RESOURCES = {"num_cpus": 1}
 
 _STAGE = None
@@ -270,7 +273,7 @@ def render_clip(task: RenderTask) -> RenderedClip:
         if got != n:
             raise RuntimeError(f"{tmp}: Blender wrote {got} frames, expected {n}")
         if not C.finite(anim.camera.distance):
-            raise C.ContractError(f"clip {record.clip}: the camera distance is {anim.camera.distance} "
+            raise C.BadData(f"clip {record.clip}: the camera distance is {anim.camera.distance} "
                                   f"(the motion holds non-finite values)")
         if video:
             write_video(tmp, n, record.fps, tmp / "clip.mp4")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ..contract import ContractError, check_name, read_text
+from ..contract import check_name, read_text
 from ..errors import BadConfig, BadData, one_line
 from .bvh import load_bvh
 from .mannequin import INDEX, NAMES, PARENT, Skeleton
@@ -137,7 +137,7 @@ def resolve_bone_map(names: list[str], spec: str | Path | None, where: str) -> d
             return {k: names.index(found[k]) for k in KEYS if found[k] is not None}
         if missing is None or len(miss) < len(missing):
             best, missing = family, miss
-    raise ContractError(f"{where}: skeleton not mapped; closest bone map {best!r} lacks "
+    raise BadData(f"{where}: skeleton not mapped; closest bone map {best!r} lacks "
                         f"{', '.join(missing)}; pass another --bone-map FILE (YAML: key point -> joint name), or none "
                         f"to map it by its structure")
 
@@ -166,14 +166,14 @@ def sample_positions(path: str, frames: list | None, n: int, fps: int, start: fl
     a bind pose before the motion is skipped unless ``frames`` are given."""
     p = Path(path)
     if not p.exists():
-        raise ContractError(f"{p}: motion file not found")
+        raise BadData(f"{p}: motion file not found")
     mtime = p.stat().st_mtime_ns
     bvh, P = load_capture(str(p), mtime)
     km = key_map(str(p), mtime, bone_map)
     lo, hi = (frames or [km.first, len(P) - 1])
     hi = min(hi, len(P) - 1)
     if not 0 <= lo < hi:
-        raise ContractError(f"{p}: frame range {frames} is outside its {len(P)} frames")
+        raise BadData(f"{p}: frame range {frames} is outside its {len(P)} frames")
     length = (hi - lo) / bvh.fps
     span = (n - 1) / fps * speed
     if span > length:  # too short for this speed: play it slower, recorded in the manifest
@@ -196,7 +196,7 @@ def retarget(skel: Skeleton, k: dict[str, np.ndarray], where: str = "bone map") 
     n = len(k["hips"])
     for bone, (a, z) in SEGMENTS.items():
         if np.median(np.linalg.norm(k[z] - k[a], axis=-1)) < 1e-6:
-            raise ContractError(f"{where}: {a} and {z} are the same point in this capture, so {bone} has no "
+            raise BadData(f"{where}: {a} and {z} are the same point in this capture, so {bone} has no "
                                 f"direction; map one of them to another joint (--bone-map FILE)")
     rest_dir = unit(skel.tails - skel.heads)
     G = np.empty((n, len(NAMES), 3, 3))

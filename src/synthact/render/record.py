@@ -141,6 +141,7 @@ class Camera:
     framing: Literal["full", "upper", "head", "lower"] | None = _optional()   # from a profile (None: full)
     view: Literal["front", "left", "back", "right"] | None = _optional()     # the azimuth's sector (profile)
     handheld: Handheld | None = _optional()  # a hand-held camera's motion (profile: camera moving)
+    fixed: bool | None = _optional()          # render-clips --fixed-camera: static however far the root travels
 
 
 @dataclass(frozen=True)

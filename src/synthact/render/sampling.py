@@ -88,7 +88,8 @@ def sample_extras(people: int, camera: Camera, seed: int) -> list[Extra]:
 
 def sample_record(cls: str, batch_seed: int, index: int, frames: int, fps: int,
                   size: tuple[int, int], engine: str, gt_flow: bool, motions: dict | None = None,
-                  bodies: list | None = None, profile=None, background: str = "black") -> ClipRecord:
+                  bodies: list | None = None, profile=None, background: str = "black",
+                  fixed_camera: bool = False) -> ClipRecord:
     """The record of clip ``index`` of class ``cls``: every random choice drawn, in a fixed order,
     from the clip's own seed. ``motions``: a loaded motion library (``mocap.load_library``); its
     classes are cut from captures, not procedural. ``bodies``: the parsed ``--body`` spec
@@ -131,6 +132,8 @@ def sample_record(cls: str, batch_seed: int, index: int, frames: int, fps: int,
         camera, people = profiled_camera(camera, profile, cls, seed)
         if people > 1 and isinstance(motion, ProceduralMotion):   # a capture has one performer
             extras = sample_extras(people, camera, seed)
+    if fixed_camera:   # drawn as ever (every other draw unchanged), then held still
+        camera = replace(camera, follow=False, pan=0.0, zoom=1.0, handheld=None, fixed=True)
     return ClipRecord(clip=clip_name(cls, batch_seed, index), cls=cls, batch_seed=batch_seed, index=index, seed=seed,
                       frames=frames, fps=fps, size=list(size), engine=engine, gt_flow=gt_flow, motion=motion,
                       body=body, action=action, camera=camera, light=light,

@@ -4,7 +4,7 @@ One :class:`Stage` lives in each worker process. It sets up render settings once
 rebuilds only the mannequin and writes all keys in bulk (``foreach_set``), then renders the whole
 animation in one call, so there is no per-frame Python and no per-frame scene rebuild.
 
-Where a frame's CPU goes and what was cut (issue 16; ``bench/render.py --profile``, BENCHMARKS.md):
+Where a frame's CPU goes and what was cut (``bench/render.py --profile``, BENCHMARKS.md):
 Blender's render call is ~95 % of it (drawing, colour conversion, JPEG writing), our per-clip
 Python (animate, scene rebuild, keys) ~5 %. A render worker is one process per core, but Blender
 sized its thread pool (TBB) and, without a GPU, Mesa's llvmpipe sized its raster threads to every
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..contract import BLENDER_FRAMES, ContractError
-from ..errors import BadConfig
+from ..contract import BLENDER_FRAMES
+from ..errors import BadConfig, BadData
 from .camera import CameraPath
 from .mannequin import NAMES, PARENT, Skeleton, part_mesh, rest_rotations
 from .record import Light
@@ -256,12 +256,12 @@ class Stage:
             else:
                 bpy.ops.import_scene.gltf(filepath=path)
         except RuntimeError as e:
-            raise ContractError(f"{path}: Blender could not import it ({str(e).splitlines()[-1]})") from None
+            raise BadData(f"{path}: Blender could not import it ({str(e).splitlines()[-1]})") from None
         new = [o for o in bpy.data.objects if o not in before]
         arms = [o for o in new if o.type == "ARMATURE"]
         skinned = [o for o in new if o.type == "MESH" and any(m.type == "ARMATURE" for m in o.modifiers)]
         if len(arms) != 1 or not skinned:
-            raise ContractError(f"{path}: need one armature and a mesh skinned to it, found {len(arms)} "
+            raise BadData(f"{path}: need one armature and a mesh skinned to it, found {len(arms)} "
                                 f"armature(s) and {len(skinned)} skinned mesh(es)")
         arm = arms[0]
         bones = list(arm.data.bones)
@@ -284,7 +284,7 @@ class Stage:
                 wts.append([x for x, _ in w] + [0.0] * (8 - len(w)))
         wts = np.array(wts)
         if (wts.sum(axis=1) <= 0).any():
-            raise ContractError(f"{path}: {(wts.sum(axis=1) <= 0).sum()} vertices have no bone weights")
+            raise BadData(f"{path}: {(wts.sum(axis=1) <= 0).sum()} vertices have no bone weights")
         body = SkinnedBody(np.concatenate(verts), faces, names,
                            np.array([index[b.parent.name] if b.parent else -1 for b in bones]),
                            np.array([to_world(b.head_local) for b in bones]),

