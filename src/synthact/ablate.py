@@ -111,12 +111,12 @@ def _check_recipes(cfg: dict, path) -> None:
         if "init_from" in cfg["train"]:
             raise BadConfig(f"{path}: train.init_from: two_stage cells start from their synthetic-only cell; "
                             f"give one or the other")
-    stage1 = cfg.setdefault("stage1", {}) or {}
+    stage1 = cfg.get("stage1") or {}
     if not isinstance(stage1, dict) or any(k not in TRAIN_KEYS or k == "init_from" for k in stage1):
         raise BadConfig(f"{path}: stage1 {stage1!r}: a mapping of train settings for the synthetic-only cells "
                         f"(known: {', '.join(sorted(TRAIN_KEYS - {'init_from'}))})")
     cfg["stage1"] = stage1
-    epochs = cfg.setdefault("fraction_epochs", {}) or {}
+    epochs = cfg.get("fraction_epochs") or {}
     if not isinstance(epochs, dict) or not all(C.finite(f) and 0 < f <= 1 and C.whole(e, 1)
                                                for f, e in epochs.items()):
         raise BadConfig(f"{path}: fraction_epochs {epochs!r}: a mapping of real fraction (0, 1] -> epochs >= 1, "
@@ -233,15 +233,19 @@ def cells(cfg: dict) -> list[dict]:
             continue  # the real-only baseline does not depend on the synthetic set
         if recipe == "two_stage" and (n == 0 or frac == 0):
             continue  # nothing to fine-tune from, or the first stage itself
-        base = f"s{split}_seed{seed}_syn{n}_real{frac:g}_{mod}" + (f"_{name}" if name and n else "")
         two = recipe == "two_stage"
-        label = "-".join(x for x in (name if n else "", "2stage" if two else "") if x)
+        set_label = name if n else ""
+        label = "-".join(x for x in (set_label, "2stage" if two else "") if x)
         out.append({"split": split, "seed": seed, "synthetic": n, "real_fraction": frac, "modality": mod,
                     "set": label, "root": sets[name], "recipe": recipe,
-                    "id": f"s{split}_seed{seed}_syn{n}_real{frac:g}_{mod}" + (f"_{label}" if label else ""),
-                    "stage1": base.replace(f"_real{frac:g}_", "_real0_", 1) if two else None})
+                    "id": _cell_id(split, seed, n, frac, mod, label),
+                    "stage1": _cell_id(split, seed, n, 0, mod, set_label) if two else None})
     # fusion reads the two streams' scores, a second stage its first stage's weights: run those first
     return sorted(out, key=lambda c: (c["modality"] == "fusion", c["recipe"] == "two_stage"))
+
+
+def _cell_id(split: int, seed: int, n: int, frac: float, mod: str, label: str) -> str:
+    return f"s{split}_seed{seed}_syn{n}_real{frac:g}_{mod}" + (f"_{label}" if label else "")
 
 
 def _train_config(cfg: dict, cell: dict, out: Path) -> TrainConfig:
