@@ -228,6 +228,29 @@ def test_bad_synthetic_sets_are_refused(data, tmp_path, over, message):
     assert r.returncode == 2 and message in r.stderr, r.stderr
 
 
+def test_a_data_parallel_cell_blames_the_rank_that_refused_not_the_one_that_lost_its_peer(tmp_path, monkeypatch):
+    """CI once saw rank 1 refuse a truncated JPEG and rank 0 fail a moment earlier in gloo ("Connection
+    closed by peer"): the cell must report rank 1's refusal, whatever the timestamps say."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+    from torch.distributed.elastic.multiprocessing.errors.error_handler import ErrorHandler
+
+    from synthact.ablate import _root_failure
+    from synthact.errors import BadData
+    failures = {}
+    for rank, error in ((0, RuntimeError("[gloo/transport/tcp/pair.cc:561] Connection closed by peer")),
+                        (1, BadData("/x/cut/rawframes/a/b/img_00003.jpg: truncated JPEG"))):
+        monkeypatch.setenv("TORCHELASTIC_ERROR_FILE", str(tmp_path / f"error{rank}.json"))
+        try:
+            raise error
+        except Exception as exc:      # the launcher's own handler writes the file each rank leaves
+            ErrorHandler().record_exception(exc)
+        failures[rank] = ProcessFailure(rank, 100 + rank, 1, str(tmp_path / f"error{rank}.json"))
+    assert failures[0].timestamp <= failures[1].timestamp
+    assert _root_failure(ChildFailedError("cell", failures)) == (1, "/x/cut/rawframes/a/b/img_00003.jpg: truncated JPEG")
+    del failures[1]                   # no rank raised synthact's own error: the earliest failure
+    assert _root_failure(ChildFailedError("cell", failures))[0] == 0
+
+
 @pytest.mark.slow
 def test_a_cell_can_be_a_data_parallel_run(data, tmp_path):
     """cell_gpus: 2 runs each cell as two data-parallel processes (gloo here); a rank's refusal fails

@@ -312,12 +312,26 @@ def run_ddp_cell(cfg: dict, cell: dict, root: Path) -> dict:
     try:
         return elastic_launch(launch, _ddp_rank)(cfg, cell, str(root))[0]
     except ChildFailedError as exc:
-        rank, failure = exc.get_first_failure()   # the cause; the launcher then stops the other ranks
+        rank, last = _root_failure(exc)
+        raise SynthactError(f"rank {rank} of {procs}: {last}") from None
+
+
+_OWN_ERROR = re.compile(r"^(\w+\.)*(BadConfig|BadData|MissingDependency|RootBusy|SynthactError): ")
+
+
+def _root_failure(exc) -> tuple[int, str]:
+    """The rank whose own error failed the cell and that error's last line. A rank that refuses its
+    data exits first; the others then fail in the collective ("Connection closed by peer") at about
+    the same instant, so the earliest timestamp alone may name a rank that only lost its peer. A
+    rank that raised one of synthact's errors is the cause; else the earliest."""
+    found = []
+    for rank, failure in exc.failures.items():
         message = str(failure.message.get("message", "") if isinstance(failure.message, dict) else failure.message)
         lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
-        last = re.sub(r"^(\w+\.)*(BadConfig|BadData|MissingDependency|RootBusy|SynthactError): ", "",
-                      lines[-1]) if lines else f"exited with {failure.exitcode}"
-        raise SynthactError(f"rank {rank} of {procs}: {last}") from None
+        last = lines[-1] if lines else f"exited with {failure.exitcode}"
+        found.append((not _OWN_ERROR.match(last), failure.timestamp, rank, _OWN_ERROR.sub("", last)))
+    _, _, rank, last = min(found)
+    return rank, last
 
 
 def _ddp_rank(cfg: dict, cell: dict, root: str) -> dict:

@@ -80,9 +80,15 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True, wait: boo
         check_world(cfg, world)
         with ExitStack() as stack:   # rank 0 alone holds the run folder's lock; a refusal reaches every rank
             share_outcome(world, lambda: stack.enter_context(root_lock(Path(cfg.out), wait)) and None)
-            return _fit_locked(cfg, resume, progress, world)
-    finally:
-        teardown(world)
+            metrics = _fit_locked(cfg, resume, progress, world)
+    except BaseException:
+        # A failing rank keeps its connections until its process exits: the launcher has its error
+        # file by then, so the peers' "Connection closed by peer" is not taken for the cause.
+        if not world.parallel:
+            teardown(world)
+        raise
+    teardown(world)
+    return metrics
 
 
 def check_world(cfg: TrainConfig, world: World) -> None:
