@@ -246,7 +246,8 @@ def test_a_data_parallel_cell_blames_the_rank_that_refused_not_the_one_that_lost
             ErrorHandler().record_exception(exc)
         failures[rank] = ProcessFailure(rank, 100 + rank, 1, str(tmp_path / f"error{rank}.json"))
     assert failures[0].timestamp <= failures[1].timestamp
-    assert _root_failure(ChildFailedError("cell", failures)) == (1, "/x/cut/rawframes/a/b/img_00003.jpg: truncated JPEG")
+    cause = (1, "/x/cut/rawframes/a/b/img_00003.jpg: truncated JPEG")
+    assert _root_failure(ChildFailedError("cell", failures)) == cause
     del failures[1]                   # no rank raised synthact's own error: the earliest failure
     assert _root_failure(ChildFailedError("cell", failures))[0] == 0
 
