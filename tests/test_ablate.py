@@ -69,8 +69,8 @@ def test_two_stage_cells_fine_tune_their_synthetic_only_cell_on_real_clips_alone
                  train={"backbone": "mobilenet_v3_small", "size": 32, "epochs": 1, "batch_size": 4, "workers": 0,
                         "lr": {"rgb": 0.002, "flow": 0.01}})
     cfg = load_config(path)
-    two = [c for c in cells(cfg) if c["recipe"] == "two_stage"]
-    assert [c["id"] for c in two] == ["s1_seed0_syn6_real0.5_flow_2stage", "s1_seed0_syn6_real0.5_rgb_2stage",
+    two = [c for c in cells(cfg) if c.two_stage]
+    assert [c.id for c in two] == ["s1_seed0_syn6_real0.5_flow_2stage", "s1_seed0_syn6_real0.5_rgb_2stage",
                                       "s1_seed0_syn6_real0.5_fusion_2stage"]
     out = tmp_path / "out"
     res = run_grid(path, out, progress=False, echo=lambda *_: None)
@@ -174,8 +174,8 @@ def test_malformed_config_names_the_bad_key(tmp_path, text, message):
 
 def test_shipped_paper_configs_load():
     assert len(cells(load_config("hmdb51_two_stream"))) == 3 * 3 * 3      # splits x counts x modalities
-    assert {c["real_fraction"] for c in cells(load_config("ucf25_synthetic_only"))} == {0}
-    assert {c["synthetic"] for c in cells(load_config("ucf25_10pct"))} == {0, 5000}
+    assert {c.real_fraction for c in cells(load_config("ucf25_synthetic_only"))} == {0}
+    assert {c.synthetic for c in cells(load_config("ucf25_10pct"))} == {0, 5000}
 
 
 @pytest.mark.slow
@@ -234,7 +234,7 @@ def test_a_data_parallel_cell_blames_the_rank_that_refused_not_the_one_that_lost
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
     from torch.distributed.elastic.multiprocessing.errors.error_handler import ErrorHandler
 
-    from synthact.ablate import _root_failure
+    from synthact.ablate.run import _root_failure
     from synthact.errors import BadData
     failures = {}
     for rank, error in ((0, RuntimeError("[gloo/transport/tcp/pair.cc:561] Connection closed by peer")),

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import contract as C
+from .. import contract as C
+from .report import group_key
 
 
 def _group_name(mod: str, name: str, frac: float, n: int) -> str:
@@ -30,8 +31,8 @@ def _cell_results(out: Path, rows: list[dict], results: dict[str, dict]) -> tupl
         cell = C.GridLayout(out).cell(r["cell"])
         if classes is None and (cell / C.CLASSES).exists():
             classes = C.read_classes(cell / C.CLASSES)
-        key = (r["modality"], r.get("synthetic_set", "") if r["synthetic"] else "", r["real_fraction"], r["synthetic"])
-        groups.setdefault(key, []).append((np.asarray(m["per_class"], float), np.asarray(m["confusion"], float)))
+        result = (np.asarray(m["per_class"], float), np.asarray(m["confusion"], float))
+        groups.setdefault(group_key(r), []).append(result)
     return classes, groups
 
 
@@ -39,7 +40,7 @@ def class_report(out: Path, rows: list[dict], results: dict[str, dict], title: s
     """Write ``per_class.md`` (mean per-class accuracy, %, one column per group) and one summed
     confusion plot per group from ``results`` (cell id -> its metrics, as the grid already holds
     them); None where no cell has finished."""
-    from .train.evaluate import confusion_png
+    from ..train.evaluate import confusion_png
     classes, groups = _cell_results(out, rows, results)
     if not groups or classes is None:
         return None

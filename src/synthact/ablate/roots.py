@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import contract as C
-from .errors import BadConfig, SynthactError, one_line
-from .flow.methods import OPENCV_METHODS
-from .render.clips import plan
+from .. import contract as C
+from ..errors import BadConfig, SynthactError, one_line
+from ..flow.methods import OPENCV_METHODS
+from ..render.clips import plan
 
 REAL_ROOT = "roots/real"          # under the grid's folder
 SYNTHETIC_ROOTS = "roots/synthetic"
@@ -112,7 +112,7 @@ def real_sources(cfg: dict, videos: Path | None, splits: Path | None) -> tuple[P
     """The videos folder and split files a grid with ``prepare:`` reads (``videos`` and ``splits``,
     the CLI's ``--videos`` / ``--splits``, override ``prepare.videos`` / ``prepare.splits``), its
     classes checked against those splits: refused in one line before the grid's folder is touched."""
-    from .data.splits import load_splits, subset_classes
+    from ..data.splits import load_splits, subset_classes
     prep = cfg["prepare"]
     videos, splits = videos or prep.get("videos"), splits or prep.get("splits")
     if not videos or not splits:
@@ -145,7 +145,7 @@ def make_roots(cfg: dict, out: Path, videos: Path, splits: Path, workers: int, e
 
 
 def _prepare(cfg: dict, prep: dict, videos: Path, splits: Path, workers: int, echo) -> None:
-    from .data.prepare import PrepareJob, prepare
+    from ..data.prepare import PrepareJob, prepare
     root = Path(cfg["real_root"])
     s = prepare(PrepareJob(cfg["real"], videos, splits, root, prep.get("classes") or cfg.get("classes"),
                            prep["flow"], _size(prep), workers,
@@ -162,7 +162,7 @@ def _prepare(cfg: dict, prep: dict, videos: Path, splits: Path, workers: int, ec
 def _extract(cfg: dict, out: Path, videos: Path, splits: Path, workers: int, echo) -> str:
     """Motion captures from the grid's own training videos (``motions extract``): the split's training
     clips, less those ``val_split`` tests on, so the cells' validation clips lend no motion."""
-    from .data.extract_motions import extract_motions, summary_line
+    from ..data.extract_motions import extract_motions, summary_line
     s = extract_motions([videos], out / MOTIONS, cfg["real"], splits, cfg["splits"][0], False,
                         workers=workers, val_split=cfg.get("val_split"))
     echo(f"motions extracted: {summary_line(s)}")
@@ -172,8 +172,8 @@ def _extract(cfg: dict, out: Path, videos: Path, splits: Path, workers: int, ech
 
 
 def _render(root: Path, name: str, opts: dict, flow: str, workers: int, echo) -> None:
-    from .flow.extract import run_flow
-    from .render.clips import render_batch
+    from ..flow.extract import run_flow
+    from ..render.clips import render_batch
     r = render_batch(_render_job(root, opts, workers), progress=False)
     if r.failures:
         raise BadConfig(f"{root}: {len(r.failures)} clips of set {name} failed to render "
@@ -187,13 +187,13 @@ def _render(root: Path, name: str, opts: dict, flow: str, workers: int, echo) ->
 
 def _size(opts: dict) -> tuple[int, int]:
     """A block's ``size`` (WIDTHxHEIGHT), 160x120 where it gives none."""
-    from .render.clips import parse_size
+    from ..render.clips import parse_size
     return parse_size(opts.get("size", "160x120"))
 
 
 def _render_job(root: Path, opts: dict, workers: int):
     """The ``render-clips`` job of one ``render:`` set (its values checked by :func:`check_blocks`)."""
-    from .render.clips import RenderJob
+    from ..render.clips import RenderJob
     return RenderJob(out=root, classes=opts.get("classes") or (None if opts.get("motions") else "hmdb"),
                      per_class=opts.get("per_class", 20), frames=opts.get("frames", 32), size=_size(opts),
                      fps=opts.get("fps", 30), workers=workers, seed=opts.get("seed", 0),

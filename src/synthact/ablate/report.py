@@ -1,0 +1,95 @@
+"""The grid's results as the paper prints them: ``results.csv``, the top-1 table (mean ± std over
+splits and seeds) and the plot of top-1 against synthetic clips added."""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+
+from .. import contract as C
+from .config import MODALITIES
+
+
+def write_results(out: Path, rows: list[dict], cfg: dict) -> None:
+    """``results.csv``, ``results.md`` and the plot of the rows so far, each replaced whole."""
+    text = io.StringIO(newline="")
+    w = csv.DictWriter(text, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    grid = C.GridLayout(out)
+    C.atomic_write(grid.csv, text.getvalue())     # each whole or not at all: a reader sees old or new
+    C.atomic_write(grid.table, table(rows, cfg))
+    plot(rows, grid.plot, cfg)
+
+
+def group_key(row: dict) -> tuple:
+    """A result row's group in the table, the plot and the per-class report: (modality, synthetic
+    set, real fraction, synthetic count), the set "" for the real-only baseline, which no set owns."""
+    return (row["modality"], row.get("synthetic_set", "") if row["synthetic"] else "", row["real_fraction"],
+            row["synthetic"])
+
+
+def _groups(rows: list[dict]) -> dict:
+    """Top-1 (%) per group; the real-only baseline is shared by every synthetic set's line."""
+    groups: dict[tuple, list[float]] = {}
+    sets = sorted({r.get("synthetic_set", "") for r in rows if r["synthetic"]}) or [""]
+    for r in rows:
+        if r["top1"] is not None:
+            mod, name, frac, n = group_key(r)
+            for shared in (sets if not n else [name]):
+                groups.setdefault((mod, shared, frac, n), []).append(100 * r["top1"])
+    return groups
+
+
+def table(rows: list[dict], cfg: dict) -> str:
+    """Top-1 (%) as mean ± std over splits and seeds: one row per modality (and synthetic set) and
+    real fraction, one column per synthetic count, as the paper prints it."""
+    groups = _groups(rows)
+    counts = sorted({r["synthetic"] for r in rows})
+    sets = sorted({k[1] for k in groups})
+    by_set = sets != [""]
+    lines = [f"# {cfg.get('name', 'ablation')}: top-1 accuracy (%) on {cfg['real']} "
+             f"({cfg['eval_protocol']} protocol), mean ± std over splits {cfg['splits']} x seeds {cfg['seeds']}", "",
+             "| modality | " + ("synthetic set | " if by_set else "") + "real fraction | "
+             + " | ".join(f"+{n} synthetic" for n in counts) + " |",
+             "|---|" + ("---|" if by_set else "") + "---|" + "---|" * len(counts)]
+    for mod in MODALITIES:
+        for name in sets:
+            for frac in sorted({r["real_fraction"] for r in rows}, reverse=True):
+                cells_ = []
+                for n in counts:
+                    v = groups.get((mod, name, frac, n))
+                    cells_.append("" if not v else f"{np.mean(v):.1f} ± {np.std(v):.1f} (n={len(v)})")
+                if any(cells_):
+                    label = "synthetic only" if frac == 0 else f"{frac:g}"
+                    lines.append(f"| {mod} | " + (f"{name} | " if by_set else "") + f"{label} | "
+                                 + " | ".join(cells_) + " |")
+    failed = [r for r in rows if str(r["status"]).startswith("failed")]
+    if failed:
+        lines += ["", f"{len(failed)} cell(s) failed: " + "; ".join(f"{r['cell']} ({r['status']})" for r in failed)]
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict], path: Path, cfg: dict) -> None:
+    """Top-1 against synthetic clips added, one line per modality and real fraction."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    groups = _groups(rows)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for mod, name, frac in sorted({k[:3] for k in groups}, key=lambda k: (MODALITIES.index(k[0]), k[1], -k[2])):
+        pts = sorted((n, np.mean(v), np.std(v)) for (m, s, f, n), v in groups.items() if (m, s, f) == (mod, name, frac))
+        n, mean, std = map(np.array, zip(*pts, strict=True))
+        label = f"{mod}{f' ({name})' if name else ''}, {'synthetic only' if frac == 0 else f'real x{frac:g}'}"
+        ax.errorbar(n, mean, yerr=std, marker="o", capsize=3, label=label)
+    ax.set_xlabel("synthetic clips added")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_title(f"{cfg.get('name', 'ablation')} ({cfg['real']})", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    with C.atomic_output(path, ".png") as tmp:  # replaced whole
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)

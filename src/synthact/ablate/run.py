@@ -1,0 +1,224 @@
+"""Running the grid: each cell a train-tsn run (locally, on Ray, or as a data-parallel run of
+``cell_gpus`` processes), fusion cells from their streams' scores, and the results written as they come."""
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from pathlib import Path
+from typing import NamedTuple, cast
+
+import yaml
+
+from .. import contract as C
+from .. import errors
+from ..errors import BadData, SynthactError, one_line, warn
+from ..executor import LOCAL, Executor, cluster_gpus
+from ..rootlock import root_lock
+from .config import load_config
+from .grid import Cell, cells, check_synthetic_counts, train_config
+from .per_class import class_report
+from .report import write_results
+from .roots import make_roots, real_sources
+
+
+def cell_dir(root: Path, cell_id: str) -> Path:
+    """``root/cells/<id>``, refused in one line where ``cells`` or the cell's folder is a link out of
+    the grid's folder: a cell is never trained into, nor its metrics read from, somewhere else."""
+    return C.inside(root, C.GridLayout(root).cell(cell_id))
+
+
+def run_cell(cfg: dict, cell: Cell, root: Path, progress: bool) -> dict:
+    """Train (or, for fusion, fuse) one cell into ``root/cells/<id>``; returns its metrics. With
+    ``cell_gpus: N`` > 1 the cell is a data-parallel run of N processes (see :func:`run_ddp_cell`)."""
+    from ..train.evaluate import fuse_to
+    from ..train.loop import fit
+    out = cell_dir(root, cell.id)
+    if not cell.trains:
+        streams = [cell_dir(root, cell.id.replace("_fusion", f"_{m}", 1)) for m in ("rgb", "flow")]
+        return fuse_to(out, streams, [float(w) for w in cfg["fusion_weights"]], cfg["eval_protocol"])
+    if cfg.get("cell_gpus", 1) > 1 and "WORLD_SIZE" not in os.environ:
+        return run_ddp_cell(cfg, cell, root)
+    return fit(train_config(cfg, cell, out), resume=C.RunLayout(out).checkpoint.exists(), progress=progress)
+
+
+def run_ddp_cell(cfg: dict, cell: Cell, root: Path) -> dict:
+    """One training cell as ``torchrun --standalone --nproc-per-node cell_gpus`` would run it (torch's
+    own elastic launcher, one machine: one process per GPU, NCCL; gloo processes without GPUs);
+    rank 0's metrics. A failed rank fails the cell with that rank's error."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+    procs = cfg["cell_gpus"]
+    launch = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=procs, run_id=f"synthact-{os.getpid()}",
+                          rdzv_backend="c10d", rdzv_endpoint="127.0.0.1:0", max_restarts=0, start_method="spawn")
+    try:
+        return elastic_launch(launch, _ddp_rank)(cfg, cell, str(root))[0]
+    except ChildFailedError as exc:
+        rank, last = _root_failure(exc)
+        raise SynthactError(f"rank {rank} of {procs}: {last}") from None
+
+
+def _root_failure(exc) -> tuple[int, str]:
+    """The rank whose own error failed the cell and that error's last line. A rank that refuses its
+    data exits first; the others then fail in the collective ("Connection closed by peer") at about
+    the same instant, so the earliest timestamp alone may name a rank that only lost its peer. A
+    rank that raised one of synthact's errors is the cause, its line without the error's name; else
+    the earliest."""
+    found = []
+    for rank, failure in exc.failures.items():
+        message = str(failure.message.get("message", "") if isinstance(failure.message, dict) else failure.message)
+        lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
+        last = lines[-1] if lines else f"exited with {failure.exitcode}"
+        name, _, own = last.partition(": ")   # the traceback's last line: "synthact.errors.BadData: <line>"
+        ours = own and name.rsplit(".", 1)[-1] in _OWN_ERRORS
+        found.append((not ours, failure.timestamp, rank, own if ours else last))
+    _, _, rank, last = min(found)
+    return rank, last
+
+
+def _subclasses(cls: type) -> set[type]:
+    found, subs = {cls}, cast(list[type], cls.__subclasses__())
+    for sub in subs:
+        found |= _subclasses(sub)
+    return found
+
+
+_OWN_ERRORS = {c.__name__ for c in _subclasses(errors.SynthactError)}
+
+
+def _ddp_rank(cfg: dict, cell: Cell, root: str) -> dict:
+    """One rank of a data-parallel cell (the launcher sets WORLD_SIZE, RANK, LOCAL_RANK)."""
+    from torch.distributed.elastic.multiprocessing.errors import record
+    return cast(dict, record(run_cell)(cfg, cell, Path(root), False))   # record types its result Optional
+
+
+class CellTask(NamedTuple):
+    """One training cell for a Ray worker."""
+
+    cfg: dict
+    cell: Cell
+    root: str
+
+
+def cell_task(task: CellTask) -> dict:
+    """Train one cell (no progress bars: its output is the worker's); its metrics."""
+    start = time.perf_counter()
+    return {"metrics": run_cell(task.cfg, task.cell, Path(task.root), False),
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+def run_grid(spec: str | Path, out: Path, progress: bool = True, echo=print, wait: bool = False,
+             executor: Executor = LOCAL, videos: Path | None = None, splits: Path | None = None) -> dict:
+    """Run every cell of the grid in ``spec`` into ``out`` (locked for the run), skipping cells
+    with metrics; returns counts and the paths of the table, CSV and plot. A config with
+    ``prepare:`` / ``render:`` first makes those roots inside ``out`` (``videos`` and ``splits``: the
+    real clips and split files, see :mod:`synthact.ablate.roots`). Under Ray the training cells run
+    concurrently, one GPU each (``cell_cpus`` CPUs each where the cluster has no GPU); fusion cells
+    then fuse their scores here."""
+    cfg = load_config(spec)
+    out = Path(out)
+    sources = None
+    if cfg.get("prepare") is None:
+        check_synthetic_counts(cfg, spec)
+    else:
+        sources = real_sources(cfg, videos, splits)
+    executor.start()
+    with root_lock(out, wait):
+        executor.check_root(out)
+        if sources is not None:
+            cfg = make_roots(cfg, out, *sources, cfg.get("workers", 2), echo)
+            check_synthetic_counts(cfg, spec)
+        return _grid_locked(cfg, out, progress, echo, executor)
+
+
+def _on_ray(cfg: dict, todo: list[Cell], out: Path, echo, executor: Executor) -> dict:
+    """Results of the training cells in ``todo`` (id -> (metrics, status, seconds)), run on Ray."""
+    from ..batch import run_tasks
+    if not todo:
+        return {}
+    procs = cfg.get("cell_gpus", 1)   # a data-parallel cell takes its GPUs (or CPUs) on one node
+    per = {"num_gpus": procs} if cluster_gpus(executor) else {"num_cpus": procs * cfg.get("cell_cpus", 1)}
+    results = {}
+    for k, o in enumerate(run_tasks(cell_task, [CellTask(cfg, c, str(out)) for c in todo], None,
+                                    executor=executor, resources=per, max_attempts=2), start=1):
+        cid = o.task.cell.id
+        if o.ok:
+            results[cid] = (o.result["metrics"], "ok", o.result["seconds"])
+            echo(f"[{k}/{len(todo)}] {cid}: top-1 {o.result['metrics']['top1']:.4f} ({o.node})")
+        else:
+            results[cid] = ({}, f"failed: {o.error}", None)
+            echo(f"[{k}/{len(todo)}] {cid}: failed: {o.error}")
+    return results
+
+
+def _grid_locked(cfg: dict, out: Path, progress: bool, echo, executor: Executor) -> dict:
+    grid = C.GridLayout(out)
+    C.atomic_write(grid.config, yaml.safe_dump(cfg, sort_keys=False))
+    rows, failed, skipped, results = [], 0, 0, {}
+    todo = cells(cfg)
+    done = {c.id: _done_metrics(C.RunLayout(cell_dir(out, c.id)).metrics) for c in todo}
+    remote: dict = {}
+    if executor.is_ray:   # second stages start from their first stage's weights: a wave after it
+        for wave in ("mixed", "two_stage"):
+            remote |= _on_ray(cfg, [c for c in todo if done[c.id] is None and c.trains and c.recipe == wave],
+                              out, echo, executor)
+    for i, cell in enumerate(todo, start=1):
+        start = time.perf_counter()
+        row = {"split": cell.split, "seed": cell.seed, "synthetic": cell.synthetic,
+               "real_fraction": cell.real_fraction, "modality": cell.modality}
+        if cfg.get("synthetic_roots") or "two_stage" in cfg["recipes"]:
+            row["synthetic_set"] = cell.set
+        m, seconds = done[cell.id], None
+        if m is not None:
+            status = "done"
+            skipped += 1
+        elif cell.id in remote:
+            m, status, seconds = remote[cell.id]
+            failed += status != "ok"
+        else:
+            echo(f"[{i}/{len(todo)}] {cell.id}")
+            try:
+                m, status = run_cell(cfg, cell, out, progress), "ok"
+            except Exception as exc:  # a failed cell is a result too; the grid goes on
+                m, status = {}, f"failed: {_reason(exc)}"
+                failed += 1
+                echo(f"      {status}")
+        seconds = seconds if seconds is not None else round(time.perf_counter() - start, 1)
+        row.update({"top1": m.get("top1"), "mean_class": m.get("mean_class"), "n_val": m.get("n"),
+                    "train_acc": _last_train_acc(m), "status": status, "seconds": seconds, "cell": cell.id})
+        rows.append(row)
+        results[cell.id] = m
+        write_results(out, rows, cfg)
+    return {"cells": len(rows), "failed": failed, "skipped": skipped, "csv": grid.csv,
+            "md": grid.table, "plot": grid.plot,
+            "per_class": class_report(out, rows, results, cfg.get("name", "ablation"))}
+
+
+def _last_train_acc(m: dict) -> float | None:
+    """The last epoch's training accuracy: a set the model cannot fit shows here, not in top-1 alone."""
+    history = m.get("history")
+    last = history[-1] if isinstance(history, list) and history and isinstance(history[-1], dict) else {}
+    return last.get("train_acc") if C.finite(last.get("train_acc")) else None
+
+
+def _reason(exc: Exception) -> str:
+    """A refusal's own line; anything else (a bug) with its type, as Python prints it."""
+    if isinstance(exc, (SynthactError, OSError)):
+        return one_line(exc)
+    return traceback.format_exception_only(type(exc), exc)[-1].strip()
+
+
+def _done_metrics(path: Path) -> dict | None:
+    """A finished cell's metrics; a torn or foreign ``metrics.json`` (a kill mid-write before it
+    was written whole) is named and the cell run again, never dropped from the results."""
+    if not path.exists():
+        return None
+    try:
+        m = C.read_json(path)
+    except BadData as exc:
+        warn(f"{exc}; running the cell again")
+        return None
+    if not isinstance(m, dict) or not C.finite(m.get("top1")):
+        warn(f"{path}: holds no top1 result; running the cell again")
+        return None
+    return m
