@@ -29,7 +29,7 @@ BIN = Path(sys.executable).parent
 
 def make_root(tmp: Path, per_class: int) -> Path:
     from synthact.data.target_domain import write_split_lists
-    from synthact.render.clips import RenderJob, render_batch
+    from synthact.render.jobs import RenderJob, render_batch
     root = tmp / "root"
     assert render_batch(RenderJob(out=root, classes="wave,squat,jumping_jack", per_class=per_class, frames=16,
                                   size=(170, 128), workers=os.cpu_count(), seed=3), progress=False).ok

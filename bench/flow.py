@@ -43,7 +43,7 @@ def real_pairs(fixtures: Path, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
 
 def synthetic(n: int, root: Path) -> tuple[list, list]:
     """Rendered pairs (gray frames as stored) and their ground truth with body masks."""
-    from synthact.render.clips import RenderJob, render_batch
+    from synthact.render.jobs import RenderJob, render_batch
     s = render_batch(RenderJob(out=root, classes="jumping_jack,walk,golf_swing,punch", per_class=1, frames=n // 4 + 2,
                                engine="cycles", gt_flow=True, workers=2, seed=11), progress=False)
     assert s.ok, s.failures

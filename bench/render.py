@@ -42,13 +42,13 @@ def steady(engine: str, gt_flow: bool, clips: int, frames: int, per_frame: bool,
 
     from synthact import contract as C
     from synthact.render.animate import animate
-    from synthact.render.clips import redirect_output, shoot
+    from synthact.render.jobs import redirect_output, shoot
     from synthact.render.sampling import sample_record
-    from synthact.render.scene import Stage, bpy  # scene imports bpy (one-core thread pool)
+    from synthact.render.scene import BlenderScene, bpy  # scene imports bpy (one-core thread pool)
     from synthact.render.writer import exr_to_contract
 
     redirect_output(os.devnull)
-    stage = Stage(engine, (340, 256), 25, gt_flow)
+    scene = BlenderScene(engine, (340, 256), 25, gt_flow)
     if legacy:  # the files carried Blender's metadata stamps (date, render time) before issue 16
         for name in ("time", "date", "frame", "camera", "lens", "scene", "filename", "render_time", "memory"):
             setattr(bpy.context.scene.render, f"use_stamp_{name}", name not in ("lens", "memory"))
@@ -62,14 +62,14 @@ def steady(engine: str, gt_flow: bool, clips: int, frames: int, per_frame: bool,
         tmp = C.staging_dir(root, rec.clip)
         if per_frame:
             anim = animate(rec)
-            stage.render(anim.skeleton, anim.quats, anim.root_loc, anim.camera, 0.7, rec.light, tmp / "unused")
+            scene.render(anim.skeleton, anim.quats, anim.root_loc, anim.camera, 0.7, rec.light, tmp / "unused")
             sc = bpy.context.scene
             for k in range(1, frames + 1):  # the baseline: one render call per frame
                 sc.frame_set(k)
                 sc.render.filepath = str(tmp / C.img_name(k))
                 bpy.ops.render.render(write_still=True)
         else:  # what a render-clips worker does for a clip
-            shoot(stage, rec, tmp)
+            shoot(scene, rec, tmp)
             if gt_flow:
                 exr_to_contract(tmp, frames)
         if i:
@@ -81,7 +81,7 @@ def steady(engine: str, gt_flow: bool, clips: int, frames: int, per_frame: bool,
 
 
 def job(workers: int, clips: int, frames: int, legacy: bool = False) -> float:
-    from synthact.render.clips import RenderJob, render_batch
+    from synthact.render.jobs import RenderJob, render_batch
     _legacy(legacy)  # spawned workers inherit the environment
     out = Path(tempfile.mkdtemp(prefix="bench-job-"))
     s = render_batch(RenderJob(out=out, classes="ucf25", total=clips, frames=frames, workers=workers, seed=3),
@@ -104,14 +104,14 @@ def profile(clips: int, frames: int, legacy: bool = False,
 
     from synthact import contract as C
     from synthact.render.animate import animate
-    from synthact.render.clips import redirect_output
+    from synthact.render.jobs import redirect_output
     from synthact.render.sampling import sample_record
-    from synthact.render.scene import Stage, bpy  # scene imports bpy (one-core thread pool)
+    from synthact.render.scene import BlenderScene, bpy  # scene imports bpy (one-core thread pool)
 
     redirect_output(os.devnull)
-    stage = Stage("workbench", (340, 256), 25, False)
+    scene = BlenderScene("workbench", (340, 256), 25, False)
     if dither is not None:
-        stage.scene.render.dither_intensity = dither
+        scene.scene.render.dither_intensity = dither
     events: list = []
     for name in ("frame_change_pre", "frame_change_post", "render_post"):
         getattr(bpy.app.handlers, name).append(
@@ -132,11 +132,11 @@ def profile(clips: int, frames: int, legacy: bool = False,
         t = time.process_time(), time.perf_counter()
         anim = animate(rec)
         t = add("ours: animate (poses, camera path; numpy)", *t)
-        stage._start(frames, 0.7)
-        arm = stage._build_body(anim.skeleton)
+        scene._start(frames, 0.7)
+        arm = scene._build_body(anim.skeleton)
         t = add("ours: scene rebuild between clips (clear, armature, a mesh per bone)", *t)
-        stage._key_pose(arm, anim.quats, anim.root_loc)
-        stage._key_camera(anim.camera, rec.light, tmp)
+        scene._key_pose(arm, anim.quats, anim.root_loc)
+        scene._key_camera(anim.camera, rec.light, tmp)
         t = add("ours: keys written in bulk (pose, root, camera, lens)", *t)
         events.clear()
         bpy.ops.render.render(animation=True)

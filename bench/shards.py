@@ -42,7 +42,7 @@ def main() -> None:
     from synthact import contract as C
     from synthact.export import export_root
     from synthact.flow.extract import run_flow
-    from synthact.render.clips import RenderJob, render_batch
+    from synthact.render.jobs import RenderJob, render_batch
     from synthact.train.dataset import Sample
     with tempfile.TemporaryDirectory() as tmp:
         root, shards = Path(tmp) / "synth", Path(tmp) / "shards"

@@ -57,7 +57,7 @@ def make_root(tmp: Path, modality: str, given: Path | None = None) -> list:
     from synthact.train.dataset import Sample
     root = given or tmp / "synth"
     if given is None:  # bpy only where the root is rendered: a GPU box may be given one made elsewhere
-        from synthact.render.clips import RenderJob, render_batch
+        from synthact.render.jobs import RenderJob, render_batch
         assert render_batch(RenderJob(out=root, classes="ucf25", total=50, frames=16, workers=os.cpu_count(), seed=5),
                             progress=False).ok
     if modality == "flow" and not (root / C.FLOW_MANIFEST).exists():

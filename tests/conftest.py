@@ -53,7 +53,7 @@ def wait_for_manifest(root: Path, n: int, proc: subprocess.Popen, name: str = "m
 
 def small_root(root: Path, classes: str) -> Path:
     """Two clips per class of 4 frames at 64x48, with DIS flow: a root for tests to read or abuse."""
-    from synthact.render.clips import RenderJob, render_batch
+    from synthact.render.jobs import RenderJob, render_batch
     assert render_batch(RenderJob(out=root, classes=classes, per_class=2, frames=4, size=(64, 48), workers=2),
                         progress=False).ok
     assert run_cli("extract-flow", "--root", str(root), "--method", "dis", "--quiet").returncode == 0
@@ -72,7 +72,7 @@ def data(tmp_path_factory):
     target split lists of 4 train + 2 val clips per class; rendered once per test session."""
     from synthact.data.target_domain import write_split_lists
     from synthact.flow.extract import run_flow
-    from synthact.render.clips import RenderJob, render_batch
+    from synthact.render.jobs import RenderJob, render_batch
     base = tmp_path_factory.mktemp("train")
     synth, target = base / "synth", base / "target"
     for root, n, seed in ((synth, 8, 0), (target, 6, 100)):

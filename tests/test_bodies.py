@@ -9,7 +9,7 @@ import pytest
 
 from synthact import contract as C
 from synthact.errors import BadData
-from synthact.render.clips import RenderJob, render_batch
+from synthact.render.jobs import RenderJob, render_batch
 from synthact.render.mannequin import INDEX, build_skeleton, sample_proportions
 from synthact.render.mocap import retarget, sample_positions
 from synthact.render.skinned import (

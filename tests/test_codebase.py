@@ -148,7 +148,7 @@ def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_no_import_cycles_among_synthact_modules():
     # imports inside functions count too: here they defer a heavy library (torch, bpy, triton), never
     # break a cycle, and each cycle the tree once had (flow.extract <-> flow.torch_extract, the two
-    # TV-L1 solvers, render.mocap -> render.clips) was closed by one
+    # TV-L1 solvers, render.mocap -> render.jobs) was closed by one
     graph = import_graph(PACKAGE)
     assert "synthact.contract.layout" in graph["synthact.contract"]
     assert "synthact.flow.counters" in graph["synthact.flow.tvl1_triton"]   # `from . import counters`
@@ -189,7 +189,7 @@ def test_the_cli_reference_names_every_command_and_option():
 
 
 def _readme_tree() -> set[str]:
-    """The paths the README's Development tree names (``render/clips.py``, ``contract``...)."""
+    """The paths the README's Development tree names (``render/jobs.py``, ``contract``...)."""
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     dev = text.index("## Development")
     start = text.index("```text\n", dev) + len("```text\n")

@@ -15,7 +15,7 @@ from synthact.data.splits import load_splits, subset_classes
 from synthact.data.video import decode_video
 from synthact.flow.extract import run_flow
 from synthact.flow.methods import make_flow
-from synthact.render.clips import RenderJob, render_batch
+from synthact.render.jobs import RenderJob, render_batch
 
 from .conftest import BIN, run_cli, wait_for_manifest
 

@@ -16,7 +16,7 @@ from synthact.errors import MissingDependency
 from synthact.flow import torch_extract
 from synthact.flow.extract import run_flow
 from synthact.flow.tvl1_torch import TVL1Params, linear_matrix, pyramid_sizes, quantise, tvl1
-from synthact.render.clips import RenderJob, render_batch
+from synthact.render.jobs import RenderJob, render_batch
 from synthact.train.dataset import Sample, TSNDataset
 
 from .conftest import run_cli

@@ -12,7 +12,7 @@ import pytest
 
 from synthact import contract as C
 from synthact.errors import RootBusy
-from synthact.render.clips import RenderJob, render_batch
+from synthact.render.jobs import RenderJob, render_batch
 from synthact.rootlock import LOCK, root_lock
 
 from .conftest import BIN, refusal, run_cli, wait_for_manifest

@@ -8,7 +8,7 @@ import yaml
 
 from synthact import contract as C
 from synthact.render.bvh import parse_bvh
-from synthact.render.clips import RenderJob, render_batch
+from synthact.render.jobs import RenderJob, render_batch
 from synthact.render.mannequin import INDEX, build_skeleton, sample_proportions
 from synthact.render.mocap import resolve_bone_map, retarget, sample_positions
 

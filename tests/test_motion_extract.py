@@ -131,7 +131,7 @@ def test_a_real_clip_becomes_a_capture_that_maps_and_renders(library, tmp_path):
     rel = k["wrist.r"] - k["neck"]
     assert np.linalg.norm(rel.max(axis=0) - rel.min(axis=0)) > 50   # centimetres
 
-    from synthact.render.clips import RenderJob, render_batch
+    from synthact.render.jobs import RenderJob, render_batch
     root = tmp_path / "synth"
     s = render_batch(RenderJob(out=root, classes=None, per_class=1, frames=4, size=(64, 48), workers=1,
                                motions=str(lib / "motions.yaml"), profile="hmdb51"), progress=False)

@@ -161,7 +161,7 @@ def test_a_second_person_is_drawn_recorded_and_rendered(tmp_path):
     assert back.extras == rec.extras and type(back.extras[0]).__name__ == "Extra"
     alone = tmp_path / "alone"
     code = ("from dataclasses import fields, replace\nfrom pathlib import Path\n"
-            "from synthact.render.clips import RenderTask, _init_worker, render_clip\n"
+            "from synthact.render.jobs import RenderTask, _init_worker, render_clip\n"
             "from synthact.render.record import ClipRecord, read_records\n"
             "if __name__ == '__main__':\n"
             f"    r = {{x.clip: x for x in read_records(Path({str(out)!r}))}}[{rec.clip!r}]\n"

@@ -12,7 +12,7 @@ import pytest
 
 from synthact import contract as C
 from synthact.errors import BadData
-from synthact.render.clips import RenderJob, render_batch
+from synthact.render.jobs import RenderJob, render_batch
 from synthact.render.record import CapturedMotion, ProceduralMotion, manifest_line, read_clip, read_records
 from synthact.render.sampling import sample_record
 

@@ -13,7 +13,7 @@ import pytest
 
 from synthact import contract as C
 from synthact.render.actions import ACTIONS
-from synthact.render.clips import RenderJob, render_batch
+from synthact.render.jobs import RenderJob, render_batch
 
 from .conftest import BIN, run_cli, wait_for_manifest
 
@@ -235,7 +235,7 @@ def test_gt_flow_maps_frame_k_plus_1_back_onto_frame_k(tmp_path):
 
 def test_rendering_works_after_the_caller_imported_bpy(tmp_path):
     # bpy puts its script folders in sys.path, and spawned workers inherit sys.path
-    code = ("import bpy\nfrom synthact.render.clips import RenderJob, render_batch\n"
+    code = ("import bpy\nfrom synthact.render.jobs import RenderJob, render_batch\n"
             "if __name__ == '__main__':\n"
             f"    s = render_batch(RenderJob(out={str(tmp_path / 'o')!r}, classes='wave', per_class=1, frames=2,"
             " size=(64, 48)), progress=False)\n    print(s.ok, s.failures)\n")

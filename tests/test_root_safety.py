@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from synthact import contract as C
-from synthact.render.clips import RenderJob, render_batch
+from synthact.render.jobs import RenderJob, render_batch
 from synthact.rootlock import LOCK
 
 from .conftest import refusal, run_cli

@@ -52,7 +52,7 @@ def test_cgspeed_captures_map_by_structure_exactly_as_by_their_names(mocap):
         np.testing.assert_array_equal(a.heads, b.heads)
         km = key_map(f, Path(f).stat().st_mtime_ns, None)
         assert (km.up, km.forward, km.unit) == ("+Y", "+Z", "cmu") and 1.5 < km.stature < 2.0, name
-        assert km.names["elbow.r"] == "RightForeArm" and km.names["neck"] == "Neck", km.describe()
+        assert km.names["elbow.r"] == "RightForeArm" and km.names["neck"] == "Neck", km.names_line()
         # CMU's cgspeed files that open with their T-pose frame have it dropped
         assert km.first == (0 if name in ("02_01", "05_06") else 1), name
 
@@ -291,7 +291,7 @@ def test_a_rewritten_capture_retargets_with_its_limbs_along_the_captures(mocap, 
         if how == "no end sites" and bone.startswith("hand") and name == "02_01":
             continue  # (02_01's fingers end in zero-length end sites: nothing lost)
         cos = np.sum(_unit(ours[bone]) * _unit(truth[z] - truth[a]), axis=-1)
-        assert cos.min() > 0.99, (bone, cos.min(), km.describe())
+        assert cos.min() > 0.99, (bone, cos.min(), km.names_line())
 
 
 # ------------------------------------------------------------------ not human
@@ -451,15 +451,15 @@ def test_other_rigs_driven_by_a_capture_map_by_structure(mocap, fixtures, tmp_pa
                             "proportions": 0.5}))
     path = rig_bvh(body, skel, posed, tmp_path / f"{rig}.bvh")
     km = key_map(str(path), path.stat().st_mtime_ns, None)
-    assert (km.up, km.forward, km.unit) == ("+Y", "+Z", "m"), km.describe()
+    assert (km.up, km.forward, km.unit) == ("+Y", "+Z", "m"), km.names_line()
     for k, name in RIG_NAMES[rig].items():
-        assert km.names[k] == name, (k, km.describe())
+        assert km.names[k] == name, (k, km.names_line())
     again, _ = sample_positions(str(path), None, 16, 30, 0.0, 1.0, False, None)
     theirs = _directions(skel, retarget(skel, again, str(path)))
     ours = _directions(skel, posed)
     for bone in ("upper_arm.l", "forearm.r", "thigh.l", "shin.r", "spine", "chest", "foot.l"):
         cos = np.sum(_unit(ours[bone]) * _unit(theirs[bone]), axis=-1)
-        assert cos.min() > 0.99, (bone, cos.min(), km.describe())
+        assert cos.min() > 0.99, (bone, cos.min(), km.names_line())
 
 
 # ------------------------------------------------------------------ FBX captures
@@ -516,7 +516,7 @@ def test_an_fbx_capture_renders_through_motions(mocap, tmp_path):
     import yaml
 
     from synthact import contract as C
-    from synthact.render.clips import RenderJob, render_batch
+    from synthact.render.jobs import RenderJob, render_batch
     to_fbx(mocap / "13_32.bvh", tmp_path / "jump.fbx", light=True)
     (tmp_path / "motions.yaml").write_text(yaml.safe_dump({"motions": {"jump": ["jump.fbx"],
                                                                        "walk": [str(mocap / "02_01.bvh")]}}))
@@ -618,7 +618,7 @@ def _truth(mocap: Path, n: int = 12) -> dict:
 
 def test_a_character_creator_rig_with_its_legs_up_in_the_zero_pose_faces_the_way_it_walks(mocap, tmp_path):
     from synthact.render.bvh import load_bvh
-    from synthact.render.skeleton import body_forward, rest_pose
+    from synthact.render.keypoints import body_forward, rest_pose
     path = cc_like(read(mocap / "02_01.bvh")).write(tmp_path / "cc.bvh")
     b, _ = load_bvh(str(path), path.stat().st_mtime_ns)
     rest = rest_pose(np.array(b.parents), b.offsets)
@@ -633,7 +633,7 @@ def test_a_character_creator_rig_with_its_legs_up_in_the_zero_pose_faces_the_way
         assert km.up == "+Y", km
         for k, name in (("hip.l", "CC_Base_L_Thigh"), ("knee.r", "CC_Base_R_Calf"),
                         ("shoulder.l", "CC_Base_L_Upperarm"), ("wrist.r", "CC_Base_R_Hand"), ("head", "CC_Base_Head")):
-            assert km.names[k] == name, (spec, k, km.describe())
+            assert km.names[k] == name, (spec, k, km.names_line())
         keys, _ = sample_positions(str(path), None, 60, 30, 0.0, 1.0, False, spec)
         travel = (keys["hips"][-1] - keys["hips"][0]) * [1, 1, 0]
         facing = body_forward(keys, np.array([0.0, 0.0, 1.0]))
@@ -655,7 +655,7 @@ def test_eyes_under_the_head_are_never_its_top(mocap, tmp_path):
         path = family_named(c, family, eyes=True).write(tmp_path / f"{family}.bvh")
         km = key_map(str(path), path.stat().st_mtime_ns, None)
         head = {"daz": "head", "cc": "CC_Base_Head"}[family]
-        assert km.names["head"] == head and km.names["head_top"] == f"({head}, extended)", km.describe()
+        assert km.names["head"] == head and km.names["head_top"] == f"({head}, extended)", km.names_line()
         keys, _ = sample_positions(str(path), None, 80, 30, 0.0, 1.0, False, None)
         cos = np.sum(_unit(keys["head_top"] - keys["head"]) * _unit(truth["head_top"] - truth["head"]), axis=-1)
         assert cos.min() > 0.95, (family, cos)
@@ -669,7 +669,7 @@ def test_a_named_map_maps_its_familys_export_without_end_sites(mocap, tmp_path, 
     km = key_map(str(path), path.stat().st_mtime_ns, family)
     assert km.how == family and (km.up, km.forward) == ("+Y", "+Z"), km
     for k in ("head_top", "hand_tip.l", "hand_tip.r"):
-        assert km.names[k].endswith(", extended)"), km.describe()
+        assert km.names[k].endswith(", extended)"), km.names_line()
     truth = _truth(mocap)
     keys, _ = sample_positions(str(path), None, 12, 30, 0.0, 1.0, False, family)
     skel = build_skeleton(sample_proportions(np.random.default_rng(3)))
@@ -677,7 +677,7 @@ def test_a_named_map_maps_its_familys_export_without_end_sites(mocap, tmp_path, 
     for bone, (a, z) in SEGMENTS.items():
         cos = np.sum(_unit(ours[bone]) * _unit(truth[z] - truth[a]), axis=-1)
         want = 0.99 if not bone.startswith(("hand", "neck", "head", "foot")) else 0.7
-        assert cos.min() > want, (bone, cos.min(), km.describe())
+        assert cos.min() > want, (bone, cos.min(), km.names_line())
 
 
 def test_motions_check_reports_a_capture_walking_backwards(mocap, tmp_path):
@@ -743,5 +743,5 @@ def test_names_break_the_tie_of_a_still_symmetric_body(mocap, tmp_path, style):
         km = key_map(str(path), path.stat().st_mtime_ns, None)
         want = style.format(L="L", Left="Left", l="l", p="{}")
         for k, part in (("hip.l", "UpLeg"), ("knee.l", "Leg"), ("shoulder.l", "Arm"), ("elbow.l", "ForeArm")):
-            assert km.names[k] == want.format(part), (style, swap, km.describe())
+            assert km.names[k] == want.format(part), (style, swap, km.names_line())
         assert km.forward == ("-Z" if swap else "+Z"), km

@@ -17,7 +17,7 @@ from synthact.flow.extract import run_flow
 from synthact.train.dataset import Sample, TSNDataset, snippet_starts
 from synthact.train.evaluate import fuse
 from synthact.train.loop import TrainConfig, fit
-from synthact.train.mixing import select
+from synthact.train.mixing import select_clips
 from synthact.train.models import TSN, PretrainedUnavailable
 from synthact.train.transforms import hflip
 
@@ -109,21 +109,21 @@ def test_resume_after_a_kill_reproduces_the_uninterrupted_run(data, tmp_path):
 
 def test_mixing_picks_exact_counts_and_keeps_synthetic_out_of_evaluation(data):
     synth, target = data
-    sel = select("target:split1", target, synth, synthetic=7, seed=3)
+    sel = select_clips("target:split1", target, synth, synthetic=7, seed=3)
     from_synth = [s for s in sel.train if s.prefix == str(synth / C.RAWFRAMES)]
     assert len(from_synth) == 7
     assert sorted(np.bincount([s.label for s in from_synth]).tolist()) == [2, 2, 3]
     assert len(sel.train) == 12 + 7
     assert all(s.prefix == str(target / C.RAWFRAMES) for s in sel.val) and len(sel.val) == 6
-    assert select("target:split1", target, synth, synthetic=7, seed=3).train == sel.train   # seeded
-    only = select("target:split1", target, synth, synthetic=6, synthetic_only=True)
+    assert select_clips("target:split1", target, synth, synthetic=7, seed=3).train == sel.train   # seeded
+    only = select_clips("target:split1", target, synth, synthetic=6, synthetic_only=True)
     assert all(s.prefix == str(synth / C.RAWFRAMES) for s in only.train) and len(only.train) == 6
-    half = select("target:split1", target, real_fraction=0.5, seed=1)
+    half = select_clips("target:split1", target, real_fraction=0.5, seed=1)
     assert np.bincount([s.label for s in half.train]).tolist() == [2, 2, 2]      # per class: 4 -> 2
-    tiny = select("target:split1", target, real_fraction=0.01)
+    tiny = select_clips("target:split1", target, real_fraction=0.01)
     assert np.bincount([s.label for s in tiny.train]).tolist() == [1, 1, 1]      # at least one each
     with pytest.raises(ValueError, match="class 0 has 8 clips, 9 requested"):
-        select("target:split1", target, synth, synthetic=27)
+        select_clips("target:split1", target, synth, synthetic=27)
 
 
 def test_synthetic_classes_map_onto_a_real_label_space(data, tmp_path):
@@ -133,12 +133,12 @@ def test_synthetic_classes_map_onto_a_real_label_space(data, tmp_path):
     (real / "ucf101_label_map.txt").write_text("BodyWeightSquats\nJumpingJack\nPunch\n")
     for kind in ("train", "val"):
         (real / C.ANNOTATIONS / f"ucf101_{kind}_split_1_rawframes.txt").write_text("Punch/v_Punch_g01_c01 10 2\n")
-    sel = select("ucf101:split1", real, synth, synthetic=6)
+    sel = select_clips("ucf101:split1", real, synth, synthetic=6)
     names = {sel.classes[s.label] for s in sel.train if s.prefix == str(synth / C.RAWFRAMES)}
     assert names == {"BodyWeightSquats", "JumpingJack"}        # wave has no UCF-101 class here
     (real / "ucf101_label_map.txt").write_text("Archery\nBowling\nPunch\n")
     with pytest.raises(ValueError, match="none of its classes maps onto the ucf101 label space"):
-        select("ucf101:split1", real, synth, synthetic=6)
+        select_clips("ucf101:split1", real, synth, synthetic=6)
 
 
 def test_flow_flip_inverts_x_and_keeps_y():
@@ -153,7 +153,7 @@ def test_flow_flip_inverts_x_and_keeps_y():
 
 def test_tsn_protocol_is_25_snippets_by_10_crops(data):
     _, target = data
-    sel = select("target:split1", target)
+    sel = select_clips("target:split1", target)
     for modality, channels in (("rgb", 3), ("flow", 10)):
         ds = TSNDataset(sel.val, modality, 3, 64, "test", test_snippets=25)
         x, _ = ds[0]
@@ -183,7 +183,7 @@ def test_missing_frame_folder_and_bad_list_give_clear_errors(data, tmp_path):
     (bad / C.ANNOTATIONS / "target_train_split_1_rawframes.txt").write_text("wave/gone 12 0\n")
     (bad / C.ANNOTATIONS / "target_val_split_1_rawframes.txt").write_text("wave/gone 12 not-a-label\n")
     with pytest.raises(C.BadData, match="target_val_split_1_rawframes.txt:1: expected"):
-        select("target:split1", bad)
+        select_clips("target:split1", bad)
     r = run_cli("train-tsn", "--out", str(tmp_path / "r"), "--real", "target:split1", "--real-root", str(bad))
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "target_val_split_1_rawframes.txt:1" in r.stderr
     r = run_cli("train-tsn", "--out", str(tmp_path / "r"), "--real", "target:split9", "--real-root", str(bad))

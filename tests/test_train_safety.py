@@ -174,7 +174,7 @@ def test_bad_real_specs_are_refused_in_one_line(tmp_path, spec):
 
 def test_a_real_split_without_validation_clips_is_refused_not_scored_on_nothing(tmp_path):
     from synthact.errors import BadConfig
-    from synthact.train.mixing import select
+    from synthact.train.mixing import select_clips
     root = tmp_path / "real"
     C.write_lines(C.label_map_path(root, "hmdb51"), ["wave"])
     train = [C.Entry("wave/a", 8, 0), C.Entry("wave/b", 8, 0)]
@@ -183,9 +183,9 @@ def test_a_real_split_without_validation_clips_is_refused_not_scored_on_nothing(
     C.write_annotations(C.split_list_path(root, "hmdb51", "val", 1), [])               # test videos not prepared
     C.write_annotations(C.split_list_path(root, "hmdb51", "val", 2), [C.Entry("wave/c", 8, 0)])  # none of ours
     with pytest.raises(BadConfig, match="split 1's test videos are not prepared here"):
-        select("hmdb51:split1", root)
+        select_clips("hmdb51:split1", root)
     with pytest.raises(BadConfig, match="none of split 1's training clips here is one split 2 tests on"):
-        select("hmdb51:split1-val2", root)
+        select_clips("hmdb51:split1-val2", root)
     C.write_annotations(C.split_list_path(root, "hmdb51", "val", 2), [C.Entry("wave/b", 8, 0)])
-    sel = select("hmdb51:split1-val2", root)
+    sel = select_clips("hmdb51:split1-val2", root)
     assert [s.clip for s in sel.train] == ["wave/a"] and [s.clip for s in sel.val] == ["wave/b"]

@@ -6,7 +6,7 @@ The stages, in pipeline order, each reading and writing the one data contract (:
     prepare(PrepareJob(dataset, videos, splits, out, ...)) -> PrepareSummary real videos into a root
     merge_roots(out, sources) -> dict                                         roots rendered apart, joined
     run_flow(root, method, workers) -> FlowSummary                            flow for every clip of a root
-    select(real, real_root, synthetic_root, synthetic, ...) -> Selection      which clips a run uses
+    select_clips(real, real_root, synthetic_root, synthetic, ...) -> Selection which clips a run uses
     fit(TrainConfig(out, real, real_root, ...)) -> dict                       train and evaluate one TSN
     fuse_to(out, runs, weights) -> dict                                       two-stream fusion of runs
     run_grid(config, out) -> dict                                             an ablation grid, table, plot
@@ -23,13 +23,13 @@ from __future__ import annotations
 import importlib
 
 _API = {
-    "RenderJob": "synthact.render.clips", "RenderSummary": "synthact.render.clips",
-    "render_batch": "synthact.render.clips",
+    "RenderJob": "synthact.render.jobs", "RenderSummary": "synthact.render.jobs",
+    "render_batch": "synthact.render.jobs",
     "PrepareJob": "synthact.data.prepare", "PrepareSummary": "synthact.data.prepare",
     "prepare": "synthact.data.prepare",
     "merge_roots": "synthact.data.merge",
     "FlowSummary": "synthact.flow.extract", "run_flow": "synthact.flow.extract",
-    "Selection": "synthact.train.mixing", "select": "synthact.train.mixing",
+    "Selection": "synthact.train.mixing", "select_clips": "synthact.train.mixing",
     "TrainConfig": "synthact.train.loop", "fit": "synthact.train.loop",
     "fuse_to": "synthact.train.evaluate",
     "run_grid": "synthact.ablate",

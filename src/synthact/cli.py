@@ -131,7 +131,7 @@ Examples:
 def render_clips(out, classes, per_class, total, frames, size, fps, engine, workers, seed, body, gt_flow, video,
                  motions, bone_map, profile, background, fixed_camera, quiet, executor, ray_address, wait):
     """Render texture-less, background-less synthetic human action clips with Blender (bpy)."""
-    from .render.clips import RenderJob, parse_size, render_batch
+    from .render.jobs import RenderJob, parse_size, render_batch
     ex = _executor(executor, ray_address)
     job = RenderJob(out=out, classes=classes, per_class=per_class, total=total, frames=frames,
                     size=parse_size(size), fps=fps, engine=engine, workers=_workers(workers, ex), seed=seed,
@@ -230,7 +230,7 @@ def prepare_cmd(dataset, videos, splits, out, classes, flow, size, workers, allo
                 executor, ray_address, wait):
     """Decode HMDB-51 / UCF-101 videos into a rawframe root with flow and the three official splits."""
     from .data.prepare import PrepareJob, prepare
-    from .render.clips import parse_size
+    from .render.jobs import parse_size
     ex = _executor(executor, ray_address)
     s = prepare(PrepareJob(dataset, videos, splits, out, classes, flow, parse_size(size), _workers(workers, ex), wait,
                            ex, strict_frames), not quiet)
@@ -374,8 +374,8 @@ def merge_cmd(out, sources, wait):
 
 def _print_version(ctx: click.Context, _param, value: bool) -> None:
     if value and not ctx.resilient_parsing:
-        from .provenance import describe
-        click.echo(describe())
+        from .provenance import version_line
+        click.echo(version_line())
         ctx.exit(0)
 
 
@@ -405,8 +405,8 @@ def export_cmd(root, fmt, out, shard_size, wait):
 def info_cmd(folder, as_json):
     """What a rawframe root or a train-tsn run folder holds, and which stages have work left."""
     from .info import as_json as json_text
-    from .info import as_text, describe
-    info = describe(folder)
+    from .info import as_text, folder_info
+    info = folder_info(folder)
     click.echo(json_text(info) if as_json else as_text(info))
 
 
@@ -448,7 +448,7 @@ def motions_check(files, bone_map, sheet, no_sheet, seconds, frames, size, as_js
     missing."""
     import json
 
-    from .render.clips import parse_size
+    from .render.jobs import parse_size
     from .render.motions_check import check_motions
     r = check_motions([str(f) for f in files], bone_map, None if no_sheet else sheet, parse_size(size), seconds,
                       frames)

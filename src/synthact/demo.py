@@ -18,7 +18,7 @@ from .ablate import run_grid
 from .contract import PREVIEW, atomic_write
 from .data.target_domain import write_split_lists
 from .flow.extract import run_flow
-from .render.clips import RenderJob, render_batch
+from .render.jobs import RenderJob, render_batch
 
 CLASSES = "jumping_jack,punch,squat,golf_swing,tai_chi,wave"
 SIZE, FRAMES = (160, 120), 16

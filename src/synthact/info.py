@@ -110,7 +110,7 @@ def run_info(run: Path) -> dict:
             "todo": [] if metrics else [f"train-tsn --resume: {len(history)} of {config.get('epochs')} epochs done"]}
 
 
-def describe(folder: Path) -> dict:
+def folder_info(folder: Path) -> dict:
     """:func:`root_info` for a rawframe root, :func:`run_info` for a run folder."""
     folder = Path(folder)
     if C.RunLayout(folder).config.exists():

@@ -30,7 +30,7 @@ def differences(recorded: dict | None, now: dict | None = None) -> list[str]:
     return [f"{k} {recorded[k]} -> {now.get(k)}" for k in sorted(recorded) if now.get(k) != recorded[k]]
 
 
-def describe() -> str:
+def version_line() -> str:
     """One line for ``synthact --version``."""
     v = versions()
     return f"synthact {v['synthact']} (" + ", ".join(f"{k} {v[k]}" for k in PACKAGES if k != "synthact") + ")"

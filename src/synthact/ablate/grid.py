@@ -106,7 +106,7 @@ def _for_stream(settings: dict, modality: str) -> dict:
 def check_synthetic_counts(cfg: dict, spec: str | Path) -> None:
     """Every cell's synthetic count must fit its root (as the cell would select it), checked before
     the grid starts: a count a root cannot give would otherwise fail its cells one by one."""
-    from ..train.mixing import select
+    from ..train.mixing import select_clips
     seen = set()
     for cell in cells(cfg):
         key = (cell.split, cell.root, cell.synthetic)
@@ -115,7 +115,7 @@ def check_synthetic_counts(cfg: dict, spec: str | Path) -> None:
         seen.add(key)
         c = train_config(cfg, cell, Path("<out>"))
         try:
-            select(c.real, Path(c.real_root), Path(c.synthetic_root) if c.synthetic_root else None, c.synthetic,
+            select_clips(c.real, Path(c.real_root), Path(c.synthetic_root) if c.synthetic_root else None, c.synthetic,
                    1.0, c.classes, False, c.seed)
         except (SynthactError, OSError) as exc:
             raise BadConfig(f"{spec}: cell {cell.id}: {one_line(exc)}") from None

@@ -12,7 +12,7 @@ from pathlib import Path
 from .. import contract as C
 from ..errors import BadConfig, SynthactError, one_line
 from ..flow.methods import OPENCV_METHODS
-from ..render.clips import plan
+from ..render.jobs import plan
 
 REAL_ROOT = "roots/real"          # under the grid's folder
 SYNTHETIC_ROOTS = "roots/synthetic"
@@ -173,7 +173,7 @@ def _extract(cfg: dict, out: Path, videos: Path, splits: Path, workers: int, ech
 
 def _render(root: Path, name: str, opts: dict, flow: str, workers: int, echo) -> None:
     from ..flow.extract import run_flow
-    from ..render.clips import render_batch
+    from ..render.jobs import render_batch
     r = render_batch(_render_job(root, opts, workers), progress=False)
     if r.failures:
         raise BadConfig(f"{root}: {len(r.failures)} clips of set {name} failed to render "
@@ -187,13 +187,13 @@ def _render(root: Path, name: str, opts: dict, flow: str, workers: int, echo) ->
 
 def _size(opts: dict) -> tuple[int, int]:
     """A block's ``size`` (WIDTHxHEIGHT), 160x120 where it gives none."""
-    from ..render.clips import parse_size
+    from ..render.jobs import parse_size
     return parse_size(opts.get("size", "160x120"))
 
 
 def _render_job(root: Path, opts: dict, workers: int):
     """The ``render-clips`` job of one ``render:`` set (its values checked by :func:`check_blocks`)."""
-    from ..render.clips import RenderJob
+    from ..render.jobs import RenderJob
     return RenderJob(out=root, classes=opts.get("classes") or (None if opts.get("motions") else "hmdb"),
                      per_class=opts.get("per_class", 20), frames=opts.get("frames", 32), size=_size(opts),
                      fps=opts.get("fps", 30), workers=workers, seed=opts.get("seed", 0),

@@ -1,6 +1,6 @@
 """A cleaned pose segment written as a BVH capture on one fixed humanoid skeleton (numpy only).
 
-The skeleton has the five limb ends the structural mapper (:mod:`synthact.render.skeleton`) looks
+The skeleton has the five limb ends the structural mapper (:mod:`synthact.render.keypoints`) looks
 for, each an End Site: legs and arms branch in mirror pairs from the hips and the neck, the head
 from the neck too, the spine runs hips - spine - chest - neck. Two zero-length joints (LowerBack
 on the hips, Neck1 on the neck) carry the spine's and the head's own direction, so that every

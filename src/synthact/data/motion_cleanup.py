@@ -144,7 +144,7 @@ def odd(seconds: float, fps: float, least: int = 3) -> int:
 
 
 def key_points(world: np.ndarray) -> dict[str, np.ndarray]:
-    """Key points (the names of :mod:`synthact.render.skeleton`) from landmarks (..., 33, 3) in the
+    """Key points (the names of :mod:`synthact.render.keypoints`) from landmarks (..., 33, 3) in the
     estimator's axes, turned to Y up with the camera at +Z (a proper rotation: x, -y, -z)."""
     w = world * np.array([1.0, -1.0, -1.0])
     mid = lambda a, b: (w[..., a, :] + w[..., b, :]) / 2  # noqa: E731

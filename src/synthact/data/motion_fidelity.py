@@ -59,7 +59,7 @@ def closed_loop(capture: Path, work: Path, clips: int = 1, frames: int = 48, siz
     travel of source and extraction when the camera stood still. ``fixed_camera``: every clip shot
     by a still camera (``render-clips --fixed-camera``), else travelling captures are followed and
     their travel is not compared."""
-    from ..render.clips import RenderJob, render_batch
+    from ..render.jobs import RenderJob, render_batch
     from ..render.mocap import sample_positions
     from ..render.record import read_records
     from . import motion_cleanup as M

@@ -18,13 +18,13 @@ import yaml
 from ..contract import check_name, read_text
 from ..errors import BadConfig, BadData, one_line
 from .bvh import load_bvh
+from .keypoints import KEYS, OTHER_SIDE, KeyMap, analyse
 from .mannequin import INDEX, NAMES, PARENT, Skeleton
 from .motion import Posed, forward_kinematics, posed_vertices
-from .skeleton import KEYS, OTHER_SIDE, KeyMap, analyse
 from .vectors import align, frame, unit
 
 # a named bone map: our key points -> the capture's joints, overriding the search by structure
-# (skeleton.py); "<joint>_end" is a joint's end site; a list gives candidates, the first one the
+# (keypoints.py); "<joint>_end" is a joint's end site; a list gives candidates, the first one the
 # capture has is used (captures of one family differ in the fingers). The toes, hand tips and head
 # top may be missing (real exports of these families have no end sites): they are found as the
 # structure would, the last bone carried on, the head's top on its neck-to-head line (see OPTIONAL)
@@ -64,7 +64,7 @@ BONE_MAPS: dict[str, dict[str, str | list[str]]] = {
            "ankle.l": "CC_Base_L_Foot", "toe.l": "CC_Base_L_ToeBase", "knee.r": "CC_Base_R_Calf",
            "ankle.r": "CC_Base_R_Foot", "toe.r": "CC_Base_R_ToeBase"},
 }
-# key points a bone map may leave out (see analyse in skeleton.py)
+# key points a bone map may leave out (see analyse in keypoints.py)
 OPTIONAL = ("head_top", "hand_tip.l", "hand_tip.r", "toe.l", "toe.r")
 # our bone -> (key point it starts at, key point it points to)
 SEGMENTS = {"spine": ("spine_low", "spine_mid"), "chest": ("spine_mid", "neck"), "neck": ("neck", "head"),

@@ -9,10 +9,10 @@ import yaml
 
 from .. import contract as C
 from ..errors import BadData, one_line
-from .clips import RenderJob, render_batch
+from .jobs import RenderJob, render_batch
+from .keypoints import KEYS
 from .mocap import bone_maps, describe_capture, load_capture
 from .sanity import capture_sanity, describe_sanity
-from .skeleton import KEYS
 from .writer import contact_sheet
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .skeleton import BENT, KeyMap, bend, body_forward
+from .keypoints import BENT, KeyMap, bend, body_forward
 from .vectors import unit
 
 UP = np.array([0.0, 0.0, 1.0])  # our axes

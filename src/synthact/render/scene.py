@@ -1,6 +1,6 @@
 """The Blender scene: the only module that imports bpy.
 
-One :class:`Stage` lives in each worker process. It sets up render settings once; each clip
+One :class:`BlenderScene` lives in each worker process. It sets up render settings once; each clip
 rebuilds only the mannequin and writes all keys in bulk (``foreach_set``), then renders the whole
 animation in one call, so there is no per-frame Python and no per-frame scene rebuild.
 
@@ -89,7 +89,7 @@ def lean_process(threads: int) -> None:
             pass
 
 
-class Stage:
+class BlenderScene:
     """One worker's Blender scene: render settings for ``engine`` at ``size`` and ``fps`` set once
     (Cycles' Vector pass to multi-layer EXR with ``gt_flow``, else JPEG frames); each clip is then
     built, keyed and rendered whole by :meth:`render` or :meth:`render_skinned`."""

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BadConfig, BadData
+from .keypoints import name_side
 from .mannequin import INDEX, NAMES, Skeleton
 from .motion import Posed
-from .skeleton import name_side
 from .vectors import align, unit
 
 BUILTIN = ("mannequin", "makehuman")

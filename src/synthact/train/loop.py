@@ -35,7 +35,7 @@ from .config import TrainConfig, check, check_resume, record
 from .dataset import EpochSampler, TSNDataset, worker_errors
 from .distributed import RankBatches, World, convert_batchnorm, setup, share, share_outcome, teardown
 from .evaluate import evaluate_run, predict
-from .mixing import check_flow, select
+from .mixing import check_flow, select_clips
 from .mmaction_engine import DEPTH, backbone_checkpoint, train_mmaction, write_config
 from .models import TSN
 
@@ -113,7 +113,7 @@ def _cxx() -> str | None:
 def _prelude(cfg: TrainConfig, resume: bool, world: World):
     """Rank 0's selection, checks and run files; what every rank needs of them."""
     run = Path(cfg.out)
-    sel = select(cfg.real, Path(cfg.real_root), Path(cfg.synthetic_root) if cfg.synthetic_root else None,
+    sel = select_clips(cfg.real, Path(cfg.real_root), Path(cfg.synthetic_root) if cfg.synthetic_root else None,
                  cfg.synthetic, cfg.real_fraction, cfg.classes, cfg.synthetic_only, cfg.seed)
     cfg.num_classes, cfg.info = len(sel.classes), sel.info
     sharded = any(s.sharded for s in sel.train)  # mmaction2 reads frame folders, not our shards

@@ -118,7 +118,7 @@ def _per_class_pick(samples: list[Sample], quota: dict[int, int], rng: np.random
     return picked
 
 
-def select(real: str, real_root: Path, synthetic_root: Path | None = None, synthetic: int = 0,
+def select_clips(real: str, real_root: Path, synthetic_root: Path | None = None, synthetic: int = 0,
            real_fraction: float = 1.0, classes: str | None = None, synthetic_only: bool = False,
            seed: int = 0) -> Selection:
     """The clips a run trains and evaluates on (see the module docstring)."""

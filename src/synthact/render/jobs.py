@@ -159,7 +159,7 @@ def _reconcile(root: Path) -> set[str]:
 # full (2 workers on 2 cores run 1.79-2.03x one worker here: BENCHMARKS.md, "Render CPU per frame").
 RENDER_RESOURCES = {"num_cpus": 1}
 
-_STAGE = None
+_SCENE = None
 _RIGGED: dict = {}
 RENDER_LOG = "render.log"  # Blender's own output, appended to by every worker
 
@@ -190,13 +190,13 @@ def _children_without_blender_paths():
 
 
 def _init_worker(engine: str, size: tuple[int, int], fps: int, gt_flow: bool, log: str) -> None:
-    global _STAGE
+    global _SCENE
     redirect_output(log)
-    from .scene import Stage  # bpy is imported in workers only
-    _STAGE = Stage(engine, tuple(size), fps, gt_flow)
+    from .scene import BlenderScene  # bpy is imported in workers only
+    _SCENE = BlenderScene(engine, tuple(size), fps, gt_flow)
 
 
-def skinned_body(stage, body: Body):
+def skinned_body(scene, body: Body):
     """The rest body of a clip's record, or None for the mannequin; rigged files are imported once
     per process (then scaled to the clip's height)."""
     model = body.model_name
@@ -205,34 +205,34 @@ def skinned_body(stage, body: Body):
     if model == "makehuman":
         return makehuman_body(body.phenotype)
     if model not in _RIGGED:
-        _RIGGED[model] = stage.load_rigged(model)
+        _RIGGED[model] = scene.load_rigged(model)
     return normalise(_RIGGED[model], height=body.height)
 
 
-def shoot(stage, record: ClipRecord, out: Path):
+def shoot(scene, record: ClipRecord, out: Path):
     """Animate a record and render its frames into ``out`` (the mannequin, or a skinned body moved
     by a point cache kept outside ``out``: the clip folder holds only the contract's files)."""
     from .animate import animate
     body = record.body
-    anim = animate(record, skinned_body(stage, body))
+    anim = animate(record, skinned_body(scene, body))
     grey = min(1.0, body.grey * (record.light.strength if record.engine == "workbench" else 1.0))
     backdrop = None
     if record.background is not None:
         backdrop = (*background_mesh(record.background, anim.ground[:2], anim.ground[2]), record.background.grey)
     if anim.skinned is None:
-        stage.render(anim.skeleton, anim.quats, anim.root_loc, anim.camera, grey, record.light, out, backdrop,
+        scene.render(anim.skeleton, anim.quats, anim.root_loc, anim.camera, grey, record.light, out, backdrop,
                      anim.extras)
         return anim
     with tempfile.TemporaryDirectory() as cache:
         write_pc2(Path(cache) / "body.pc2", anim.skinned.frames)
-        stage.render_skinned(anim.skinned.rest.verts, anim.skinned.rest.faces, Path(cache) / "body.pc2",
+        scene.render_skinned(anim.skinned.rest.verts, anim.skinned.rest.faces, Path(cache) / "body.pc2",
                              anim.camera, grey, record.light, out, backdrop, anim.extras)
     return anim
 
 
 def check_rigged(path: str) -> None:
     """Import and fit a rigged body file as a clip would (in a render worker): raises what a clip would."""
-    normalise(_STAGE.load_rigged(path))
+    normalise(_SCENE.load_rigged(path))
 
 
 def check_bodies(job: RenderJob) -> None:
@@ -266,7 +266,7 @@ def render_clip(task: RenderTask) -> RenderedClip:
     n = record.frames
     done: dict = {}
     with C.staged_clip(root, record.clip, record=done) as tmp:
-        anim = shoot(_STAGE, record, tmp)
+        anim = shoot(_SCENE, record, tmp)
         if record.gt_flow:
             exr_to_contract(tmp, n)
         got = C.count_frames(tmp)

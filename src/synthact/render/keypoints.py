@@ -85,7 +85,7 @@ class KeyMap:
             out[k] = P[..., b, :] + f * (P[..., b, :] - P[..., a, :])
         return {k: out[k] @ self.to_ours.T for k in KEYS}
 
-    def describe(self) -> str:
+    def names_line(self) -> str:
         """``key=joint`` for every key point, one line."""
         return " ".join(f"{k}={self.names.get(k, '?')}" for k in KEYS)
 
