@@ -13,7 +13,7 @@ Rows:
   * the whole `render-clips` job with 1 and K worker processes (worker start-up included).
   * issue 16: the same Workbench clips and jobs with the process settings before it (Mesa's
     llvmpipe threads per core, glibc's default mmap threshold, metadata stamps in the files) and
-    after it (scene.lean_process), in the same run.
+    after it (process.lean_process), in the same run.
 """
 from __future__ import annotations
 

@@ -156,6 +156,19 @@ def test_no_import_cycles_among_synthact_modules():
     assert not cycles, "modules that import each other:\n" + "\n".join(" <-> ".join(c) for c in cycles)
 
 
+def test_only_render_imports_bpy():
+    """bpy runs one per process, in render workers: anywhere else an import would load Blender into
+    a trainer or a flow worker (imports inside functions count)."""
+    importers = set()
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            if any(n == "bpy" or n.startswith("bpy.") for n in names):
+                importers.add(path.relative_to(PACKAGE).as_posix())
+    assert importers and all(p.startswith("render/") for p in importers), importers
+
+
 def test_the_cycle_finder_sees_a_cycle_closed_inside_a_function():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert import_cycles(graph) == [["a", "b", "c"]]

@@ -262,3 +262,35 @@ def test_flow_runs_check_that_every_root_has_flow_of_one_method(data, tmp_path):
     (bare / C.FLOW_INFO).unlink()
     with pytest.raises(C.BadData, match="no flow here"):
         fit(_cfg(data, tmp_path / "x", modality="flow", real_root=str(bare)), progress=False)
+
+
+def test_adapt_bn_takes_every_batchnorm_statistic_from_the_real_training_clips(data, tmp_path):
+    """A synthetic-only flow run with --adapt-bn: model.pt's first BatchNorm holds the mean and
+    (unbiased) variance of its input over the real training clips as evaluation reads them (one
+    batch, so the average is exact), never a validation clip; checkpoint.pt keeps the trained ones."""
+    synth, target = data
+    run = tmp_path / "run"
+    m = fit(_cfg(data, run, synthetic=0, synthetic_only=True, modality="flow", backbone="mobilenet_v3_small",
+                 pretrained="none", size=32, epochs=1, batch_size=64, val_interval=0, adapt_bn=True), progress=False)
+    sel = select_clips("target:split1", target)
+    assert not {s.clip for s in sel.real_pool} & {s.clip for s in sel.val}
+    assert m["selection"]["real_train"] == 0 and m["adapt_bn"]["clips"] == len(sel.train) == 12
+    assert m["adapt_bn"]["batches"] == 1 and m["adapt_bn"]["batchnorms"] > 10
+    adapted = torch.load(run / "model.pt", weights_only=True)["model"]
+    trained = torch.load(run / "checkpoint.pt", weights_only=True)["model"]
+    model = TSN(3, "mobilenet_v3_small", "flow", 3, "none")
+    model.load_state_dict(adapted)
+    model.eval()
+    name, first = next((n, x) for n, x in model.named_modules() if isinstance(x, torch.nn.BatchNorm2d))
+    seen = []
+    first.register_forward_hook(lambda mod, inp, out: seen.append(inp[0]))
+    data_ = TSNDataset(sel.train, "flow", 3, 32, "val", 0)
+    with torch.no_grad():
+        model(torch.stack([data_[i][0] for i in range(len(data_))]))
+    x = seen[0].transpose(0, 1).flatten(1)
+    assert torch.allclose(adapted[f"{name}.running_mean"], x.mean(1), atol=1e-4)
+    assert torch.allclose(adapted[f"{name}.running_var"], x.var(1), rtol=1e-3, atol=1e-5)
+    assert not torch.allclose(trained[f"{name}.running_mean"], adapted[f"{name}.running_mean"])
+    bad = run_cli(BIN / "train-tsn", "--out", str(tmp_path / "mm"), "--real", "target:split1", "--real-root",
+                  str(target), "--engine", "mmaction2", "--adapt-bn")
+    assert bad.returncode == 2 and "--adapt-bn: applies to --engine synthact only" in bad.stderr, bad.stderr

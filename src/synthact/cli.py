@@ -293,6 +293,9 @@ Examples:
 @click.option("--allow-mixed-flow", is_flag=True, help="Allow real and synthetic roots with different flow methods.")
 @click.option("--compile", is_flag=True, help="torch.compile the model for training (inductor; needs a C++ compiler "
                                               "on CPU). Off by default.")
+@click.option("--adapt-bn", is_flag=True, help="After training, re-estimate every BatchNorm's statistics on the real "
+                                               "training clips of the split (AdaBN; labels unused) for the final "
+                                               "evaluation and model.pt: for synthetic-only runs.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @WAIT

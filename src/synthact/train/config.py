@@ -30,11 +30,12 @@ INTS = {"synthetic": (0, None), "segments": (1, 64), "size": (16, 4096), "epochs
         "seed": (0, 2**32 - 1)}   # numpy/torch seed range
 TEXT = ("out", "real", "real_root", "pretrained")
 OPTIONAL_TEXT = ("synthetic_root", "classes", "init_from")
-FLAGS = ("synthetic_only", "allow_mixed_flow", "compile")
+FLAGS = ("synthetic_only", "allow_mixed_flow", "compile", "adapt_bn")
 # what a resumed run may change: where and how fast it runs, how often it validates and the final
-# evaluation (and how many processes run it: a torchrun run resumes at any world size; --compile on or off)
+# evaluation and the statistics it normalises with (and how many processes run it: a torchrun run resumes
+# at any world size; --compile on or off)
 RESUME_FREE = {"out", "workers", "device", "eval_protocol", "allow_mixed_flow", "info", "world_size", "compile",
-               "val_interval"}
+               "val_interval", "adapt_bn"}
 PATHS = {"real_root", "synthetic_root", "init_from", "pretrained"}
 
 
@@ -69,6 +70,7 @@ class TrainConfig:
     allow_mixed_flow: bool = False       # train on roots whose flow methods differ
     engine: str = "synthact"             # or mmaction2 (optional extra: make mmaction)
     compile: bool = False                # torch.compile the model for training (inductor)
+    adapt_bn: bool = False               # BatchNorm statistics re-estimated on the real training clips
     world_size: int = 1                  # processes training together (torchrun); filled at start
     num_classes: int = 0                 # filled from the selection
     info: dict = field(default_factory=dict)

@@ -30,6 +30,7 @@ from ..progress import Progress
 from ..provenance import versions
 from ..rootlock import root_lock
 from . import recipe
+from .adapt_bn import adapt_batchnorm
 from .checkpoint import ARCH_KEYS, RESUME_KEYS, load_checkpoint, restore
 from .config import TrainConfig, check, check_resume, record
 from .dataset import EpochSampler, TSNDataset, worker_errors
@@ -94,8 +95,10 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True, wait: boo
 def check_world(cfg: TrainConfig, world: World) -> None:
     """Refuse settings a torchrun world cannot honour, and one-line --compile problems."""
     cfg.world_size = world.size
-    if cfg.compile and cfg.engine == "mmaction2":
-        raise BadConfig("--compile: applies to --engine synthact only (mmaction2 builds its own model)")
+    for flag in ("compile", "adapt_bn"):
+        if getattr(cfg, flag) and cfg.engine == "mmaction2":
+            raise BadConfig(f"--{flag.replace('_', '-')}: applies to --engine synthact only (mmaction2 builds its "
+                            f"own model)")
     if cfg.compile and _device(cfg.device, world).type == "cpu" and not _cxx():
         raise MissingDependency("--compile: torch.compile's inductor backend needs a C++ compiler on CPU "
                                 "(no g++, c++ or clang++ found); install one or train without --compile")
@@ -116,6 +119,8 @@ def _prelude(cfg: TrainConfig, resume: bool, world: World):
     sel = select_clips(cfg.real, Path(cfg.real_root), Path(cfg.synthetic_root) if cfg.synthetic_root else None,
                  cfg.synthetic, cfg.real_fraction, cfg.classes, cfg.synthetic_only, cfg.seed)
     cfg.num_classes, cfg.info = len(sel.classes), sel.info
+    if cfg.adapt_bn and not sel.real_pool:   # refused before training, not after it
+        raise BadConfig(f"--adapt-bn: {cfg.real_root} holds no training clips of {cfg.real} to take statistics from")
     sharded = any(s.sharded for s in sel.train)  # mmaction2 reads frame folders, not our shards
     if sharded and cfg.engine == "mmaction2":
         raise BadConfig(f"--synthetic-root {cfg.synthetic_root}: WebDataset shards train with --engine synthact; "
@@ -198,6 +203,7 @@ def _fit_locked(cfg: TrainConfig, resume: bool, progress: bool, world: World) ->
                        f"{val_text} ({row['images_per_s']} img/s)")
     if writer:
         writer.close()
+    adapted = adapt_batchnorm(parts.model, sel.real_pool, cfg, parts.device) if cfg.adapt_bn else None
     if world.main:
         _save(C.RunLayout(run).model,
               {"model": parts.model.state_dict(), "config": {k: getattr(cfg, k) for k in ARCH_KEYS}})
@@ -211,6 +217,8 @@ def _fit_locked(cfg: TrainConfig, resume: bool, progress: bool, world: World) ->
                          "final_eval_s": round(time.perf_counter() - eval_start, 2)}
     metrics["history"] = history
     metrics["selection"] = sel.info
+    if adapted is not None:
+        metrics["adapt_bn"] = adapted
     metrics["world_size"] = world.size
     metrics["versions"] = versions()
     if world.main:

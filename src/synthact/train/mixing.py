@@ -30,6 +30,7 @@ class Selection:
     train: list[Sample]
     val: list[Sample]
     info: dict = field(default_factory=dict)
+    real_pool: list[Sample] = field(default_factory=list)   # every real training clip, whatever the run keeps
 
 
 class RealSpec(NamedTuple):
@@ -119,8 +120,8 @@ def _per_class_pick(samples: list[Sample], quota: dict[int, int], rng: np.random
 
 
 def select_clips(real: str, real_root: Path, synthetic_root: Path | None = None, synthetic: int = 0,
-           real_fraction: float = 1.0, classes: str | None = None, synthetic_only: bool = False,
-           seed: int = 0) -> Selection:
+                 real_fraction: float = 1.0, classes: str | None = None, synthetic_only: bool = False,
+                 seed: int = 0) -> Selection:
     """The clips a run trains and evaluates on (see the module docstring)."""
     spec = parse_real(real)
     dataset, split = spec.dataset, spec.split
@@ -138,6 +139,7 @@ def select_clips(real: str, real_root: Path, synthetic_root: Path | None = None,
                            if spec.val_split else f" (split {split}'s test videos are not prepared here)"))
     rng = np.random.default_rng([seed, 1])
     counts = np.bincount([s.label for s in train], minlength=len(keep))
+    pool = train
     if real_fraction < 1.0:  # per class, at least one clip each
         train = _per_class_pick(train, {c: max(1, round(real_fraction * n)) for c, n in enumerate(counts) if n},
                                 rng, f"{real_root} train split {split}")
@@ -154,7 +156,7 @@ def select_clips(real: str, real_root: Path, synthetic_root: Path | None = None,
     picked = synth if synthetic_only else train + synth
     if not picked:
         raise BadConfig("the selection has no training clips")
-    return Selection(keep, picked, val, info)
+    return Selection(keep, picked, val, info, pool)
 
 
 def _synthetic(root: Path, dataset: str, labels: list[str], n: int, rng: np.random.Generator) -> list[Sample]:
