@@ -190,6 +190,9 @@ def test_demo_code_path_at_a_tiny_scale(tmp_path, capsys):
                                              "s1_seed0_syn24_real0_flow_plain",
                                              "s1_seed0_syn24_real1_flow_plain-2stage"]
         assert all(x["status"] == "ok" and x["n_val"] == "13" for x in real)
+        cells_ = tmp_path / "demo/real_check/cells"   # stage1's adapt_bn: the synthetic-only cell alone
+        assert json.loads((cells_ / real[2]["cell"] / "metrics.json").read_text())["adapt_bn"]["clips"] > 0
+        assert "adapt_bn" not in json.loads((cells_ / real[3]["cell"] / "metrics.json").read_text())
     rows = list(csv.DictReader(open(tmp_path / "demo/ablation/results.csv")))
     assert len(rows) == 2 * 2 * 3 and all(x["status"] == "ok" for x in rows)
     for name in ("synthetic/preview.png", "target/preview.png", "ablation/accuracy_vs_synthetic.png"):
