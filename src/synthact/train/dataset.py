@@ -7,8 +7,6 @@ training, at the centre in evaluation; the TSN test protocol takes 25 evenly spa
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -16,38 +14,10 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from .. import contract as C
-from .. import shards
 from ..errors import BadData, SynthactError
 from .recipe import NEW_LENGTH, epoch_seed
+from .samples import Sample
 from .transforms import PRESETS
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One clip of a selection: where its frames are, how many, its label."""
-
-    prefix: str          # the folder holding <class>/<clip> (mmaction2's data_prefix), or a shard folder
-    clip: str
-    num_frames: int
-    label: int
-    layout: C.Layout = C.OURS
-    sharded: bool = False  # frames inside the WebDataset shards of ``prefix`` (synthact export)
-
-    @property
-    def folder(self) -> Path:
-        """The clip's frame folder (for shards: where the clip is named in messages)."""
-        return Path(self.prefix) / self.clip
-
-    @property
-    def root(self) -> Path:
-        """The root (or shard folder) the clip belongs to."""
-        return Path(self.prefix) if self.sharded else Path(self.prefix).parent
-
-    def image(self, name: str, gray: bool = False):
-        """One of the clip's frame or flow images, decoded strictly, from its folder or its shard."""
-        if self.sharded:
-            return C.decode_image(shards.read_member(Path(self.prefix), self.clip, name), self.folder / name, gray)
-        return C.read_image(self.folder / name, gray)
 
 
 def snippet_starts(num_frames: int, modality: str, segments: int, mode: str, rng: np.random.Generator | None,

@@ -15,8 +15,7 @@ from .. import contract as C
 from ..errors import BadConfig, BadData, one_line
 from ..provenance import versions
 from .dataset import TSNDataset, worker_errors
-
-PROTOCOLS = {"tsn": ("test", 25), "fast": ("val", None)}
+from .recipe import PROTOCOLS
 
 
 def metrics(scores: np.ndarray, labels: np.ndarray, num_classes: int) -> dict:

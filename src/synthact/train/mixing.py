@@ -19,7 +19,7 @@ from .. import shards
 from ..assets import class_map
 from ..data.splits import subset_classes
 from ..errors import BadConfig
-from .dataset import Sample
+from .samples import Sample
 
 
 @dataclass

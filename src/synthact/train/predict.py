@@ -31,7 +31,7 @@ from ..flow.methods import make_flow
 from .checkpoint import load_pt, restore
 from .config import check_recorded
 from .dataset import load_snippet, snippet_starts
-from .evaluate import PROTOCOLS
+from .recipe import PROTOCOLS
 from .transforms import PRESETS
 
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".wmv", ".flv", ".3gp", ".ogv")

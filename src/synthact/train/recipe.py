@@ -5,6 +5,9 @@ from __future__ import annotations
 
 BACKBONES = ("resnet18", "resnet50", "mobilenet_v3_small", "efficientnet_lite0")  # see models.TSN
 MODALITIES = ("rgb", "flow")
+# evaluation protocols -> (the dataset mode, snippets): TSN's 25 snippets x 10 crops, or one centre
+# crop per segment
+PROTOCOLS = {"tsn": ("test", 25), "fast": ("val", None)}
 DEFAULT_LR = {"rgb": 0.001, "flow": 0.005}    # SGD learning rate per modality
 MOMENTUM = 0.9
 WEIGHT_DECAY = 5e-4
