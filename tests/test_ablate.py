@@ -50,6 +50,15 @@ def test_tiny_grid_writes_csv_table_and_plot_and_rerun_skips(data, tmp_path):
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert [(x["synthetic"], x["status"]) for x in rows] == [("0", "done"), ("6", "ok")]
     assert json.loads(torn.read_text())["top1"] == float(rows[1]["top1"])
+    epochs = [len(json.loads((out / "cells" / x["cell"] / "metrics.json").read_text())["history"]) for x in rows]
+    adapted = _grid(data, tmp_path, train={"backbone": "mobilenet_v3_small", "size": 32, "epochs": 1,
+                                           "batch_size": 4, "workers": 0, "adapt_bn": True})
+    fourth = run_cli("synthact", "ablate", "--config", str(adapted), "--out", str(out), "--quiet")
+    assert fourth.returncode == 0 and "2 cells (0 already done, 0 failed)" in fourth.stdout, fourth.stderr
+    assert "scored without adapt_bn, which the config now asks; scoring the cell again" in fourth.stderr
+    for x, n in zip(rows, epochs, strict=True):   # resumed to the new statistics: no epoch trained again
+        m = json.loads((out / "cells" / x["cell"] / "metrics.json").read_text())
+        assert m["adapt_bn"]["clips"] > 0 and len(m["history"]) == n
 
 
 @pytest.mark.slow

@@ -21,7 +21,7 @@ import torch
 
 from synthact.errors import BadConfig, MissingDependency
 from synthact.train.distributed import RankBatches, World, share
-from synthact.train.loop import TrainConfig, check_world
+from synthact.train.loop import TrainConfig, check, check_world
 
 from .conftest import BIN, run_cli
 
@@ -164,8 +164,8 @@ def test_world_checks(tmp_path, monkeypatch):
     with pytest.raises(BadConfig, match="--batch-size 5: under torchrun it is the global batch"):
         check_world(_cfg(tmp_path, engine="mmaction2", batch_size=5), two)
     check_world(_cfg(tmp_path, batch_size=4), two)
-    with pytest.raises(BadConfig, match="--compile: applies to --engine synthact only"):
-        check_world(_cfg(tmp_path, engine="mmaction2", compile=True), World())
+    with pytest.raises(BadConfig, match="--compile: applies to the synthact engine only"):
+        check(_cfg(tmp_path, engine="mmaction2", compile=True))
     monkeypatch.setattr("synthact.train.loop.shutil.which", lambda name: None)
     monkeypatch.delenv("CXX", raising=False)
     with pytest.raises(MissingDependency, match="--compile: torch.compile's inductor backend needs a C\\+\\+ compiler"):

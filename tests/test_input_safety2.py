@@ -66,6 +66,8 @@ def _grid(tmp_path: Path, **over) -> Path:
     ({"seeds": list(range(1000)), "synthetic": [0, 1]}, "the grid crosses 2000 cells, more than 1000"),
     ({"seeds": list(range(100)), "splits": [1, 2, 3], "synthetic": list(range(1, 101)),
       "real_fraction": [0.1, 0.5], "modality": ["rgb", "flow", "fusion"]}, "the grid crosses 180000 cells"),
+    ({"synthetic": [0, 1], "real_fraction": [0], "synthetic_root": "s", "train": {"engine": "mmaction2"},
+      "stage1": {"adapt_bn": True}}, "stage1.adapt_bn: applies to the synthact engine only"),
 ])
 def test_ablate_bounds_are_one_line(tmp_path, over, words):
     path = _grid(tmp_path, **over)

@@ -194,7 +194,8 @@ def _check_cells(cfg: dict, path) -> None:
         raise BadConfig(f"{path}: the grid has no cells (a cell needs real_fraction > 0 or synthetic > 0)")
 
     def name(key: str) -> str:  # where the user wrote the setting a cell's TrainConfig holds
-        return f"{path}: " + (f"train.{key}" if key in cfg["train"] else {"seed": "seeds"}.get(key, key))
+        block = "stage1" if key in cfg["stage1"] else "train" if key in cfg["train"] else None
+        return f"{path}: " + (f"{block}.{key}" if block else {"seed": "seeds"}.get(key, key))
     for cell in todo:
         if cell.trains:
             check(train_config(cfg, cell, Path("<out>")), name)

@@ -65,12 +65,13 @@ def _root_failure(exc) -> tuple[int, str]:
     rank that raised one of synthact's errors is the cause, its line without the error's name; else
     the earliest."""
     found = []
+    own_errors = {c.__name__ for c in _subclasses(errors.SynthactError)}   # now: train's own are imported
     for rank, failure in exc.failures.items():
         message = str(failure.message.get("message", "") if isinstance(failure.message, dict) else failure.message)
         lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
         last = lines[-1] if lines else f"exited with {failure.exitcode}"
         name, _, own = last.partition(": ")   # the traceback's last line: "synthact.errors.BadData: <line>"
-        ours = own and name.rsplit(".", 1)[-1] in _OWN_ERRORS
+        ours = own and name.rsplit(".", 1)[-1] in own_errors
         found.append((not ours, failure.timestamp, rank, own if ours else last))
     _, _, rank, last = min(found)
     return rank, last
@@ -82,8 +83,6 @@ def _subclasses(cls: type) -> set[type]:
         found |= _subclasses(sub)
     return found
 
-
-_OWN_ERRORS = {c.__name__ for c in _subclasses(errors.SynthactError)}
 
 
 def _ddp_rank(cfg: dict, cell: Cell, root: str) -> dict:
@@ -156,7 +155,7 @@ def _grid_locked(cfg: dict, out: Path, progress: bool, echo, executor: Executor)
     C.atomic_write(grid.config, yaml.safe_dump(cfg, sort_keys=False))
     rows, failed, skipped, results = [], 0, 0, {}
     todo = cells(cfg)
-    done = {c.id: _done_metrics(C.RunLayout(cell_dir(out, c.id)).metrics) for c in todo}
+    done = {c.id: _finished(cfg, c, out) for c in todo}
     remote: dict = {}
     if executor.is_ray:   # second stages start from their first stage's weights: a wave after it
         for wave in ("mixed", "two_stage"):
@@ -206,6 +205,18 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, (SynthactError, OSError)):
         return one_line(exc)
     return traceback.format_exception_only(type(exc), exc)[-1].strip()
+
+
+def _finished(cfg: dict, cell: Cell, out: Path) -> dict | None:
+    """A cell's metrics where it finished as the config now asks; a cell scored with other BatchNorm
+    statistics than its ``adapt_bn`` asks runs again (a finished run resumes straight to them)."""
+    path = C.RunLayout(cell_dir(out, cell.id)).metrics
+    m = _done_metrics(path)
+    if m is not None and cell.trains and ("adapt_bn" in m) != train_config(cfg, cell, path.parent).adapt_bn:
+        warn(f"{path}: scored {'with' if 'adapt_bn' in m else 'without'} adapt_bn, which the config now "
+             f"{'leaves out' if 'adapt_bn' in m else 'asks'}; scoring the cell again")
+        return None
+    return m
 
 
 def _done_metrics(path: Path) -> dict | None:

@@ -118,6 +118,9 @@ def check(cfg: TrainConfig, name: Callable[[str], str] = cli_name) -> TrainConfi
             raise BadConfig(f"{name(key)} {value!r}: {problem}")
     check_device(cfg.device, name("device"))
     parse_real(cfg.real)
+    for flag in ("compile", "adapt_bn"):   # mmaction2 builds and evaluates its own model
+        if getattr(cfg, flag) and cfg.engine == "mmaction2":
+            raise BadConfig(f"{name(flag)}: applies to the synthact engine only (mmaction2 builds its own model)")
     return cfg
 
 

@@ -95,10 +95,6 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True, wait: boo
 def check_world(cfg: TrainConfig, world: World) -> None:
     """Refuse settings a torchrun world cannot honour, and one-line --compile problems."""
     cfg.world_size = world.size
-    for flag in ("compile", "adapt_bn"):
-        if getattr(cfg, flag) and cfg.engine == "mmaction2":
-            raise BadConfig(f"--{flag.replace('_', '-')}: applies to --engine synthact only (mmaction2 builds its "
-                            f"own model)")
     if cfg.compile and _device(cfg.device, world).type == "cpu" and not _cxx():
         raise MissingDependency("--compile: torch.compile's inductor backend needs a C++ compiler on CPU "
                                 "(no g++, c++ or clang++ found); install one or train without --compile")
