@@ -58,5 +58,5 @@ def class_report(out: Path, rows: list[dict], results: dict[str, dict], title: s
         conf = np.sum([c for _, c in groups[k]], axis=0)
         top1 = np.trace(conf) / max(conf.sum(), 1)
         confusion_png(conf, classes, grid.confusion / f"{name}.png",
-                      f"{name}: {len(groups[k])} cells summed, top-1 {top1:.3f}")
+                      f"{name}: {len(groups[k])} cell{'s' if len(groups[k]) > 1 else ''} summed, top-1 {top1:.3f}")
     return grid.per_class

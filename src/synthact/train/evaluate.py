@@ -5,6 +5,7 @@ RGB and a flow run can be fused afterwards (``synthact evaluate --fuse``), as TS
 """
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -93,14 +94,15 @@ def confusion_png(conf: np.ndarray, classes: list[str], path: Path, title: str) 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     n = len(classes)
-    fig, ax = plt.subplots(figsize=(max(4, n * 0.35 + 2), max(3.5, n * 0.35 + 1.5)))
+    width = max(4, n * 0.35 + 2)
+    fig, ax = plt.subplots(figsize=(width, max(3.5, n * 0.35 + 1.5)))
     norm = conf / np.maximum(conf.sum(1, keepdims=True), 1)
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(n), classes, rotation=90, fontsize=7)
     ax.set_yticks(range(n), classes, fontsize=7)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(textwrap.fill(title, int(width * 12)), fontsize=9)   # a grid's long group names: kept whole
     fig.tight_layout()
     with C.atomic_output(path, ".png") as tmp:  # never through a link planted in the run folder
         fig.savefig(tmp, dpi=100, format="png")
