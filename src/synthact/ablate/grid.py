@@ -116,6 +116,6 @@ def check_synthetic_counts(cfg: dict, spec: str | Path) -> None:
         c = train_config(cfg, cell, Path("<out>"))
         try:
             select_clips(c.real, Path(c.real_root), Path(c.synthetic_root) if c.synthetic_root else None, c.synthetic,
-                   1.0, c.classes, False, c.seed)
+                         1.0, c.classes, False, c.seed)
         except (SynthactError, OSError) as exc:
             raise BadConfig(f"{spec}: cell {cell.id}: {one_line(exc)}") from None

@@ -84,7 +84,6 @@ def _subclasses(cls: type) -> set[type]:
     return found
 
 
-
 def _ddp_rank(cfg: dict, cell: Cell, root: str) -> dict:
     """One rank of a data-parallel cell (the launcher sets WORLD_SIZE, RANK, LOCAL_RANK)."""
     from torch.distributed.elastic.multiprocessing.errors import record

@@ -113,7 +113,7 @@ def _prelude(cfg: TrainConfig, resume: bool, world: World):
     """Rank 0's selection, checks and run files; what every rank needs of them."""
     run = Path(cfg.out)
     sel = select_clips(cfg.real, Path(cfg.real_root), Path(cfg.synthetic_root) if cfg.synthetic_root else None,
-                 cfg.synthetic, cfg.real_fraction, cfg.classes, cfg.synthetic_only, cfg.seed)
+                       cfg.synthetic, cfg.real_fraction, cfg.classes, cfg.synthetic_only, cfg.seed)
     cfg.num_classes, cfg.info = len(sel.classes), sel.info
     if cfg.adapt_bn and not sel.real_pool:   # refused before training, not after it
         raise BadConfig(f"--adapt-bn: {cfg.real_root} holds no training clips of {cfg.real} to take statistics from")
