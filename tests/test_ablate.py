@@ -65,7 +65,7 @@ def test_tiny_grid_writes_csv_table_and_plot_and_rerun_skips(data, tmp_path):
 def test_fusion_and_synthetic_only_cells(data, tmp_path):
     path = _grid(data, tmp_path, synthetic=[6], real_fraction=[0], modality=["rgb", "flow", "fusion"])
     res = run_grid(path, tmp_path / "out", progress=False, echo=lambda *_: None)
-    assert res["failed"] == 0
+    assert res.failed == 0
     rows = list(csv.DictReader(open(tmp_path / "out/results.csv")))
     assert [x["modality"] for x in rows] == ["rgb", "flow", "fusion"]
     assert "synthetic only" in (tmp_path / "out/results.md").read_text()
@@ -76,14 +76,14 @@ def test_two_stage_cells_fine_tune_their_synthetic_only_cell_on_real_clips_alone
     path = _grid(data, tmp_path, synthetic=[0, 6], real_fraction=[0.5, 0], modality=["flow", "rgb", "fusion"],
                  recipes=["mixed", "two_stage"], stage1={"epochs": 2}, fraction_epochs={0.5: 3},
                  train={"backbone": "mobilenet_v3_small", "size": 32, "epochs": 1, "batch_size": 4, "workers": 0,
-                        "lr": {"rgb": 0.002, "flow": 0.01}})
+                        "lr": {"rgb": 0.002, "flow": 0.01}, "synthetic_share": 0.5})
     cfg = load_config(path)
     two = [c for c in cells(cfg) if c.two_stage]
     assert [c.id for c in two] == ["s1_seed0_syn6_real0.5_flow_2stage", "s1_seed0_syn6_real0.5_rgb_2stage",
                                       "s1_seed0_syn6_real0.5_fusion_2stage"]
     out = tmp_path / "out"
     res = run_grid(path, out, progress=False, echo=lambda *_: None)
-    assert res["failed"] == 0
+    assert res.failed == 0
     rows = {x["cell"]: x for x in csv.DictReader(open(out / "results.csv"))}
     assert len(rows) == 12 and {x["status"] for x in rows.values()} == {"ok"}
     assert rows["s1_seed0_syn6_real0.5_fusion_2stage"]["synthetic_set"] == "2stage"
@@ -97,6 +97,10 @@ def test_two_stage_cells_fine_tune_their_synthetic_only_cell_on_real_clips_alone
     assert run("s1_seed0_syn0_real0.5_flow")["epochs"] == 3          # real only: the same steps
     assert run("s1_seed0_syn0_real0.5_flow")["lr"] == 0.01 and run("s1_seed0_syn0_real0.5_rgb")["lr"] == 0.002
     assert run("s1_seed0_syn6_real0.5_flow")["epochs"] == 1          # mixed: synthetic clips fill the epoch
+    shares = {c: run(c)["synthetic_share"] for c in ("s1_seed0_syn6_real0.5_flow", "s1_seed0_syn0_real0.5_flow",
+                                                      "s1_seed0_syn6_real0_flow", "s1_seed0_syn6_real0.5_flow_2stage")}
+    assert shares == {"s1_seed0_syn6_real0.5_flow": 0.5, "s1_seed0_syn0_real0.5_flow": None,   # mixed cells only
+                      "s1_seed0_syn6_real0_flow": None, "s1_seed0_syn6_real0.5_flow_2stage": None}
     train = open(out / "cells/s1_seed0_syn6_real0.5_rgb_2stage/train_list.txt").read()
     assert str(data[1]) in train and str(data[0]) not in train                 # real clips alone
     md = (out / "results.md").read_text()

@@ -65,3 +65,30 @@ def test_version_and_a_rerun_with_other_versions_warns(tmp_path):
     assert not (root / C.FLOW_INFO).exists()
     assert run_cli("extract-flow", "--root", str(root), "--method", "dis", "--quiet").returncode == 0
     assert C.FlowInfo.read(root).versions == versions()
+
+
+def test_a_run_folders_settings_read_back_as_the_train_config(tmp_path):
+    """config.json reads back as a TrainConfig: a setting added since the run began takes its
+    default, a key this version does not know is left out, a bad value is refused naming the file."""
+    from dataclasses import asdict
+
+    from synthact.errors import BadData
+    from synthact.info import run_info
+    from synthact.train.config import TrainConfig, read_config
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg = TrainConfig(out=str(run), real="hmdb51:split1", real_root="real", modality="flow", size=112,
+                      num_classes=15, synthetic_share=0.5, info={"flow_method": "tvl1-fast"})
+    old = {k: v for k, v in asdict(cfg).items() if k not in ("adapt_bn", "synthetic_share")}
+    C.write_json(C.RunLayout(run).config, {**old, "versions": versions(), "a_future_setting": 1})
+    back = read_config(run)
+    assert back == TrainConfig(**{**asdict(cfg), "synthetic_share": None})
+    info = run_info(run)
+    assert info["settings"]["versions"] == versions() and info["selection"] == {"flow_method": "tvl1-fast"}
+    assert info["settings"]["adapt_bn"] is False and "a_future_setting" not in info["settings"]
+    C.write_json(C.RunLayout(run).config, {**old, "synthetic_share": 2})
+    with pytest.raises(BadData, match=r"config.json: synthetic_share 2: must be a number in \(0, 1\)"):
+        read_config(run)
+    C.write_json(C.RunLayout(run).config, {k: v for k, v in old.items() if k != "real_root"})
+    with pytest.raises(BadData, match="not a train-tsn run's settings"):
+        run_info(run)

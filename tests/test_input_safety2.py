@@ -176,7 +176,9 @@ def test_info_on_a_malformed_root_is_one_line(small, tmp_path, damage, words):
 def _run_folder(folder: Path) -> Path:
     """The files info reads of a train-tsn run folder, as a finished 2-epoch run leaves them."""
     folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({"epochs": 2, "modality": "rgb", "info": {"classes": 3}}))
+    settings = {"out": str(folder), "real": "target:split1", "real_root": "target", "backbone": "resnet18",
+                "modality": "rgb", "segments": 3, "size": 32, "num_classes": 3, "epochs": 2, "info": {"classes": 3}}
+    (folder / "config.json").write_text(json.dumps(settings))
     (folder / "log.csv").write_text("epoch,train_loss,train_acc,val_top1\n1,1.1,0.3,0.4\n2,0.9,0.5,0.5\n")
     (folder / "metrics.json").write_text(json.dumps({"top1": 0.5, "mean_class": 0.5, "protocol": "tsn", "n": 6}))
     return folder
@@ -187,7 +189,10 @@ def _run_folder(folder: Path) -> Path:
     ("log.csv", "epoch,train_loss,train_acc,val_top1\n1,1.1,0.3,abc\n", "log.csv:2: epoch '1', val_top1 'abc'"),
     ("log.csv", "epoch,train_loss,train_acc,val_top1\nxx,1.1,0.3,0.4\n", "log.csv:2: epoch 'xx'"),
     ("log.csv", b"epoch,val_top1\n\xff\xfe\x00\x81,\x99\n", "log.csv: cannot read training log"),
-    ("config.json", "[1, 2, 3]", "config.json: not a run's settings (expected a JSON object)"),
+    ("config.json", "[1, 2, 3]", "config.json: not a train-tsn run's settings (expected a JSON object"),
+    ("config.json", '{"out": "r", "real": "t:split1", "real_root": "t", "backbone": "resnet18", "modality": "rgb", '
+                    '"segments": 3, "size": 32, "num_classes": 3, "epochs": -2}',
+     "config.json: epochs -2: must be a whole"),
     ("metrics.json", "[0.5]", "metrics.json: not a run's metrics (expected a JSON object)"),
 ])
 def test_info_on_a_malformed_run_folder_is_one_line(tmp_path, name, text, words):

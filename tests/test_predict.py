@@ -52,14 +52,14 @@ def test_predict_scores_as_train_tsns_own_evaluation(fixtures, runs, modality):
     videos = _val_videos(run, fixtures)
     assert len(videos) == 4 and all(v.exists() for v in videos)
     r = predict_videos([run], videos, echo=None, device="cpu")
-    got = np.stack([p.scores for p in r["predictions"]])
+    got = np.stack([p.scores for p in r.predictions])
     want = np.load(run / "scores_tsn.npy")
     # the same frames and flow bit for bit (decode, INTER_AREA, JPEG round trip, flow from the JPEGs);
     # only the float sums may differ in the last bits
     assert np.abs(got - want).max() < 1e-5, np.abs(got - want).max()
-    assert [p.top[0][0] for p in r["predictions"]] == [r["classes"][i] for i in want.argmax(1)]
+    assert [p.top[0][0] for p in r.predictions] == [r.classes[i] for i in want.argmax(1)]
     labels = np.load(run / "labels.npy")
-    assert r["top1"] == pytest.approx(float((want.argmax(1) == labels).mean()))
+    assert r.top1 == pytest.approx(float((want.argmax(1) == labels).mean()))
 
 
 def test_cli_one_line_per_video_accuracy_csv_and_fusion(fixtures, runs, tmp_path):

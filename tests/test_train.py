@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from synthact import contract as C
+from synthact.errors import BadConfig
 from synthact.flow.extract import run_flow
 from synthact.train.dataset import Sample, TSNDataset, snippet_starts
 from synthact.train.evaluate import fuse
@@ -296,3 +297,31 @@ def test_adapt_bn_takes_every_batchnorm_statistic_from_the_real_training_clips(d
     bad = run_cli(BIN / "train-tsn", "--out", str(tmp_path / "mm"), "--real", "target:split1", "--real-root",
                   str(target), "--engine", "mmaction2", "--adapt-bn")
     assert bad.returncode == 2 and "--adapt-bn: applies to the synthact engine only" in bad.stderr, bad.stderr
+
+
+def test_synthetic_share_sets_the_mix_of_every_batch_in_a_real_run(data, tmp_path):
+    """--synthetic-share 0.25 with 12 real training clips and batches of 4: an epoch is the 12 real
+    clips and 4 synthetic ones, one in every batch; the run trains and records the share."""
+    from synthact.train.distributed import World
+    from synthact.train.loop import build
+    synth, target = data
+    cfg = _cfg(data, tmp_path / "share", synthetic_share=0.25, epochs=1, val_interval=0)
+    m = fit(cfg, progress=False)
+    assert m["selection"]["real_train"] == 12 and m["selection"]["synthetic"] == 12
+    assert json.loads((tmp_path / "share" / "config.json").read_text())["synthetic_share"] == 0.25
+    sel = select_clips("target:split1", target, synth, 12)
+    parts = build(cfg, sel, None, World())
+    assert len(parts.loader) == 4
+    for epoch in range(2):
+        parts.sampler.set_epoch(epoch)
+        batches = [[k % len(sel.train) for k in b] for b in parts.loader.batch_sampler]
+        assert sorted(i for b in batches for i in b if i < 12) == list(range(12))
+        assert [sum(i >= 12 for i in b) for b in batches] == [1, 1, 1, 1]
+    for kw, needle in ((dict(synthetic_only=True, synthetic=0), "this run has 0 real and 24 synthetic"),
+                       (dict(synthetic=0), "this run has 12 real and 0 synthetic"),
+                       (dict(synthetic_share=0.02), "an epoch would hold no synthetic clip")):
+        with pytest.raises(BadConfig, match=needle):
+            fit(_cfg(data, tmp_path / "bad", **{"synthetic_share": 0.25, **kw}), progress=False)
+    bad = run_cli(BIN / "train-tsn", "--out", str(tmp_path / "mm"), "--real", "target:split1", "--real-root",
+                  str(target), "--engine", "mmaction2", "--synthetic-share", "0.5")
+    assert bad.returncode == 2 and "--synthetic-share: applies to the synthact engine only" in bad.stderr, bad.stderr

@@ -59,6 +59,8 @@ def run(data, tmp_path_factory):
     ("--lr", "nan", "--lr nan: must be a finite number > 0"),
     ("--lr", "-0.1", "--lr -0.1: must be a finite number > 0"),
     ("--real-fraction", "1.5", "--real-fraction 1.5: must be a number in (0, 1]"),
+    ("--synthetic-share", "1", "--synthetic-share 1.0: must be a number in (0, 1)"),
+    ("--synthetic-share", "-0.5", "--synthetic-share -0.5: must be a number in (0, 1)"),
     ("--device", "banana", "--device 'banana': choose auto, cpu, cuda or cuda:N"),
     ("--device", "cuda:7", "--device cuda:7: torch sees"),
 ])

@@ -4,15 +4,15 @@ The stages, in pipeline order, each reading and writing the one data contract (:
 
     render_batch(RenderJob(out, classes, per_class, ...)) -> RenderSummary   synthetic clips into a root
     prepare(PrepareJob(dataset, videos, splits, out, ...)) -> PrepareSummary real videos into a root
-    merge_roots(out, sources) -> dict                                         roots rendered apart, joined
+    merge_roots(out, sources) -> MergeSummary                                 roots rendered apart, joined
     run_flow(root, method, workers) -> FlowSummary                            flow for every clip of a root
     select_clips(real, real_root, synthetic_root, synthetic, ...) -> Selection which clips a run uses
     fit(TrainConfig(out, real, real_root, ...)) -> dict                       train and evaluate one TSN
     fuse_to(out, runs, weights) -> dict                                       two-stream fusion of runs
-    run_grid(config, out) -> dict                                             an ablation grid, table, plot
+    run_grid(config, out) -> GridSummary                                      an ablation grid, table, plot
     load_profile(name_or_path) -> Profile                                     a dataset's shot statistics
     compare_roots(real, synthetic, out) -> dict                               the flow domain gap of two roots
-    predict_videos(runs, paths) -> dict                                       trained runs on video files
+    predict_videos(runs, paths) -> PredictSummary                             trained runs on video files
     Executor("ray", address)                                                  where clip tasks run (executor=)
 
 Refusals raise the types of :mod:`synthact.errors`. Names load their module on first use, so
@@ -27,15 +27,15 @@ _API = {
     "render_batch": "synthact.render.jobs",
     "PrepareJob": "synthact.data.prepare", "PrepareSummary": "synthact.data.prepare",
     "prepare": "synthact.data.prepare",
-    "merge_roots": "synthact.data.merge",
+    "merge_roots": "synthact.data.merge", "MergeSummary": "synthact.data.merge",
     "FlowSummary": "synthact.flow.extract", "run_flow": "synthact.flow.extract",
     "Selection": "synthact.train.mixing", "select_clips": "synthact.train.mixing",
     "TrainConfig": "synthact.train.loop", "fit": "synthact.train.loop",
     "fuse_to": "synthact.train.evaluate",
-    "run_grid": "synthact.ablate",
+    "run_grid": "synthact.ablate", "GridSummary": "synthact.ablate",
     "Profile": "synthact.data.profile", "load_profile": "synthact.data.profile",
     "compare_roots": "synthact.compare",
-    "predict_videos": "synthact.train.predict",
+    "predict_videos": "synthact.train.predict", "PredictSummary": "synthact.train.predict",
     "Executor": "synthact.executor",
 }
 __all__ = sorted(_API)

@@ -305,6 +305,9 @@ Examples:
 @click.option("--adapt-bn", is_flag=True, help="After training, re-estimate every BatchNorm's statistics on the real "
                                                "training clips of the split (AdaBN; labels unused) for the final "
                                                "evaluation and model.pt: for synthetic-only runs.")
+@default_of(TrainConfig, "synthetic_share", "--synthetic-share", type=float,
+              help="Fraction of each batch that is synthetic, e.g. 0.5: an epoch is every real clip once and as "
+                   "many synthetic clips, drawn in turn from the pool. Default: the clips as selected, each once.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @WAIT
@@ -362,10 +365,10 @@ def ablate_cmd(config, out, videos, splits, quiet, executor, ray_address, wait):
     from .ablate import run_grid
     r = run_grid(config, out, progress=not quiet, echo=click.echo, wait=wait,
                  executor=_executor(executor, ray_address), videos=videos, splits=splits)
-    click.echo(Path(r["md"]).read_text())
-    click.echo(f"{r['cells']} cells ({r['skipped']} already done, {r['failed']} failed): {r['csv']}, {r['plot']}"
-               + (f", {r['per_class']} (and confusion/)" if r.get("per_class") else ""))
-    if r["failed"]:
+    click.echo(r.table.read_text())
+    click.echo(f"{r.cells} cells ({r.skipped} already done, {r.failed} failed): {r.csv}, {r.plot}"
+               + (f", {r.per_class} (and confusion/)" if r.per_class else ""))
+    if r.failed:
         sys.exit(PARTIAL)
 
 
@@ -380,8 +383,7 @@ def merge_cmd(out, sources, wait):
     """Merge rawframe roots (clips, manifests, flow) into one; hard links where possible."""
     from .data.merge import merge_roots
     r = merge_roots(out, list(sources), wait)
-    click.echo(f"{r['merged']} clips merged, {r['skipped']} already there, {r['clips']} in all, "
-               f"{r['classes']} classes -> {out}")
+    click.echo(f"{r.merged} clips merged, {r.skipped} already there, {r.clips} in all, {r.classes} classes -> {out}")
 
 
 def _print_version(ctx: click.Context, _param, value: bool) -> None:
@@ -607,11 +609,11 @@ def predict_cmd(paths, runs, weights, protocol, csv_path, top, device):
     from .train.predict import predict_videos
     w = None if weights is None else _weights(weights)
     r = predict_videos(list(runs), list(paths), w, protocol, csv_path, top, device, echo=click.echo)
-    for video, why in r["failures"]:
+    for video, why in r.failures:
         click.echo(f"failed: {why}" if video in why else f"failed: {video}: {why}", err=True)
-    if r["labelled"]:
-        click.echo(f"accuracy {r['top1']:.4f} top-1, {r['top5']:.4f} top-{top} over {r['labelled']} videos in "
+    if r.labelled:
+        click.echo(f"accuracy {r.top1:.4f} top-1, {r.top5:.4f} top-{top} over {r.labelled} videos in "
                    f"<class>/ folders of the run's label space")
-    click.echo(f"{r['done']} videos classified, {len(r['failures'])} failed" + (f" -> {csv_path}" if csv_path else ""))
-    if r["failures"]:
+    click.echo(f"{r.done} videos classified, {len(r.failures)} failed" + (f" -> {csv_path}" if csv_path else ""))
+    if r.failures:
         sys.exit(PARTIAL)

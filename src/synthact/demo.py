@@ -64,15 +64,15 @@ def run_demo(out: Path, workers: int = 2, scale: float = 1.0, progress: bool = T
     click.echo(f"[4/4] synthact ablate --config {cfg_path}")
     r = run_grid(cfg_path, out / "ablation", progress=progress, echo=click.echo)
     click.echo("")
-    click.echo(Path(r["md"]).read_text())
-    click.echo(f"results: {r['csv']}")
-    click.echo(f"plot:    {r['plot']}")
+    click.echo(r.table.read_text())
+    click.echo(f"results: {r.csv}")
+    click.echo(f"plot:    {r.plot}")
     click.echo(f"preview: {synth / PREVIEW} (synthetic), {target / PREVIEW} (target domain)")
     real_ok = True
     fixtures = os.environ.get("SYNTHACT_FIXTURES")
     if fixtures and Path(fixtures, REAL_VIDEOS).is_dir():
         real_ok = real_video_check(out / "real_check", Path(fixtures), progress)
-    return s1.ok and s2.ok and f1.ok and f2.ok and not r["failed"] and real_ok
+    return s1.ok and s2.ok and f1.ok and f2.ok and not r.failed and real_ok
 
 
 def real_video_check(out: Path, fixtures: Path, progress: bool) -> bool:
@@ -85,5 +85,5 @@ def real_video_check(out: Path, fixtures: Path, progress: bool) -> bool:
                f"'Does it help on real video?')")
     r = run_grid(config, out, progress=progress, echo=click.echo, videos=fixtures / REAL_VIDEOS,
                  splits=fixtures / REAL_SPLITS)
-    click.echo(Path(r["md"]).read_text())
-    return not r["failed"]
+    click.echo(r.table.read_text())
+    return not r.failed

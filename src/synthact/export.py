@@ -67,6 +67,11 @@ def check_records(root: Path, records: list[dict], fmt: str) -> None:
                           f"the {n} frames {where} lists)")
 
 
+def _member_bytes(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes | None:
+    f = tar.extractfile(member)   # None for anything but a regular file or a link
+    return f.read() if f else None
+
+
 def _shard_index(path: Path, expected: dict[str, int], records: dict[str, bytes]) -> dict | None:
     """The members (name -> offset, size) of a shard a killed export finished, if it holds exactly
     the expected members (name -> size) and the same clip records (``<key>.json`` -> bytes: a clip
@@ -79,7 +84,7 @@ def _shard_index(path: Path, expected: dict[str, int], records: dict[str, bytes]
             have = {m.name: {"offset": m.offset_data, "size": m.size} for m in members}
             if {k: v["size"] for k, v in have.items()} != expected:
                 return None
-            same = all(tar.extractfile(m).read() == records[m.name] for m in members if m.name in records)
+            same = all(_member_bytes(tar, m) == records[m.name] for m in members if m.name in records)
     except (tarfile.TarError, OSError):
         return None
     return have if same else None

@@ -9,10 +9,12 @@ import json
 import math
 import os
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 
 from . import contract as C
 from .errors import BadConfig, BadData, warn
+from .train.config import read_config
 
 
 def disk_bytes(folder: Path) -> int:
@@ -64,7 +66,7 @@ def _field(record: dict, key: str, kind: type, manifest: Path):
     a ``kind`` (a whole number >= 0 for ``int``)."""
     value = record.get(key)
     ok = value is None or (isinstance(value, kind) and not isinstance(value, bool)
-                           and (kind is not int or value >= 0))
+                           and (not isinstance(value, int) or value >= 0))
     if not ok:
         raise BadData(f"{manifest}: clip {record['clip']}: {key} {value!r} is not "
                       + ("a whole number >= 0" if kind is int else "a mapping"))
@@ -91,23 +93,22 @@ def run_info(run: Path) -> dict:
     """Selection, settings, epochs done and metrics of a train-tsn run folder."""
     run = Path(run)
     files = C.RunLayout(run)
-    config = C.read_json(files.config)
-    if not isinstance(config, dict):
-        raise BadData(f"{files.config}: not a run's settings (expected a JSON object)")
+    cfg = read_config(run)   # checked as predict and --resume check it
     history = _log_rows(files.log)
     metrics = C.read_json(files.metrics) if files.metrics.exists() else None
     if metrics is not None and not isinstance(metrics, dict):
         raise BadData(f"{files.metrics}: not a run's metrics (expected a JSON object)")
     validated = [r for r in history if r.get("val_top1")]   # empty where --val-interval skipped an epoch
     best = max(validated, key=lambda r: float(r["val_top1"])) if validated else None
+    settings = {k: v for k, v in asdict(cfg).items() if k != "info"}
     return {"kind": "run", "run": str(run),
-            "settings": {k: v for k, v in config.items() if k not in ("info",)},
-            "selection": config.get("info", {}), "epochs_done": len(history), "epochs": config.get("epochs"),
+            "settings": {**settings, "versions": C.read_json(files.config).get("versions")},
+            "selection": cfg.info, "epochs_done": len(history), "epochs": cfg.epochs,
             "best_val_top1": float(best["val_top1"]) if best else None,
             "best_epoch": int(best["epoch"]) if best else None,
             "final": {k: metrics[k] for k in ("top1", "mean_class", "protocol", "n") if k in metrics}
             if metrics else None,
-            "todo": [] if metrics else [f"train-tsn --resume: {len(history)} of {config.get('epochs')} epochs done"]}
+            "todo": [] if metrics else [f"train-tsn --resume: {len(history)} of {cfg.epochs} epochs done"]}
 
 
 def folder_info(folder: Path) -> dict:

@@ -125,8 +125,8 @@ def read_member(folder: Path, clip: str, name: str) -> bytes:
     index's offset and size must be those of the member's own tar header (an index that lies never
     gives another frame's bytes)."""
     e = index(str(folder)).get(clip)
-    m = e and e["members"].get(name)
-    if not m:
+    m = e["members"].get(name) if e else None
+    if e is None or not m:
         raise C.BadData(f"{folder}: no {name} of {clip} in its shards")
     path = str(Path(folder) / e["shard"])
     member = f"{sample_key(clip)}.{name}"

@@ -10,6 +10,6 @@ data-parallel), ``report`` and ``per_class`` write the tables and plots.
 """
 from .config import load_config, shipped_configs
 from .grid import Cell, cells
-from .run import run_grid
+from .run import GridSummary, run_grid
 
-__all__ = ["Cell", "cells", "load_config", "run_grid", "shipped_configs"]
+__all__ = ["Cell", "GridSummary", "cells", "load_config", "run_grid", "shipped_configs"]

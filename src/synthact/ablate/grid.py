@@ -80,6 +80,8 @@ def train_config(cfg: dict, cell: Cell, out: Path) -> TrainConfig:
         train["epochs"] = cfg["fraction_epochs"][frac]
     if frac == 0:
         train.update(_for_stream(cfg.get("stage1", {}), cell.modality))
+    if two or frac == 0 or not cell.synthetic:   # a share mixes real and synthetic clips: mixed cells only
+        train.pop("synthetic_share", None)
     if cell.stage1 is not None:
         train["init_from"] = str(C.RunLayout(Path(out).parent / cell.stage1).checkpoint)
     return TrainConfig(out=str(out), real=f"{name}:split{cell.split}{val}", real_root=str(cfg["real_root"]),

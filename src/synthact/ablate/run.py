@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, cast
 
@@ -105,8 +106,21 @@ def cell_task(task: CellTask) -> dict:
             "seconds": round(time.perf_counter() - start, 1)}
 
 
+@dataclass
+class GridSummary:
+    """What a :func:`run_grid` run did (cells in all, failed, already done) and the files it wrote."""
+
+    cells: int
+    failed: int
+    skipped: int
+    csv: Path
+    table: Path     # results.md
+    plot: Path
+    per_class: Path | None   # per_class.md, where a cell has per-class accuracy
+
+
 def run_grid(spec: str | Path, out: Path, progress: bool = True, echo=print, wait: bool = False,
-             executor: Executor = LOCAL, videos: Path | None = None, splits: Path | None = None) -> dict:
+             executor: Executor = LOCAL, videos: Path | None = None, splits: Path | None = None) -> GridSummary:
     """Run every cell of the grid in ``spec`` into ``out`` (locked for the run), skipping cells
     with metrics; returns counts and the paths of the table, CSV and plot. A config with
     ``prepare:`` / ``render:`` first makes those roots inside ``out`` (``videos`` and ``splits``: the
@@ -149,7 +163,7 @@ def _on_ray(cfg: dict, todo: list[Cell], out: Path, echo, executor: Executor) ->
     return results
 
 
-def _grid_locked(cfg: dict, out: Path, progress: bool, echo, executor: Executor) -> dict:
+def _grid_locked(cfg: dict, out: Path, progress: bool, echo, executor: Executor) -> GridSummary:
     grid = C.GridLayout(out)
     C.atomic_write(grid.config, yaml.safe_dump(cfg, sort_keys=False))
     rows, failed, skipped, results = [], 0, 0, {}
@@ -187,9 +201,8 @@ def _grid_locked(cfg: dict, out: Path, progress: bool, echo, executor: Executor)
         rows.append(row)
         results[cell.id] = m
         write_results(out, rows, cfg)
-    return {"cells": len(rows), "failed": failed, "skipped": skipped, "csv": grid.csv,
-            "md": grid.table, "plot": grid.plot,
-            "per_class": class_report(out, rows, results, cfg.get("name", "ablation"))}
+    return GridSummary(len(rows), failed, skipped, grid.csv, grid.table, grid.plot,
+                       class_report(out, rows, results, cfg.get("name", "ablation")))
 
 
 def _last_train_acc(m: dict) -> float | None:

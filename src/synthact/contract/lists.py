@@ -46,7 +46,7 @@ def read_classes(path: Path) -> list[str]:
 
 def write_annotations(path: Path, entries: Iterable[Entry]) -> None:
     """Each clip once (the first entry of a clip wins)."""
-    unique = {}
+    unique: dict[str, Entry] = {}
     for e in entries:
         unique.setdefault(e.clip, e)
     write_lines(Path(path), (e.line() for e in unique.values()))

@@ -146,6 +146,7 @@ def extract_video(v: Video, lib: Path, split_name: str | None) -> dict:
         else:
             rel = f"{v.cls}/{v.stem}_{i}.bvh"
             (lib / v.cls).mkdir(parents=True, exist_ok=True)
+            assert seg.travel is not None   # clean() gives every segment it keeps its travel
             write_capture(lib / rel, seg.points, seg.travel, track.fps)
             why = _unmapped(lib / rel)
             if why:

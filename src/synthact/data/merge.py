@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import contract as C
@@ -52,7 +53,17 @@ def _source_settings(src: Path, records: list[dict]) -> dict:
     return have
 
 
-def merge_roots(out: Path, sources: list[Path], wait: bool = False) -> dict:
+@dataclass
+class MergeSummary:
+    """What a :func:`merge_roots` run did: clips in the sources, merged now, already there; classes."""
+
+    clips: int
+    merged: int
+    skipped: int
+    classes: int
+
+
+def merge_roots(out: Path, sources: list[Path], wait: bool = False) -> MergeSummary:
     """Merge rawframe roots rendered apart into ``out`` (hard links where possible), refusing roots
     whose settings or flow differ and clip names present twice; ``out`` is locked for the run."""
     out = Path(out)
@@ -95,7 +106,7 @@ def merge_roots(out: Path, sources: list[Path], wait: bool = False) -> dict:
 
 
 def _merge_locked(out: Path, records: list[dict], owner: dict, flowed: set, flow_infos: dict,
-                  settings: dict) -> dict:
+                  settings: dict) -> MergeSummary:
     if settings:
         C.claim_settings(out, settings)
     done = {r["clip"] for r in C.reconcile(out)}
@@ -124,4 +135,4 @@ def _merge_locked(out: Path, records: list[dict], owner: dict, flowed: set, flow
         merged += 1
     classes = C.write_index(out)
     write_preview(out)
-    return {"clips": len(records), "merged": merged, "skipped": len(records) - merged, "classes": len(classes)}
+    return MergeSummary(len(records), merged, len(records) - merged, len(classes))

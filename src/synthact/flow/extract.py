@@ -97,7 +97,7 @@ def flow_task(task: FlowTask) -> dict:
     root, clip = task
     start = time.perf_counter()
     with C.restaged(Path(root), clip) as tmp:  # frames read where the user knows them (same files)
-        pairs = clip_flow(C.clip_dir(root, clip), tmp, _FLOW)
+        pairs = clip_flow(C.clip_dir(Path(root), clip), tmp, _FLOW)
     return {"clip": clip, "pairs": pairs, "seconds": round(time.perf_counter() - start, 3)}
 
 
@@ -181,9 +181,10 @@ def _flow_locked(root: Path, method: str, workers: int | None, resume: bool, ove
         summary.done += 1
         return result["pairs"]
 
-    if method == "tvl1-torch" and not executor.is_ray:
-        return _run_torch(root, todo, summary, record, device, batch, progress, decode_on_device, state_dtype)
     if method == "tvl1-torch":
+        assert device is not None   # run_flow names tvl1-torch's device before the root is claimed
+        if not executor.is_ray:
+            return _run_torch(root, todo, summary, record, device, batch, progress, decode_on_device, state_dtype)
         res = _run_torch_ray(root, todo, summary, record, device, batch, progress, decode_on_device, workers,
                              executor, state_dtype)
     else:
@@ -223,7 +224,7 @@ def _run_torch_ray(root: Path, todo: list[str], summary: FlowSummary, record, de
                      rate="pairs/s", progress=progress, executor=executor, resources=per)
 
 
-def _run_torch(root: Path, todo: list[str], summary: FlowSummary, record, device: str | None, batch: int,
+def _run_torch(root: Path, todo: list[str], summary: FlowSummary, record, device: str, batch: int,
                progress: bool, decode_on_device: bool, state_dtype: str = "float32") -> FlowSummary:
     from .torch_extract import run_torch_flow
     from .tvl1_torch import TVL1Params

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from .motion import ROOT_CHANNELS, mirror
 
@@ -58,7 +59,7 @@ def gait(a: dict, b: dict) -> tuple:
     return ((0.0, a), (0.25, b), (0.5, swap(a)), (0.75, swap(b)))
 
 
-def spline(times: np.ndarray, values: np.ndarray, u: np.ndarray, cyclic: bool) -> np.ndarray:
+def spline(times: npt.ArrayLike, values: npt.ArrayLike, u: np.ndarray, cyclic: bool) -> np.ndarray:
     """Catmull-Rom through (times, values) evaluated at u in [0, 1]; values (K, C)."""
     t, v = np.asarray(times, float), np.asarray(values, float)
     if cyclic:  # pad one key on each side, wrapped by a period

@@ -62,7 +62,7 @@ def animate(record: ClipRecord, body: SkinnedBody | None = None) -> Animation:
         skinned = Skinned(body, pose_body(body, skel, posed, verts[:, :, 2].min(axis=1)))
         verts = skinned.frames[:, ::5]  # framing needs the silhouette, not every vertex
     root_xy = posed.heads[:, INDEX["pelvis"], :2]
-    cam = frame_clip(verts, root_xy, record.camera, tuple(record.size), record.fps)
+    cam = frame_clip(verts, root_xy, record.camera, (record.size[0], record.size[1]), record.fps)
     ground = np.array([*root_xy.mean(axis=0), float(verts[..., 2].min())])
     return Animation(skel, posed, quats, root_loc, cam, used, skinned, ground, _extras(record, ground))
 

@@ -130,13 +130,13 @@ def part_mesh(skel: Skeleton, b: int, rings: int = 10, segs: int = 12) -> tuple[
     ring = (np.cos(th)[None, :, None] * (rw * profile)[:, None, None] * uw
             + np.sin(th)[None, :, None] * (rd * profile)[:, None, None] * ud)  # (R, S, 3)
     verts = (centre[:, None, :] + ring).reshape(-1, 3)
-    faces = []
+    quads = []
     n = len(s)
     for i in range(n - 1):
         for j in range(segs):
             a, b2 = i * segs + j, i * segs + (j + 1) % segs
-            faces.append((a, b2, b2 + segs, a + segs))
-    faces = np.array(faces, dtype=np.int32)
+            quads.append((a, b2, b2 + segs, a + segs))
+    faces = np.array(quads, dtype=np.int32)
     # wind the quads so that normals point outwards (smooth studio shading depends on it)
     f = faces[segs * (n // 2)]
     normal = np.cross(verts[f[1]] - verts[f[0]], verts[f[3]] - verts[f[0]])

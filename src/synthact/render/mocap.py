@@ -90,8 +90,8 @@ def read_yaml(path: Path, what: str):
         raise BadConfig(f"{path}:{line}: not valid YAML (character {char!r} is not allowed)") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = f":{mark.line + 1}" if mark else ""
-        raise BadConfig(f"{path}{line}: not valid YAML ({exc.problem or exc.context})") from None
+        at = f":{mark.line + 1}" if mark else ""
+        raise BadConfig(f"{path}{at}: not valid YAML ({exc.problem or exc.context})") from None
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
         raise BadConfig(f"{path}: not valid YAML ({one_line(exc)})") from None
 
@@ -134,12 +134,11 @@ def resolve_bone_map(names: list[str], spec: str | Path | None, where: str) -> d
         miss = [f"{k} ({' or '.join(options[k]) or 'not mapped'})" for k in KEYS
                 if found[k] is None and k not in OPTIONAL]
         if not miss:
-            return {k: names.index(found[k]) for k in KEYS if found[k] is not None}
+            return {k: names.index(name) for k, name in found.items() if name is not None}
         if missing is None or len(miss) < len(missing):
             best, missing = family, miss
-    raise BadData(f"{where}: skeleton not mapped; closest bone map {best!r} lacks "
-                        f"{', '.join(missing)}; pass another --bone-map FILE (YAML: key point -> joint name), or none "
-                        f"to map it by its structure")
+    raise BadData(f"{where}: skeleton not mapped; closest bone map {best!r} lacks {', '.join(missing or [])}; "
+                  f"pass another --bone-map FILE (YAML: key point -> joint name), or none to map it by its structure")
 
 
 def load_capture(path: str, mtime_ns: int):

@@ -298,7 +298,7 @@ def _value(hint: Any, value: Any, where: str, key: str) -> Any:
             return _build(ProceduralMotion if source == "procedural" else CapturedMotion, value, where, key + ".")
         (hint,) = options
         origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if is_dataclass(hint):
+    if isinstance(hint, type) and is_dataclass(hint):
         return _build(hint, value, where, key + ".")
     if origin is Literal:
         if value not in args:

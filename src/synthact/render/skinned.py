@@ -221,8 +221,9 @@ def pose_joints(body: SkinnedBody, skel: Skeleton, posed: Posed) -> tuple[np.nda
           leg(skel.heads[INDEX["shin.l"]], skel.heads[INDEX["foot.l"]])))
     for j in order:
         p = body.parents[j]
-        if roles[j] is not None:
-            D[:, j] = posed.world[:, INDEX[roles[j]]] @ C[j]
+        role = roles[j]
+        if role is not None:
+            D[:, j] = posed.world[:, INDEX[role]] @ C[j]
         elif p >= 0:
             D[:, j] = D[:, p]
         else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -71,6 +71,7 @@ class TrainConfig:
     engine: str = "synthact"             # or mmaction2 (optional extra: make mmaction)
     compile: bool = False                # torch.compile the model for training (inductor)
     adapt_bn: bool = False               # BatchNorm statistics re-estimated on the real training clips
+    synthetic_share: float | None = None  # fraction of each epoch's (and batch's) clips that are synthetic
     world_size: int = 1                  # processes training together (torchrun); filled at start
     num_classes: int = 0                 # filled from the selection
     info: dict = field(default_factory=dict)
@@ -93,15 +94,16 @@ def _problem(key: str, v: Any) -> str | None:
         lo, hi = INTS[key]
         ok = isinstance(v, int) and not isinstance(v, bool) and v >= lo and (hi is None or v <= hi)
         return None if ok else f"must be a whole number >= {lo}" + (f" and <= {hi}" if hi else "")
-    if key in ("lr", "weight_decay", "real_fraction"):
-        if v is None and key == "lr":
+    if key in ("lr", "weight_decay", "real_fraction", "synthetic_share"):
+        if v is None and key in ("lr", "synthetic_share"):
             return None
         if isinstance(v, str):   # YAML 1.1 reads 1e-3 (no dot) as text
             return "must be a number, not text (in YAML write 1.0e-3 or 0.001, not 1e-3)"
         ok = _number(v) and math.isfinite(v) and {"lr": v > 0, "weight_decay": v >= 0,
-                                                  "real_fraction": 0 < v <= 1}[key]
+                                                  "real_fraction": 0 < v <= 1, "synthetic_share": 0 < v < 1}[key]
         return None if ok else {"lr": "must be a finite number > 0", "weight_decay": "must be a finite number >= 0",
-                                "real_fraction": "must be a number in (0, 1]"}[key]
+                                "real_fraction": "must be a number in (0, 1]",
+                                "synthetic_share": "must be a number in (0, 1)"}[key]
     if key in TEXT or key in OPTIONAL_TEXT:
         ok = (isinstance(v, str) and v != "") or (v is None and key in OPTIONAL_TEXT)
         return None if ok else "must be a non-empty text"
@@ -118,28 +120,34 @@ def check(cfg: TrainConfig, name: Callable[[str], str] = cli_name) -> TrainConfi
             raise BadConfig(f"{name(key)} {value!r}: {problem}")
     check_device(cfg.device, name("device"))
     parse_real(cfg.real)
-    for flag in ("compile", "adapt_bn"):   # mmaction2 builds and evaluates its own model
-        if getattr(cfg, flag) and cfg.engine == "mmaction2":
-            raise BadConfig(f"{name(flag)}: applies to the synthact engine only (mmaction2 builds its own model)")
+    for flag in ("compile", "adapt_bn", "synthetic_share"):   # mmaction2 builds its own model and sampler
+        if getattr(cfg, flag) not in (False, None) and cfg.engine == "mmaction2":
+            raise BadConfig(f"{name(flag)}: applies to the synthact engine only (mmaction2 builds its own model "
+                            f"and sampler)")
     return cfg
 
 
-def check_recorded(path: Path, cfg: Any, needed: tuple[str, ...]) -> dict:
-    """A run folder's recorded settings (``config.json``) with the ``needed`` keys, each held to the
-    types and ranges a new run's are (so are ``real_root`` and ``info`` where present): a hand-edited
-    or foreign file is refused in one line naming it and the key. Returns the settings."""
-    if not isinstance(cfg, dict) or any(k not in cfg for k in needed):
+def read_config(run: Path) -> TrainConfig:
+    """A run folder's recorded settings (``config.json``) as the TrainConfig it ran with, each held to
+    the types and ranges a new run's are: a hand-edited or foreign file is refused in one line naming it
+    and the key. A setting added to synthact since the run began takes its default; keys this version
+    does not know (the recorded versions among them) are left out."""
+    path = C.RunLayout(run).config
+    raw = C.read_json(path)
+    known = {f.name for f in fields(TrainConfig)}
+    needed = ("out", "real", "real_root", "backbone", "modality", "segments", "size", "num_classes")
+    if not isinstance(raw, dict) or any(k not in raw for k in needed):
         raise BadData(f"{path}: not a train-tsn run's settings (expected a JSON object with {', '.join(needed)})")
-    for key in (*needed, "real_root", "info"):
-        value = cfg.get(key)
-        problem = _problem(key, value) if key in needed or key in cfg else None
+    for key in known & raw.keys():
+        value = raw[key]
+        problem = _problem(key, value)
         if key == "num_classes" and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
             problem = "must be a whole number >= 1"
-        if key == "info" and key in cfg and not isinstance(value, dict):
+        if key == "info" and not isinstance(value, dict):
             problem = "must be a mapping"
         if problem:
             raise BadData(f"{path}: {key} {value!r}: {problem}")
-    return cfg
+    return TrainConfig(**{k: v for k, v in raw.items() if k in known})
 
 
 def check_device(device: Any, name: str = "--device") -> None:

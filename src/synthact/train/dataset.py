@@ -32,6 +32,7 @@ def snippet_starts(num_frames: int, modality: str, segments: int, mode: str, rng
         return [int(tick / 2 + tick * i) + 1 for i in range(test_snippets)]
     tick = available / segments
     if mode == "train":
+        assert rng is not None   # training draws its offsets; evaluation takes none
         if available >= segments:
             seg = available // segments
             return [i * seg + int(rng.integers(seg)) + 1 for i in range(segments)]
@@ -67,6 +68,33 @@ class EpochSampler(Sampler):
     def __iter__(self):
         g = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
         return iter((self.epoch * self.n + torch.randperm(self.n, generator=g)).tolist())
+
+
+class ShareSampler(EpochSampler):
+    """``--synthetic-share``: an epoch is every real clip once (indices below ``n_real``) and as many
+    synthetic clips as make up ``share`` of the epoch, a fresh seeded draw from the synthetic pool
+    (no clip twice unless the share asks for more than the pool holds), spread evenly so that every
+    batch holds ``share`` synthetic clips to within one. Without it a few real clips drown in
+    thousands of synthetic ones."""
+
+    def __init__(self, n_real: int, n_synthetic: int, share: float, seed: int):
+        super().__init__(n_real + n_synthetic, seed)
+        self.n_real, self.n_synthetic = n_real, n_synthetic
+        self.per_epoch = round(n_real * share / (1.0 - share))
+
+    def __len__(self) -> int:
+        return self.n_real + self.per_epoch
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
+        real = iter(torch.randperm(self.n_real, generator=g).tolist())
+        passes = -(-self.per_epoch // self.n_synthetic)
+        drawn = torch.cat([torch.randperm(self.n_synthetic, generator=g) for _ in range(passes)])
+        synthetic = iter((self.n_real + drawn[:self.per_epoch]).tolist())
+        n, m = len(self), self.per_epoch
+        # position j is synthetic where floor(j * m / n) steps: any b positions in a row hold b*m/n of them, +-1
+        order = [next(synthetic) if (j + 1) * m // n > j * m // n else next(real) for j in range(n)]
+        return iter([self.epoch * self.n + i for i in order])
 
 
 class TSNDataset(Dataset):

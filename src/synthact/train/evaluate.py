@@ -78,16 +78,6 @@ def evaluate_run(run: Path, model, sel, cfg, device, world=None) -> dict:
     return res
 
 
-def load_run(run: Path):
-    """The trained model of a run folder and its config (weights from ``model.pt``)."""
-    from .models import TSN
-    files = C.RunLayout(run)
-    cfg = C.read_json(files.config)
-    model = TSN(cfg["num_classes"], cfg["backbone"], cfg["modality"], cfg["segments"], "none")
-    model.load_state_dict(torch.load(files.model, map_location="cpu", weights_only=True)["model"])
-    return model, cfg
-
-
 def confusion_png(conf: np.ndarray, classes: list[str], path: Path, title: str) -> None:
     """The row-normalised confusion matrix as an image."""
     import matplotlib

@@ -33,7 +33,7 @@ from . import recipe
 from .adapt_bn import adapt_batchnorm
 from .checkpoint import ARCH_KEYS, RESUME_KEYS, load_checkpoint, restore
 from .config import TrainConfig, check, check_resume, record
-from .dataset import EpochSampler, TSNDataset, worker_errors
+from .dataset import EpochSampler, ShareSampler, TSNDataset, worker_errors
 from .distributed import RankBatches, World, convert_batchnorm, setup, share, share_outcome, teardown
 from .evaluate import evaluate_run, predict
 from .mixing import check_flow, select_clips
@@ -109,6 +109,18 @@ def _cxx() -> str | None:
     return next((p for p in (os.environ.get("CXX"), "g++", "c++", "clang++") if p and shutil.which(p)), None)
 
 
+def _check_share(cfg: TrainConfig, sel) -> None:
+    """A share needs real and synthetic clips to mix, and enough real ones for one synthetic clip an epoch."""
+    n_synthetic = sel.info["synthetic"]
+    n_real = 0 if cfg.synthetic_only else len(sel.train) - n_synthetic
+    if not n_real or not n_synthetic:
+        raise BadConfig(f"--synthetic-share {cfg.synthetic_share}: mixes real and synthetic clips; this run has "
+                        f"{n_real} real and {n_synthetic} synthetic training clips")
+    if ShareSampler(n_real, n_synthetic, cfg.synthetic_share, cfg.seed).per_epoch < 1:
+        raise BadConfig(f"--synthetic-share {cfg.synthetic_share}: with {n_real} real training clips an epoch "
+                        f"would hold no synthetic clip; use a larger share")
+
+
 def _prelude(cfg: TrainConfig, resume: bool, world: World):
     """Rank 0's selection, checks and run files; what every rank needs of them."""
     run = Path(cfg.out)
@@ -117,6 +129,8 @@ def _prelude(cfg: TrainConfig, resume: bool, world: World):
     cfg.num_classes, cfg.info = len(sel.classes), sel.info
     if cfg.adapt_bn and not sel.real_pool:   # refused before training, not after it
         raise BadConfig(f"--adapt-bn: {cfg.real_root} holds no training clips of {cfg.real} to take statistics from")
+    if cfg.synthetic_share is not None:
+        _check_share(cfg, sel)
     sharded = any(s.sharded for s in sel.train)  # mmaction2 reads frame folders, not our shards
     if sharded and cfg.engine == "mmaction2":
         raise BadConfig(f"--synthetic-root {cfg.synthetic_root}: WebDataset shards train with --engine synthact; "
@@ -244,18 +258,25 @@ def build(cfg: TrainConfig, sel, ck: dict | None, world: World) -> _Parts:
             restore(C.RunLayout(cfg.out).checkpoint, target, ck[key], f"{key} state")
     train_ds = TSNDataset(sel.train, cfg.modality, cfg.segments, cfg.size, "train", cfg.seed)
     val_ds = TSNDataset(sel.val, cfg.modality, cfg.segments, cfg.size, "val", cfg.seed)
-    sampler = EpochSampler(len(train_ds), cfg.seed)
-    full = min(cfg.batch_size, len(train_ds))   # every global batch: drop_last keeps only whole ones
+    sampler = _sampler(cfg, sel, len(train_ds))
+    full = min(cfg.batch_size, len(sampler))   # every global batch: drop_last keeps only whole ones
     trainer, loader = _data_parallel(cfg, model, train_ds, sampler, full, device, world)
     if cfg.compile:
         trainer = torch.compile(trainer)
     return _Parts(model, trainer, params, opt, sched, sampler, loader, val_ds, device, full)
 
 
+def _sampler(cfg: TrainConfig, sel, n: int) -> EpochSampler:
+    """Each epoch's order of the ``n`` training clips (the real ones first, then the synthetic)."""
+    if cfg.synthetic_share is None:
+        return EpochSampler(n, cfg.seed)
+    return ShareSampler(n - sel.info["synthetic"], sel.info["synthetic"], cfg.synthetic_share, cfg.seed)
+
+
 def _data_parallel(cfg: TrainConfig, model: TSN, train_ds: TSNDataset, sampler: EpochSampler, full: int,
                    device: torch.device, world: World) -> tuple[torch.nn.Module, DataLoader]:
     """The model under DDP with this rank's share of each global batch, or itself with every batch."""
-    drop_last = len(train_ds) > cfg.batch_size
+    drop_last = len(sampler) > cfg.batch_size
     if not world.parallel:
         return model, DataLoader(train_ds, cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
                                  persistent_workers=cfg.workers > 0, drop_last=drop_last,

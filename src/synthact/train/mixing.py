@@ -166,8 +166,8 @@ def _synthetic(root: Path, dataset: str, labels: list[str], n: int, rng: np.rand
     target = {i: synthetic_target(c, dataset, labels) for i, c in enumerate(ours)}
     index = {c: i for i, c in enumerate(labels)}
     prefix = str(root if sharded else root / C.RAWFRAMES)
-    pool = [Sample(prefix, e.clip, e.num_frames, index[target[e.label]], sharded=sharded)
-            for e in entries if target.get(e.label)]
+    pool = [Sample(prefix, e.clip, e.num_frames, index[name], sharded=sharded)
+            for e in entries if (name := target.get(e.label))]
     covered = sorted({s.label for s in pool})
     if not covered:
         raise BadConfig(f"{root}: none of its classes maps onto the {dataset} label space")

@@ -71,7 +71,7 @@ def config_dict(cfg, run: Path, pretrained: str | None) -> dict:
     length = recipe.NEW_LENGTH[cfg.modality]
     short = cfg.size * 256 // 224
     if flow:
-        norm = dict(mean=[128, 128] * length, std=[128, 128] * length)
+        norm: dict[str, list[float]] = dict(mean=[128.0, 128.0] * length, std=[128.0, 128.0] * length)
         flip = dict(type="SynthactFlowFlip", flip_ratio=recipe.FLIP_RATIO)   # mmaction2's Flip inverts y too
         tmpl, modality = C.OURS.flow, "Flow"
     else:

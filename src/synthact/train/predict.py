@@ -29,7 +29,7 @@ from ..data.video import decode_video
 from ..errors import BadConfig, BadData, SynthactError, one_line, warn
 from ..flow.methods import make_flow
 from .checkpoint import load_pt, restore
-from .config import check_recorded
+from .config import TrainConfig, read_config
 from .dataset import load_snippet, snippet_starts
 from .recipe import PROTOCOLS
 from .transforms import PRESETS
@@ -44,7 +44,7 @@ class Run:
 
     path: Path
     model: torch.nn.Module
-    cfg: dict
+    cfg: TrainConfig
     classes: list[str]
     frame_size: tuple[int, int]
     flow_method: str | None = None
@@ -57,25 +57,24 @@ def load_run(path: Path) -> Run:
     from .models import TSN
     path = Path(path)
     files = C.RunLayout(path)
-    cfg = check_recorded(files.config, C.read_json(files.config),
-                         ("backbone", "modality", "segments", "num_classes", "size"))
+    cfg = read_config(path)
     classes = C.read_classes(path / C.CLASSES)
-    if len(classes) != cfg["num_classes"]:
-        raise BadData(f"{path / C.CLASSES}: {len(classes)} classes, the run's config says {cfg['num_classes']}")
-    model = TSN(cfg["num_classes"], cfg["backbone"], cfg["modality"], cfg["segments"], "none")
+    if len(classes) != cfg.num_classes:
+        raise BadData(f"{path / C.CLASSES}: {len(classes)} classes, the run's config says {cfg.num_classes}")
+    model = TSN(cfg.num_classes, cfg.backbone, cfg.modality, cfg.segments, "none")
     ck = load_pt(files.model, f"trained model ({files.MODEL}, written when training ends)")
     if not isinstance(ck, dict) or "model" not in ck:
         raise BadData(f"{files.model}: not a train-tsn model (no 'model' state)")
     restore(files.model, model, ck["model"], "model weights")
     model.eval()
     run = Run(path, model, cfg, classes, _frame_size(path, cfg))
-    if cfg["modality"] == "flow":
+    if cfg.modality == "flow":
         run.flow_method, run.flow_bound = _flow_of(path, cfg)
     return run
 
 
-def _frame_size(path: Path, cfg: dict) -> tuple[int, int]:
-    root = Path(str(cfg.get("real_root", "")))
+def _frame_size(path: Path, cfg: TrainConfig) -> tuple[int, int]:
+    root = Path(cfg.real_root)
     settings = C.recorded_settings(root) if (root / C.ROOT_SETTINGS).exists() else None
     size = (settings or {}).get("size")
     if isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size):
@@ -85,14 +84,14 @@ def _frame_size(path: Path, cfg: dict) -> tuple[int, int]:
     return DEFAULT_FRAME_SIZE
 
 
-def _flow_of(path: Path, cfg: dict) -> tuple[str, float]:
-    info = C.FlowInfo.read(Path(str(cfg.get("real_root", "")))) if cfg.get("real_root") else None
+def _flow_of(path: Path, cfg: TrainConfig) -> tuple[str, float]:
+    info = C.FlowInfo.read(Path(cfg.real_root))
     if info is not None:
         return info.method, float(info.bound)
-    method = str((cfg.get("info") or {}).get("flow_method", "")).split(",")[0]
+    method = str(cfg.info.get("flow_method", "")).split(",")[0]
     if not method:
         raise BadData(f"{C.RunLayout(path).config}: a flow run that names no flow method, and its real root "
-                      f"{cfg.get('real_root')} is not here to say")
+                      f"{cfg.real_root} is not here to say")
     return method, C.FLOW_BOUND
 
 
@@ -139,9 +138,9 @@ def score_video(run: Run, clip: VideoClip, protocol: str, device: torch.device) 
     """Softmax scores of one video under the run's evaluation ``protocol`` (tsn or fast)."""
     cfg = run.cfg
     mode, snippets = PROTOCOLS[protocol]
-    starts = snippet_starts(clip.num_frames, cfg["modality"], cfg["segments"], mode, None, snippets or 25)
-    group = [load_snippet(clip, k, cfg["modality"]) for k in starts]
-    group = PRESETS[mode](group, cfg["size"], cfg["modality"] == "flow", None)
+    starts = snippet_starts(clip.num_frames, cfg.modality, cfg.segments, mode, None, snippets or 25)
+    group = [load_snippet(clip, k, cfg.modality) for k in starts]
+    group = PRESETS[mode](group, cfg.size, cfg.modality == "flow", None)
     x = torch.from_numpy(np.stack(group)).permute(0, 3, 1, 2).float().div_(255.0)[None]
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
         s = run.model(x.to(device))
@@ -187,9 +186,28 @@ class Prediction:
     per_run: list = field(default_factory=list)
 
 
+@dataclass
+class PredictSummary:
+    """What :func:`predict_videos` did: a prediction per video classified, (video, why) per video that
+    failed, and accuracy over the ``labelled`` videos (those in ``<class>/`` folders; None without any)."""
+
+    predictions: list[Prediction]
+    failures: list[tuple[str, str]]
+    classes: list[str]
+    weights: list[float]
+    labelled: int
+    top1: float | None
+    top5: float | None
+
+    @property
+    def done(self) -> int:
+        """Videos classified."""
+        return len(self.predictions)
+
+
 def predict_videos(runs: list[Path], paths: list[Path], weights: list[float] | None = None, protocol: str = "tsn",
                    csv_path: Path | None = None, top: int = 5, device: str = "auto",
-                   echo: Callable[[str], None] | None = print) -> dict:
+                   echo: Callable[[str], None] | None = print) -> PredictSummary:
     """Classify the videos of ``paths`` with ``runs`` (fused with ``weights``, default 1 each);
     one line per video through ``echo``; accuracy over videos in ``<class>/`` folders; a CSV."""
     from .config import check_device
@@ -240,10 +258,9 @@ def predict_videos(runs: list[Path], paths: list[Path], weights: list[float] | N
         if echo:
             echo(_line(p))
     labelled = [p for p in preds if p.truth is not None]
-    out = {"predictions": preds, "failures": failures, "done": len(preds), "labelled": len(labelled),
-           "classes": classes, "weights": weights,
-           "top1": float(np.mean([p.top[0][0] == p.truth for p in labelled])) if labelled else None,
-           "top5": float(np.mean([p.truth in [c for c, _ in p.top] for p in labelled])) if labelled else None}
+    out = PredictSummary(preds, failures, classes, weights, len(labelled),
+                         float(np.mean([p.top[0][0] == p.truth for p in labelled])) if labelled else None,
+                         float(np.mean([p.truth in [c for c, _ in p.top] for p in labelled])) if labelled else None)
     if csv_path:
         write_csv(Path(csv_path), preds)
     return out
