@@ -248,3 +248,28 @@ def test_cli_defaults_and_choices_are_the_dataclasses_and_registries():
                 want = CHOICES[p.name] if owner is TrainConfig else registries[p.name]
                 assert list(p.type.choices) == list(want), (command.name, p.name)
         assert checked >= (12 if owner is TrainConfig else 5), (command.name, checked)
+
+
+def test_every_other_commands_choices_are_its_registry():
+    """Executors, export formats, flow methods and datasets offered by the CLI are the registries'."""
+    import click
+
+    from synthact import cli
+    from synthact.data.splits import DATASETS
+    from synthact.executor import KINDS
+    from synthact.export import FORMATS
+    from synthact.flow.methods import METHODS, OPENCV_METHODS
+    want = {("export", "fmt"): FORMATS, ("extract-flow", "method"): METHODS, ("prepare", "flow"): OPENCV_METHODS,
+            ("prepare", "dataset"): DATASETS}
+    seen = set()
+    for command in cli.main.commands.values():
+        for p in command.params:
+            if not isinstance(p.type, click.Choice):
+                continue
+            if p.name == "executor":
+                assert list(p.type.choices) == list(KINDS) and p.default == KINDS[0], command.name
+                seen.add((command.name, "executor"))
+            elif (command.name, p.name) in want:
+                assert list(p.type.choices) == list(want[(command.name, p.name)]), (command.name, p.name)
+                seen.add((command.name, p.name))
+    assert set(want) <= seen and sum(name == "executor" for _, name in seen) >= 3, seen

@@ -191,3 +191,17 @@ def test_a_real_split_without_validation_clips_is_refused_not_scored_on_nothing(
     C.write_annotations(C.split_list_path(root, "hmdb51", "val", 2), [C.Entry("wave/b", 8, 0)])
     sel = select_clips("hmdb51:split1-val2", root)
     assert [s.clip for s in sel.train] == ["wave/a"] and [s.clip for s in sel.val] == ["wave/b"]
+
+
+def test_adapt_bn_without_real_training_clips_is_refused_before_training(data, tmp_path):
+    """--adapt-bn takes its statistics from the split's real training clips: a root whose training
+    list is empty is refused in one line before an epoch runs, not after training."""
+    synth, target = data
+    root = tmp_path / "target"
+    shutil.copytree(target, root)
+    C.write_annotations(C.split_list_path(root, "target", "train", 1), [])
+    r = run_cli("train-tsn", "--out", str(tmp_path / "r"), "--real", "target:split1", "--real-root", str(root),
+                "--synthetic-root", str(synth), "--synthetic-only", "--adapt-bn", "--backbone", "resnet18",
+                "--pretrained", "none", "--size", "32", "--epochs", "1", "--workers", "0", "--quiet")
+    refused(r, f"--adapt-bn: {root} holds no training clips of target:split1")
+    assert not (tmp_path / "r" / "checkpoint.pt").exists()

@@ -16,6 +16,8 @@ from .contract import FAILURES, MISSING, RunLayout, write_lines
 from .data.splits import DATASETS
 from .data.video import STRICT_SLACK
 from .errors import BadConfig, Interrupted, SynthactError, one_line
+from .executor import KINDS as EXECUTORS
+from .export import FORMATS
 from .flow.methods import METHODS, OPENCV_METHODS
 from .render.backdrop import KINDS
 from .render.jobs import ENGINES, RenderJob
@@ -71,7 +73,7 @@ def executor_options(fn):
     fn = click.option("--ray-address", default=None, metavar="ADDR",
                       help="--executor ray: the cluster to join (default: RAY_ADDRESS, else a Ray on this "
                            "machine).")(fn)
-    fn = click.option("--executor", default="local", show_default=True, type=click.Choice(["local", "ray"]),
+    fn = click.option("--executor", default=EXECUTORS[0], show_default=True, type=click.Choice(list(EXECUTORS)),
                       help="local: processes on this machine; ray: tasks on a Ray cluster.")(fn)
     return fn
 
@@ -399,7 +401,7 @@ Examples:
   synthact export synth --format webdataset --out synth_shards --shard-size 200
   synthact export synth --format videos --out synth_mp4""")
 @click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--format", "fmt", required=True, type=click.Choice(["webdataset", "videos"]))
+@click.option("--format", "fmt", required=True, type=click.Choice(list(FORMATS)))
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="A new or empty folder, or a killed export of the same root and format, which is finished.")
 @click.option("--shard-size", default=100, show_default=True, type=click.IntRange(min=1), help="Clips per tar shard.")
