@@ -31,11 +31,11 @@ def test_identical_roots_have_no_gap(roots, tmp_path):
     twin = tmp_path / "twin"
     shutil.copytree(real, twin)
     r = compare_roots(real, twin, tmp_path / "out")
-    assert r["gap"] == 0.0 and r["clips"] == {"real": 3, "synthetic": 3}
-    assert all(row["gap"] == 0.0 for row in r["per_class"].values())
-    assert compare_roots(real, real, tmp_path / "same")["gap"] == 0.0
+    assert r.gap == 0.0 and r.clips == {"real": 3, "synthetic": 3}
+    assert all(row["gap"] == 0.0 for row in r.per_class.values())
+    assert compare_roots(real, real, tmp_path / "same").gap == 0.0
     one = compare_roots(real, twin, tmp_path / "one", max_clips=1)    # at most one clip per class and side
-    assert one["clips"] == {"real": 2, "synthetic": 2} and one["gap"] == 0.0
+    assert one.clips == {"real": 2, "synthetic": 2} and one.gap == 0.0
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ The stages, in pipeline order, each reading and writing the one data contract (:
     fuse_to(out, runs, weights) -> dict                                       two-stream fusion of runs
     run_grid(config, out) -> GridSummary                                      an ablation grid, table, plot
     load_profile(name_or_path) -> Profile                                     a dataset's shot statistics
-    compare_roots(real, synthetic, out) -> dict                               the flow domain gap of two roots
+    compare_roots(real, synthetic, out) -> CompareSummary                     the flow domain gap of two roots
     predict_videos(runs, paths) -> PredictSummary                             trained runs on video files
     Executor("ray", address)                                                  where clip tasks run (executor=)
 
@@ -34,7 +34,7 @@ _API = {
     "fuse_to": "synthact.train.evaluate",
     "run_grid": "synthact.ablate", "GridSummary": "synthact.ablate",
     "Profile": "synthact.data.profile", "load_profile": "synthact.data.profile",
-    "compare_roots": "synthact.compare",
+    "compare_roots": "synthact.compare", "CompareSummary": "synthact.compare",
     "predict_videos": "synthact.train.predict", "PredictSummary": "synthact.train.predict",
     "Executor": "synthact.executor",
 }

@@ -584,11 +584,11 @@ def compare_cmd(real, synthetic, out, max_clips):
     """Flow statistics of two roots side by side, and one domain-gap number (Fréchet distance)."""
     from .compare import compare_roots
     r = compare_roots(real, synthetic, out, max_clips)
-    click.echo(Path(r["md"]).read_text())
-    for side, clip, why in r["skipped"]:
+    click.echo(r.report.read_text())
+    for side, clip, why in r.skipped:
         click.echo(f"  skipped {side} {clip}: {why}", err=True)
-    click.echo(f"gap (Fréchet distance of per-clip flow features) {r['gap']:.4f}; {r['clips']['real']} real, "
-               f"{r['clips']['synthetic']} synthetic clips, {len(r['skipped'])} skipped -> {out}")
+    click.echo(f"gap (Fréchet distance of per-clip flow features) {r.gap:.4f}; {r.clips['real']} real, "
+               f"{r.clips['synthetic']} synthetic clips, {len(r.skipped)} skipped -> {out}")
 
 
 @main.command("predict", cls=Guarded, epilog="""

@@ -161,7 +161,22 @@ def _target(cls: str, dataset: str | None, real_classes: set[str]) -> str:
     return synthetic_target(cls, dataset, sorted(real_classes)) or cls
 
 
-def compare_roots(real: Path, synthetic: Path, out: Path, max_clips: int = 0) -> dict:
+@dataclass
+class CompareSummary:
+    """What :func:`compare_roots` found and wrote: the gap overall and per class (``per_class[c]["gap"]``,
+    None where one side lacks the class), clips compared per side, (side, clip, why) per clip skipped."""
+
+    gap: float
+    clips: dict[str, int]
+    skipped: list[tuple[str, str, str]]
+    overall: dict
+    per_class: dict[str, dict]
+    report: Path        # report.md
+    stats: Path         # stats.json
+    plots: list[Path]
+
+
+def compare_roots(real: Path, synthetic: Path, out: Path, max_clips: int = 0) -> CompareSummary:
     """Flow statistics of the two roots side by side (``report.md``, ``stats.json``, plots in
     ``out``) and the gap; clips without complete flow are listed as skipped."""
     out = Path(out)
@@ -190,9 +205,8 @@ def compare_roots(real: Path, synthetic: Path, out: Path, max_clips: int = 0) ->
     overall["gap"] = g
     with output_folder(out, MARKER, {"made_by": "synthact compare"}):
         _write(out, real, synthetic, meta, stats, group, classes, overall, per_class, skipped, g)
-    return {"gap": g, "md": out / "report.md", "json": out / "stats.json", "plots": _plot_paths(out),
-            "skipped": skipped, "clips": {side: len(stats[side]) for side in SIDES}, "overall": overall,
-            "per_class": per_class}
+    return CompareSummary(g, {side: len(stats[side]) for side in SIDES}, skipped, overall, per_class,
+                          out / "report.md", out / "stats.json", _plot_paths(out))
 
 
 def _write(out, real, synthetic, meta, stats, group, classes, overall, per_class, skipped, g) -> None:
