@@ -96,7 +96,7 @@ def test_two_stage_cells_fine_tune_their_synthetic_only_cell_on_real_clips_alone
     assert second["synthetic"] == 0 and second["real_fraction"] == 0.5 and second["epochs"] == 3
     assert run("s1_seed0_syn0_real0.5_flow")["epochs"] == 3          # real only: the same steps
     assert run("s1_seed0_syn0_real0.5_flow")["lr"] == 0.01 and run("s1_seed0_syn0_real0.5_rgb")["lr"] == 0.002
-    assert run("s1_seed0_syn6_real0.5_flow")["epochs"] == 1          # mixed: synthetic clips fill the epoch
+    assert run("s1_seed0_syn6_real0.5_flow")["epochs"] == 2          # mixed, half synthetic: real only's steps
     shares = {c: run(c)["synthetic_share"] for c in ("s1_seed0_syn6_real0.5_flow", "s1_seed0_syn0_real0.5_flow",
                                                       "s1_seed0_syn6_real0_flow", "s1_seed0_syn6_real0.5_flow_2stage")}
     assert shares == {"s1_seed0_syn6_real0.5_flow": 0.5, "s1_seed0_syn0_real0.5_flow": None,   # mixed cells only
@@ -172,6 +172,8 @@ def test_a_synthetic_count_the_root_cannot_give_is_refused_before_the_grid(data,
     ("real: target\nreal_root: x\ntrain: {epochs: 0}\n", "train.epochs 0: must be a whole number >= 1"),
     ("real: target\nreal_root: x\ntrain: {device: banana}\n", "train.device 'banana': choose auto, cpu, cuda"),
     ("real: target\nreal_root: x\ntrain: {lr: .nan}\n", "train.lr nan: must be a finite number > 0"),
+    ("real: target\nreal_root: x\ntrain: {synthetic_share: 1.5}\n",
+     "train.synthetic_share 1.5: must be a number in (0, 1)"),
 ])
 def test_malformed_config_names_the_bad_key(tmp_path, text, message):
     text, message = text.replace("TMP", str(tmp_path)), message.replace("TMP", str(tmp_path))

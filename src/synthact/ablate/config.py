@@ -12,7 +12,7 @@ import yaml
 
 from .. import contract as C
 from ..errors import BadConfig
-from ..train.config import TrainConfig, check
+from ..train.config import TrainConfig, check, setting_problem
 from .grid import cells, synthetic_sets, train_config
 from .roots import check_blocks, planned_roots
 
@@ -85,12 +85,17 @@ def _check_recipes(cfg: dict, path) -> None:
     """``recipes`` (how synthetic clips meet real ones), ``stage1`` (train settings of the synthetic-only
     cells, the first stage) and ``fraction_epochs`` (epochs of the cells that train on a real fraction
     alone, real only or a second stage: a tenth of the clips takes ten times the epochs for as many
-    steps; mixed cells keep ``train.epochs``, their synthetic clips fill the epoch)."""
+    steps; mixed cells keep ``train.epochs``, their synthetic clips fill the epoch, or with
+    ``train.synthetic_share`` take real only's steps: see :func:`.grid.train_config`)."""
     recipes = cfg.get("recipes", ["mixed"])
     cfg["recipes"] = recipes = recipes if isinstance(recipes, list) else [recipes]
     bad = [r for r in recipes if r not in RECIPES]
     if bad or not recipes or len(set(recipes)) < len(recipes):
         raise BadConfig(f"{path}: recipes {recipes!r}: a list of distinct values from {', '.join(RECIPES)}")
+    share = cfg["train"].get("synthetic_share")   # checked here: only the mixed cells, if any, take it
+    problem = setting_problem("synthetic_share", share)
+    if problem:
+        raise BadConfig(f"{path}: train.synthetic_share {share!r}: {problem}")
     if "two_stage" in recipes:
         if 0 not in cfg["real_fraction"] or not any(cfg["synthetic"]):
             raise BadConfig(f"{path}: recipes two_stage: its first stage is the synthetic-only cell, so the grid "

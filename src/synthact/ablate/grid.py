@@ -82,6 +82,10 @@ def train_config(cfg: dict, cell: Cell, out: Path) -> TrainConfig:
         train.update(_for_stream(cfg.get("stage1", {}), cell.modality))
     if two or frac == 0 or not cell.synthetic:   # a share mixes real and synthetic clips: mixed cells only
         train.pop("synthetic_share", None)
+    elif train.get("synthetic_share"):
+        # an epoch is then the real clips and their synthetic share: real only's steps, at (1 - share) the epochs
+        base = cfg.get("fraction_epochs", {}).get(frac, train.get("epochs", TrainConfig.epochs))
+        train["epochs"] = max(1, round(base * (1 - train["synthetic_share"])))
     if cell.stage1 is not None:
         train["init_from"] = str(C.RunLayout(Path(out).parent / cell.stage1).checkpoint)
     return TrainConfig(out=str(out), real=f"{name}:split{cell.split}{val}", real_root=str(cfg["real_root"]),

@@ -86,7 +86,7 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _problem(key: str, v: Any) -> str | None:
+def setting_problem(key: str, v: Any) -> str | None:
     """What is wrong with setting ``key`` = ``v``, or None."""
     if key in CHOICES:
         return None if v in CHOICES[key] else "choose from " + ", ".join(CHOICES[key])
@@ -115,7 +115,7 @@ def _problem(key: str, v: Any) -> str | None:
 def check(cfg: TrainConfig, name: Callable[[str], str] = cli_name) -> TrainConfig:
     """Refuse a setting of the wrong type or range; ``name(key)`` is how the user wrote it."""
     for key, value in asdict(cfg).items():
-        problem = _problem(key, value)
+        problem = setting_problem(key, value)
         if problem:
             raise BadConfig(f"{name(key)} {value!r}: {problem}")
     check_device(cfg.device, name("device"))
@@ -140,7 +140,7 @@ def read_config(run: Path) -> TrainConfig:
         raise BadData(f"{path}: not a train-tsn run's settings (expected a JSON object with {', '.join(needed)})")
     for key in known & raw.keys():
         value = raw[key]
-        problem = _problem(key, value)
+        problem = setting_problem(key, value)
         if key == "num_classes" and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
             problem = "must be a whole number >= 1"
         if key == "info" and not isinstance(value, dict):
