@@ -83,12 +83,12 @@ class PrepareTask(NamedTuple):
 def prepare_task(task: PrepareTask) -> dict:
     """Decode ``task.video`` (and its flow, when the worker has a method) into the clip's folder,
     swapped in whole; returns its manifest line."""
-    root, clip, video, size, dataset, replace, strict = task
-    root = Path(root)
+    _, clip, video, size, dataset, replace, strict = task
+    root = Path(task.root)
     start = time.perf_counter()
     record: dict = {}
     with C.staged_clip(root, clip, replace=replace, record=record) as tmp:
-        info = decode_video(Path(video), tuple(size), lambda k, frame: C.write_jpeg(tmp / C.img_name(k), frame),
+        info = decode_video(Path(video), (size[0], size[1]), lambda k, frame: C.write_jpeg(tmp / C.img_name(k), frame),
                             strict)
         pairs = extract.clip_flow(tmp, tmp, _FLOW) if _FLOW else 0
         record.update({"clip": clip, "source": video, "size": list(size), **info.record(), "flow_pairs": pairs,
@@ -146,8 +146,8 @@ def _prepare_locked(job: PrepareJob, root: Path, splits: Splits, progress: bool)
         elif not os.path.lexists(path):   # a broken link or a loop is on disk: it fails alone, saying so
             summary.missing.append((v.clip, f"listed in {splits.sources[v.clip]} but missing: {path}"))
         else:
-            tasks.append(PrepareTask(str(root), v.clip, str(path), tuple(job.size), job.dataset, v.clip in ours,
-                                     job.strict_frames))
+            tasks.append(PrepareTask(str(root), v.clip, str(path), (job.size[0], job.size[1]), job.dataset,
+                                     v.clip in ours, job.strict_frames))
 
     def record(out) -> int:
         C.append_manifest(root, out.result)

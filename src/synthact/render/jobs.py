@@ -46,7 +46,7 @@ class RenderJob:
     size: tuple[int, int] = (340, 256)
     fps: int = 25
     engine: str = "workbench"
-    workers: int = 1
+    workers: int | None = 1
     seed: int = 0
     gt_flow: bool = False
     video: bool = False

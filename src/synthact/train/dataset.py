@@ -16,7 +16,7 @@ from torch.utils.data import Dataset, Sampler
 from .. import contract as C
 from ..errors import BadData, SynthactError
 from .recipe import NEW_LENGTH, epoch_seed
-from .samples import Sample
+from .samples import FrameSource, Sample
 from .transforms import PRESETS
 
 
@@ -40,7 +40,7 @@ def snippet_starts(num_frames: int, modality: str, segments: int, mode: str, rng
     return [int(tick / 2 + tick * i) + 1 for i in range(segments)]
 
 
-def load_snippet(sample: Sample, start: int, modality: str) -> np.ndarray:
+def load_snippet(sample: FrameSource, start: int, modality: str) -> np.ndarray:
     """(H, W, 3) RGB or (H, W, 10) stacked flow x, y, x, y..."""
     if modality == "rgb":
         img = sample.image(sample.layout.img_name(start))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -229,7 +229,10 @@ class _AllReduce(torch.autograd.Function):
         return grad, None
 
 
-def convert_batchnorm(module: nn.Module, world: World, cuda: bool) -> nn.Module:
+M = TypeVar("M", bound=nn.Module)
+
+
+def convert_batchnorm(module: M, world: World, cuda: bool) -> M:
     """Every BatchNorm2d normalising over the global batch: SyncBatchNorm on CUDA, else GlobalBatchNorm
     (same parameters and buffers, so state dicts and checkpoints are unchanged)."""
     if cuda:

@@ -5,6 +5,7 @@ RGB and a flow run can be fused afterwards (``synthact evaluate --fuse``), as TS
 """
 from __future__ import annotations
 
+import functools
 import textwrap
 from pathlib import Path
 
@@ -36,20 +37,21 @@ def predict(model, dataset: TSNDataset, batch_size: int, workers: int, device: t
     """Softmax scores and labels of a dataset, with its metrics. Under torchrun (``world``) each rank
     scores a contiguous share of the clips and every rank gets all the scores back, in order."""
     model.eval()
-    part = dataset
+    part: TSNDataset | Subset = dataset
     if world is not None and world.parallel:
         from .distributed import share
         part = Subset(dataset, range(*share(len(dataset), world)))
     loader = DataLoader(part, batch_size if dataset.mode != "test" else 1, shuffle=False, num_workers=workers)
-    scores, labels = [], []
+    batch_scores, batch_labels = [], []
     with worker_errors():
         for x, y in loader:
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 s = model(x.to(device))
-            scores.append(torch.softmax(s.float(), 1).cpu())
-            labels.append(y)
-    scores = torch.cat(scores).numpy() if scores else np.zeros((0, model.fc.out_features), dtype=np.float32)
-    labels = torch.cat(labels).numpy() if labels else np.zeros(0, dtype=np.int64)
+            batch_scores.append(torch.softmax(s.float(), 1).cpu())
+            batch_labels.append(y)
+    scores = (torch.cat(batch_scores).numpy() if batch_scores
+              else np.zeros((0, model.fc.out_features), dtype=np.float32))
+    labels = torch.cat(batch_labels).numpy() if batch_labels else np.zeros(0, dtype=np.int64)
     if part is not dataset:   # rank order is clip order: the shares are contiguous
         parts = world.gather((scores, labels))
         scores, labels = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
@@ -101,21 +103,20 @@ def confusion_png(conf: np.ndarray, classes: list[str], path: Path, title: str) 
 
 def fuse(runs: list[Path], weights: list[float], protocol: str = "tsn") -> dict:
     """Weighted sum of the runs' saved softmax scores (TSN: RGB 1, flow 1.5) on the same val list."""
-    if len(runs) != len(weights):
-        raise BadConfig(f"{len(runs)} runs but {len(weights)} weights")
+    if not runs or len(runs) != len(weights):
+        raise BadConfig(f"{len(runs)} runs but {len(weights)} weights" if runs else "fuse: no run given")
     lists = [C.RunLayout(r).val_list.read_text() for r in runs]
     if any(lst != lists[0] for lst in lists):
         raise BadConfig("runs were evaluated on different validation lists: cannot fuse")
     classes = C.read_classes(Path(runs[0]) / C.CLASSES)
     labels = _saved(C.RunLayout(runs[0]).labels, "labels", "iu", None, len(classes))
-    total = None
+    weighted = []
     for r, w in zip(runs, weights, strict=True):
         path = C.RunLayout(r).scores(protocol)
         if not path.exists():
             raise FileNotFoundError(f"{path}: run has no {protocol} scores")
-        s = _saved(path, "scores", "f", (len(labels), len(classes)), None) * w
-        total = s if total is None else total + s
-    out = metrics(total, labels, len(classes))
+        weighted.append(_saved(path, "scores", "f", (len(labels), len(classes)), None) * w)
+    out = metrics(functools.reduce(np.add, weighted), labels, len(classes))
     out.update({"runs": [str(r) for r in runs], "weights": weights, "protocol": protocol})
     return out
 
@@ -134,7 +135,7 @@ def _saved(path: Path, what: str, kinds: str, shape: tuple | None, classes: int 
     if ok and classes is not None:
         ok = bool(((a >= 0) & (a < classes)).all())
     if not ok:
-        want = f"finite numbers of shape {shape}" if shape else f"one class index 0..{classes - 1} per clip"
+        want = f"finite numbers of shape {shape}" if shape else f"one class index 0..{(classes or 0) - 1} per clip"
         raise BadData(f"{path}: {what} of dtype {getattr(a, 'dtype', type(a).__name__)}, shape "
                       f"{getattr(a, 'shape', None)}: expected {want}")
     return a

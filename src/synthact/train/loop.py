@@ -20,6 +20,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch.utils.data import DataLoader
@@ -109,14 +110,14 @@ def _cxx() -> str | None:
     return next((p for p in (os.environ.get("CXX"), "g++", "c++", "clang++") if p and shutil.which(p)), None)
 
 
-def _check_share(cfg: TrainConfig, sel) -> None:
+def _check_share(share: float, cfg: TrainConfig, sel) -> None:
     """A share needs real and synthetic clips to mix, and enough real ones for one synthetic clip an epoch."""
     n_synthetic = sel.info["synthetic"]
     n_real = 0 if cfg.synthetic_only else len(sel.train) - n_synthetic
     if not n_real or not n_synthetic:
         raise BadConfig(f"--synthetic-share {cfg.synthetic_share}: mixes real and synthetic clips; this run has "
                         f"{n_real} real and {n_synthetic} synthetic training clips")
-    if ShareSampler(n_real, n_synthetic, cfg.synthetic_share, cfg.seed).per_epoch < 1:
+    if ShareSampler(n_real, n_synthetic, share, cfg.seed).per_epoch < 1:
         raise BadConfig(f"--synthetic-share {cfg.synthetic_share}: with {n_real} real training clips an epoch "
                         f"would hold no synthetic clip; use a larger share")
 
@@ -130,7 +131,7 @@ def _prelude(cfg: TrainConfig, resume: bool, world: World):
     if cfg.adapt_bn and not sel.real_pool:   # refused before training, not after it
         raise BadConfig(f"--adapt-bn: {cfg.real_root} holds no training clips of {cfg.real} to take statistics from")
     if cfg.synthetic_share is not None:
-        _check_share(cfg, sel)
+        _check_share(cfg.synthetic_share, cfg, sel)
     sharded = any(s.sharded for s in sel.train)  # mmaction2 reads frame folders, not our shards
     if sharded and cfg.engine == "mmaction2":
         raise BadConfig(f"--synthetic-root {cfg.synthetic_root}: WebDataset shards train with --engine synthact; "
@@ -247,22 +248,23 @@ def build(cfg: TrainConfig, sel, ck: dict | None, world: World) -> _Parts:
         restore(Path(cfg.init_from), model, load_checkpoint(Path(cfg.init_from), cfg)["model"], "model weights")
     model.to(device)
     if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+        model.to(memory_format=torch.channels_last)   # in place, as Module.to is
     if world.parallel:   # BatchNorm over the global batch; same parameters and buffers
         model = convert_batchnorm(model, world, device.type == "cuda")
     params = [p for p in model.parameters() if p.requires_grad]
+    assert cfg.lr is not None   # the stream's default filled in by _prelude
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=recipe.MOMENTUM, weight_decay=cfg.weight_decay)
     sched = _scheduler(opt, cfg)
     if ck is not None:
         for target, key in ((model, "model"), (opt, "optimizer"), (sched, "scheduler")):
-            restore(C.RunLayout(cfg.out).checkpoint, target, ck[key], f"{key} state")
+            restore(C.RunLayout(Path(cfg.out)).checkpoint, target, ck[key], f"{key} state")
     train_ds = TSNDataset(sel.train, cfg.modality, cfg.segments, cfg.size, "train", cfg.seed)
     val_ds = TSNDataset(sel.val, cfg.modality, cfg.segments, cfg.size, "val", cfg.seed)
     sampler = _sampler(cfg, sel, len(train_ds))
     full = min(cfg.batch_size, len(sampler))   # every global batch: drop_last keeps only whole ones
     trainer, loader = _data_parallel(cfg, model, train_ds, sampler, full, device, world)
     if cfg.compile:
-        trainer = torch.compile(trainer)
+        trainer = cast(torch.nn.Module, torch.compile(trainer))
     return _Parts(model, trainer, params, opt, sched, sampler, loader, val_ds, device, full)
 
 
@@ -329,8 +331,8 @@ def train_one_epoch(parts: _Parts, cfg: TrainConfig, epoch: int, world: World, p
     parts.sched.step()
     seconds = time.perf_counter() - t0
     if world.parallel:
-        seen, loss_sum, correct, seconds = world.sum([seen, loss_sum, correct, seconds])
-        seen, correct, seconds = int(seen), int(correct), seconds / world.size
+        total = world.sum([seen, loss_sum, correct, seconds])
+        seen, loss_sum, correct, seconds = int(total[0]), total[1], int(total[2]), total[3] / world.size
     return _Epoch(seen, loss_sum, correct, seconds, bar)
 
 

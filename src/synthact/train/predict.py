@@ -245,12 +245,13 @@ def predict_videos(runs: list[Path], paths: list[Path], weights: list[float] | N
                         flows[r.flow_method] = make_flow(r.flow_method)
                     if r.frame_size not in frames:
                         frames[r.frame_size] = decode_jpegs(video, r.frame_size)
-                    clips[key] = VideoClip(video, frames[r.frame_size], flows.get(r.flow_method), r.flow_bound)
+                    flow = flows.get(r.flow_method) if r.flow_method else None
+                    clips[key] = VideoClip(video, frames[r.frame_size], flow, r.flow_bound)
                 per_run.append(score_video(r, clips[key], protocol, dev))
         except (SynthactError, OSError, cv2.error) as exc:
             failures.append((str(video), one_line(exc)))
             continue
-        fused = sum(w * s for w, s in zip(weights, per_run, strict=True))
+        fused = np.sum([w * s for w, s in zip(weights, per_run, strict=True)], axis=0)
         order = np.argsort(-fused, kind="stable")[:k]
         p = Prediction(video, fused, [(classes[i], float(fused[i])) for i in order], true_class(video, classes),
                        next(iter(clips.values())).num_frames, per_run)

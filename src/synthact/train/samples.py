@@ -4,9 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
+
+import numpy as np
 
 from .. import contract as C
 from .. import shards
+
+
+class FrameSource(Protocol):
+    """What a snippet is read from: a :class:`Sample`, or a video held in memory (``predict``)."""
+
+    @property
+    def layout(self) -> C.Layout:
+        """How its frame and flow files are named."""
+        ...
+
+    def image(self, name: str, gray: bool = False) -> np.ndarray:
+        """One frame or flow image by its file name, decoded."""
+        ...
 
 
 @dataclass(frozen=True)

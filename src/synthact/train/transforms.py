@@ -69,18 +69,19 @@ def ten_crops(group: list[np.ndarray], size: int, flow: bool) -> list[list[np.nd
     return five + [hflip(g, flow) for g in five]
 
 
-def train_preset(group: list[np.ndarray], size: int, flow: bool, rng: np.random.Generator) -> list[np.ndarray]:
+def train_preset(group: list[np.ndarray], size: int, flow: bool, rng: np.random.Generator | None) -> list[np.ndarray]:
     """Multi-scale crop and a random flip (training)."""
+    assert rng is not None   # training draws its crops and flips; evaluation takes none
     group = multiscale_crop(group, size, rng)
     return hflip(group, flow) if rng.random() < FLIP_RATIO else group
 
 
-def val_preset(group: list[np.ndarray], size: int, flow: bool, rng: np.random.Generator) -> list[np.ndarray]:
+def val_preset(group: list[np.ndarray], size: int, flow: bool, rng: np.random.Generator | None) -> list[np.ndarray]:
     """Resize and centre crop (validation)."""
     return centre_crop(resize_short(group, size * 256 // 224), size)
 
 
-def test_preset(group: list[np.ndarray], size: int, flow: bool, rng: np.random.Generator) -> list[np.ndarray]:
+def test_preset(group: list[np.ndarray], size: int, flow: bool, rng: np.random.Generator | None) -> list[np.ndarray]:
     """Resize and ten crops (TSN's test protocol)."""
     return [img for crops in ten_crops(resize_short(group, size * 256 // 224), size, flow) for img in crops]
 
