@@ -151,6 +151,14 @@ def test_a_synthetic_count_the_root_cannot_give_is_refused_before_the_grid(data,
     refusal(r, f"{path}: cell s1_seed0_syn999_real1_rgb: {data[0]} synthetic clips: class 0 has 8 clips, "
                f"333 requested")
     assert not (tmp_path / "out").exists()
+    # a share the cell's clips cannot make (12 real at 0.9: 108 synthetic an epoch of 6), per stream too
+    train = {"backbone": "mobilenet_v3_small", "size": 32, "epochs": 1, "batch_size": 4, "workers": 0}
+    for share in (0.9, {"rgb": 0.9}):
+        path = _grid(data, tmp_path, synthetic=[0, 6], train={**train, "synthetic_share": share})
+        r = run_cli("synthact", "ablate", "--config", str(path), "--out", str(tmp_path / "out"))
+        refusal(r, f"{path}: cell s1_seed0_syn6_real1_rgb: train.synthetic_share 0.9: 12 real training clips ask "
+                   f"108 synthetic clips an epoch, more than the 6 selected")
+        assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.slow

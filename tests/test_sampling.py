@@ -1,7 +1,10 @@
 """The order each training epoch reads its clips in: --synthetic-share's mix of real and synthetic."""
 from __future__ import annotations
 
+import pytest
+
 from synthact.train.dataset import EpochSampler, ShareSampler
+from synthact.train.mixing import share_problem
 
 
 def _epoch(sampler: EpochSampler, epoch: int) -> list[int]:
@@ -36,6 +39,13 @@ def test_each_epoch_draws_its_synthetic_clips_afresh_and_the_order_is_seeded():
     assert [_epoch(again, e) for e in range(4)] == [_epoch(s, e) for e in range(4)]
     other = ShareSampler(10, 25, 0.5, seed=2)
     assert _epoch(other, 0) != _epoch(s, 0) and _epoch(s, 0) != _epoch(s, 1)
-    more = ShareSampler(10, 6, 0.75, seed=1)   # 30 an epoch from a pool of 6: each 5 times
-    drawn = [i for i in _epoch(more, 0) if i >= 10]
-    assert sorted(drawn) == sorted(list(range(10, 16)) * 5)
+
+
+def test_a_share_that_needs_a_clip_twice_an_epoch_or_none_at_all_is_refused():
+    assert share_problem(0.75, 10, 30) is None and share_problem(0.75, 10, 29) is not None   # 30 an epoch
+    assert "more than the 6 selected" in share_problem(0.75, 10, 6)
+    assert "more than the 24 selected" in share_problem(1 - 1e-16, 12, 24)      # no endless epochs
+    assert "no synthetic clip" in share_problem(0.02, 12, 24)
+    assert "0 real and 24 synthetic" in share_problem(0.5, 0, 24)
+    with pytest.raises(ValueError):
+        ShareSampler(10, 6, 0.75, seed=1)

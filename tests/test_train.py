@@ -319,7 +319,8 @@ def test_synthetic_share_sets_the_mix_of_every_batch_in_a_real_run(data, tmp_pat
         assert [sum(i >= 12 for i in b) for b in batches] == [1, 1, 1, 1]
     for kw, needle in ((dict(synthetic_only=True, synthetic=0), "this run has 0 real and 24 synthetic"),
                        (dict(synthetic=0), "this run has 12 real and 0 synthetic"),
-                       (dict(synthetic_share=0.02), "an epoch would hold no synthetic clip")):
+                       (dict(synthetic_share=0.02), "an epoch would hold no synthetic clip"),
+                       (dict(synthetic_share=0.6), "ask 18 synthetic clips an epoch, more than the 12 selected")):
         with pytest.raises(BadConfig, match=needle):
             fit(_cfg(data, tmp_path / "bad", **{"synthetic_share": 0.25, **kw}), progress=False)
     bad = run_cli(BIN / "train-tsn", "--out", str(tmp_path / "mm"), "--real", "target:split1", "--real-root",

@@ -1,6 +1,7 @@
 """train-tsn against careless and hostile input: every case one line on stderr, exit 2, nothing run or lost."""
 from __future__ import annotations
 
+import json
 import os
 import runpy
 import shutil
@@ -92,6 +93,19 @@ def test_resume_with_other_settings_is_refused_and_the_run_kept(data, run):
                    str(run / "config.json"), "real_fraction=0.5", "epochs=2", "lr=0.5", "seed=1")
     assert "started with real_fraction=1.0, epochs=1, lr=0.001, seed=0" in line
     assert {name: (run / name).read_bytes() for name in RUN_FILES} == before
+
+
+def test_a_run_from_before_a_setting_existed_resumes_only_with_its_default(data, run, tmp_path):
+    """A config.json written before --synthetic-share existed ran without one: resuming it with a
+    share is another experiment under the same name, refused like any changed setting."""
+    old = tmp_path / "old"
+    shutil.copytree(run, old)
+    cfg = json.loads((old / "config.json").read_text())
+    del cfg["synthetic_share"]
+    (old / "config.json").write_text(json.dumps(cfg))
+    line = refused(run_cli("train-tsn", "--out", str(old), "--resume", *_args(data, "--synthetic-share", "0.2")),
+                   str(old / "config.json"), "synthetic_share=0.2")
+    assert "started with synthetic_share=None" in line
 
 
 class _Exec:

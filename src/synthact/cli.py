@@ -308,8 +308,9 @@ Examples:
                                                "training clips of the split (AdaBN; labels unused) for the final "
                                                "evaluation and model.pt: for synthetic-only runs.")
 @default_of(TrainConfig, "synthetic_share", "--synthetic-share", type=float,
-              help="Fraction of each batch that is synthetic, e.g. 0.5: an epoch is every real clip once and as "
-                   "many synthetic clips, drawn in turn from the pool. Default: the clips as selected, each once.")
+              help="Fraction of each batch that is synthetic, e.g. 0.5: an epoch is every real clip once and the "
+                   "synthetic clips that make up that share, drawn afresh each epoch. Default: the clips as "
+                   "selected, each once an epoch.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @WAIT

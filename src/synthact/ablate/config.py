@@ -93,9 +93,11 @@ def _check_recipes(cfg: dict, path) -> None:
     if bad or not recipes or len(set(recipes)) < len(recipes):
         raise BadConfig(f"{path}: recipes {recipes!r}: a list of distinct values from {', '.join(RECIPES)}")
     share = cfg["train"].get("synthetic_share")   # checked here: only the mixed cells, if any, take it
-    problem = setting_problem("synthetic_share", share)
-    if problem:
-        raise BadConfig(f"{path}: train.synthetic_share {share!r}: {problem}")
+    by_stream = share if isinstance(share, dict) and share and set(share) <= {"rgb", "flow"} else {"": share}
+    for stream, value in by_stream.items():
+        problem = setting_problem("synthetic_share", value)
+        if problem:
+            raise BadConfig(f"{path}: train.synthetic_share{'.' + stream if stream else ''} {value!r}: {problem}")
     if "two_stage" in recipes:
         if 0 not in cfg["real_fraction"] or not any(cfg["synthetic"]):
             raise BadConfig(f"{path}: recipes two_stage: its first stage is the synthetic-only cell, so the grid "

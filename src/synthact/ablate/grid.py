@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,9 +84,10 @@ def train_config(cfg: dict, cell: Cell, out: Path) -> TrainConfig:
     if two or frac == 0 or not cell.synthetic:   # a share mixes real and synthetic clips: mixed cells only
         train.pop("synthetic_share", None)
     elif train.get("synthetic_share"):
-        # an epoch is then the real clips and their synthetic share: real only's steps, at (1 - share) the epochs
+        # an epoch is then the real clips and their synthetic share: (1 - share) the epochs of real only
+        # make its steps (rounded up: never fewer)
         base = cfg.get("fraction_epochs", {}).get(frac, train.get("epochs", TrainConfig.epochs))
-        train["epochs"] = max(1, round(base * (1 - train["synthetic_share"])))
+        train["epochs"] = max(1, math.ceil(base * (1 - train["synthetic_share"])))
     if cell.stage1 is not None:
         train["init_from"] = str(C.RunLayout(Path(out).parent / cell.stage1).checkpoint)
     return TrainConfig(out=str(out), real=f"{name}:split{cell.split}{val}", real_root=str(cfg["real_root"]),
@@ -110,18 +112,26 @@ def _for_stream(settings: dict, modality: str) -> dict:
 
 
 def check_synthetic_counts(cfg: dict, spec: str | Path) -> None:
-    """Every cell's synthetic count must fit its root (as the cell would select it), checked before
-    the grid starts: a count a root cannot give would otherwise fail its cells one by one."""
-    from ..train.mixing import select_clips
+    """Every cell's synthetic count must fit its root (as the cell would select it), and a mixed cell's
+    ``synthetic_share`` its real and synthetic clips, checked before the grid starts: a count a root
+    cannot give would otherwise fail its cells one by one."""
+    from ..train.mixing import select_clips, share_problem
     seen = set()
     for cell in cells(cfg):
-        key = (cell.split, cell.root, cell.synthetic)
-        if not cell.trains or not cell.synthetic or cell.two_stage or key in seen:
+        if not cell.trains or not cell.synthetic or cell.two_stage:
+            continue
+        c = train_config(cfg, cell, Path("<out>"))
+        # a count fits a root whatever the seed; a share must fit the real clips each cell keeps
+        key = (cell.split, cell.root, cell.synthetic) + ((cell.real_fraction, cell.seed) if c.synthetic_share else ())
+        if key in seen:
             continue
         seen.add(key)
-        c = train_config(cfg, cell, Path("<out>"))
         try:
-            select_clips(c.real, Path(c.real_root), Path(c.synthetic_root) if c.synthetic_root else None, c.synthetic,
-                         1.0, c.classes, False, c.seed)
+            sel = select_clips(c.real, Path(c.real_root), Path(c.synthetic_root) if c.synthetic_root else None,
+                               c.synthetic, c.real_fraction, c.classes, c.synthetic_only, c.seed)
         except (SynthactError, OSError) as exc:
             raise BadConfig(f"{spec}: cell {cell.id}: {one_line(exc)}") from None
+        n_synthetic = sel.info["synthetic"]
+        problem = c.synthetic_share and share_problem(c.synthetic_share, len(sel.train) - n_synthetic, n_synthetic)
+        if problem:
+            raise BadConfig(f"{spec}: cell {cell.id}: train.synthetic_share {c.synthetic_share}: {problem}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,7 +27,8 @@ CHOICES = {"modality": MODALITIES, "backbone": BACKBONES, "schedule": ("step", "
 # inputs are crops of frames stored at most 4096 wide, and DataLoader workers beyond 64 only add processes
 INTS = {"synthetic": (0, None), "segments": (1, 64), "size": (16, 4096), "epochs": (1, None),
         "batch_size": (1, None), "workers": (0, 64), "val_interval": (0, None),
-        "seed": (0, 2**32 - 1)}   # numpy/torch seed range
+        "seed": (0, 2**32 - 1),   # numpy/torch seed range
+        "world_size": (1, None)}
 TEXT = ("out", "real", "real_root", "pretrained")
 OPTIONAL_TEXT = ("synthetic_root", "classes", "init_from")
 FLAGS = ("synthetic_only", "allow_mixed_flow", "compile", "adapt_bn")
@@ -145,6 +146,8 @@ def read_config(run: Path) -> TrainConfig:
             problem = "must be a whole number >= 1"
         if key == "info" and not isinstance(value, dict):
             problem = "must be a mapping"
+        if key == "device" and not isinstance(value, str):
+            problem = "must be a text"
         if problem:
             raise BadData(f"{path}: {key} {value!r}: {problem}")
     return TrainConfig(**{k: v for k, v in raw.items() if k in known})
@@ -183,6 +186,8 @@ def check_resume(run: Path, cfg: TrainConfig, sel) -> None:
     old = C.read_json(path)
     if not isinstance(old, dict):
         raise BadData(f"{path}: not a run's settings (expected a JSON object)")
+    # a setting added to synthact since the run began was its default then
+    old = {**{f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}, **old}
     new = json.loads(json.dumps(asdict(cfg)))   # compared as JSON gives them back
     diff = [k for k in new if k in old and k not in RESUME_FREE and not _same(k, old[k], new[k])]
     if diff:

@@ -15,6 +15,7 @@ from torch.utils.data import Dataset, Sampler
 
 from .. import contract as C
 from ..errors import BadData, SynthactError
+from .mixing import synthetic_per_epoch
 from .recipe import NEW_LENGTH, epoch_seed
 from .samples import FrameSource, Sample
 from .transforms import PRESETS
@@ -73,14 +74,16 @@ class EpochSampler(Sampler):
 class ShareSampler(EpochSampler):
     """``--synthetic-share``: an epoch is every real clip once (indices below ``n_real``) and as many
     synthetic clips as make up ``share`` of the epoch, a fresh seeded draw from the synthetic pool
-    (no clip twice unless the share asks for more than the pool holds), spread evenly so that every
-    batch holds ``share`` synthetic clips to within one. Without it a few real clips drown in
-    thousands of synthetic ones."""
+    (each at most once: :func:`.mixing.share_problem` refuses a share that needs more), spread evenly
+    so that every batch holds ``share`` synthetic clips to within one. Without it a few real clips
+    drown in thousands of synthetic ones."""
 
     def __init__(self, n_real: int, n_synthetic: int, share: float, seed: int):
         super().__init__(n_real + n_synthetic, seed)
         self.n_real, self.n_synthetic = n_real, n_synthetic
-        self.per_epoch = round(n_real * share / (1.0 - share))
+        self.per_epoch = synthetic_per_epoch(n_real, share)
+        if not 1 <= self.per_epoch <= n_synthetic:
+            raise ValueError(f"{n_real} real clips at share {share} ask {self.per_epoch} of {n_synthetic} synthetic")
 
     def __len__(self) -> int:
         return self.n_real + self.per_epoch
@@ -88,9 +91,7 @@ class ShareSampler(EpochSampler):
     def __iter__(self):
         g = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
         real = iter(torch.randperm(self.n_real, generator=g).tolist())
-        passes = -(-self.per_epoch // self.n_synthetic)
-        drawn = torch.cat([torch.randperm(self.n_synthetic, generator=g) for _ in range(passes)])
-        synthetic = iter((self.n_real + drawn[:self.per_epoch]).tolist())
+        synthetic = iter((self.n_real + torch.randperm(self.n_synthetic, generator=g)[:self.per_epoch]).tolist())
         n, m = len(self), self.per_epoch
         # position j is synthetic where floor(j * m / n) steps: any b positions in a row hold b*m/n of them, +-1
         order = [next(synthetic) if (j + 1) * m // n > j * m // n else next(real) for j in range(n)]

@@ -37,7 +37,7 @@ from .config import TrainConfig, check, check_resume, record
 from .dataset import EpochSampler, ShareSampler, TSNDataset, worker_errors
 from .distributed import RankBatches, World, convert_batchnorm, setup, share, share_outcome, teardown
 from .evaluate import evaluate_run, predict
-from .mixing import check_flow, select_clips
+from .mixing import check_flow, select_clips, share_problem
 from .mmaction_engine import DEPTH, backbone_checkpoint, train_mmaction, write_config
 from .models import TSN
 
@@ -111,15 +111,11 @@ def _cxx() -> str | None:
 
 
 def _check_share(share: float, cfg: TrainConfig, sel) -> None:
-    """A share needs real and synthetic clips to mix, and enough real ones for one synthetic clip an epoch."""
+    """A share needs real and synthetic clips to mix, in numbers that make an epoch (see share_problem)."""
     n_synthetic = sel.info["synthetic"]
-    n_real = 0 if cfg.synthetic_only else len(sel.train) - n_synthetic
-    if not n_real or not n_synthetic:
-        raise BadConfig(f"--synthetic-share {cfg.synthetic_share}: mixes real and synthetic clips; this run has "
-                        f"{n_real} real and {n_synthetic} synthetic training clips")
-    if ShareSampler(n_real, n_synthetic, share, cfg.seed).per_epoch < 1:
-        raise BadConfig(f"--synthetic-share {cfg.synthetic_share}: with {n_real} real training clips an epoch "
-                        f"would hold no synthetic clip; use a larger share")
+    problem = share_problem(share, 0 if cfg.synthetic_only else len(sel.train) - n_synthetic, n_synthetic)
+    if problem:
+        raise BadConfig(f"--synthetic-share {share}: {problem}")
 
 
 def _prelude(cfg: TrainConfig, resume: bool, world: World):

@@ -153,10 +153,30 @@ def select_clips(real: str, real_root: Path, synthetic_root: Path | None = None,
         synth = _synthetic(Path(synthetic_root), dataset, keep, synthetic, np.random.default_rng([seed, 2]))
         info["synthetic_classes"] = len({s.label for s in synth})
     info["synthetic"] = len(synth)
-    picked = synth if synthetic_only else train + synth
+    picked = synth if synthetic_only else train + synth   # real first: ShareSampler counts on it
     if not picked:
         raise BadConfig("the selection has no training clips")
     return Selection(keep, picked, val, info, pool)
+
+
+def synthetic_per_epoch(n_real: int, share: float) -> int:
+    """``--synthetic-share``: the synthetic clips an epoch of ``n_real`` real clips holds."""
+    return round(n_real * share / (1.0 - share))
+
+
+def share_problem(share: float, n_real: int, n_synthetic: int) -> str | None:
+    """Why a run of ``n_real`` real and ``n_synthetic`` synthetic training clips cannot mix them at
+    ``share``, or None. A clip drawn twice in an epoch would be the same crops twice (augmentation is
+    seeded by clip and epoch), and a share near 1 would make epochs without end."""
+    if not n_real or not n_synthetic:
+        return f"mixes real and synthetic clips; this run has {n_real} real and {n_synthetic} synthetic training clips"
+    per_epoch = synthetic_per_epoch(n_real, share)
+    if per_epoch < 1:
+        return f"with {n_real} real training clips an epoch would hold no synthetic clip; use a larger share"
+    if per_epoch > n_synthetic:
+        return (f"{n_real} real training clips ask {per_epoch} synthetic clips an epoch, more than the "
+                f"{n_synthetic} selected (each at most once an epoch): use a smaller share or more synthetic clips")
+    return None
 
 
 def _synthetic(root: Path, dataset: str, labels: list[str], n: int, rng: np.random.Generator) -> list[Sample]:
