@@ -133,6 +133,8 @@ def test_predict_takes_a_jhmdb_clip_whose_container_overcounts(fixtures, runs):
     ("modality", "depth", "modality 'depth': choose from rgb, flow"),
     ("backbone", ["resnet18"], "backbone ['resnet18']: choose from"),
     ("info", "evil", "info 'evil': must be a mapping"),
+    ("info", {"flow_method": "bogus"}, "flow_method 'bogus' is not one of tvl1, tvl1-fast"),
+    ("info", {"flow_method": ["dis"]}, "flow_method ['dis'] is not one of"),
 ])
 def test_a_run_folders_config_is_checked_as_for_resume(runs, tmp_path, key, value, words):
     """A hand-edited config.json is refused in one line before any model is built or video read."""

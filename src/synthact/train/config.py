@@ -144,13 +144,24 @@ def read_config(run: Path) -> TrainConfig:
         problem = setting_problem(key, value)
         if key == "num_classes" and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
             problem = "must be a whole number >= 1"
-        if key == "info" and not isinstance(value, dict):
-            problem = "must be a mapping"
+        if key == "info":
+            problem = _info_problem(value)
         if key == "device" and not isinstance(value, str):
             problem = "must be a text"
         if problem:
             raise BadData(f"{path}: {key} {value!r}: {problem}")
     return TrainConfig(**{k: v for k, v in raw.items() if k in known})
+
+
+def _info_problem(info: Any) -> str | None:
+    """What is wrong with a recorded selection (``info``): predict reads the flow method from it."""
+    from ..flow.methods import METHODS
+    if not isinstance(info, dict):
+        return "must be a mapping"
+    method = info.get("flow_method")
+    if method is not None and not (isinstance(method, str) and all(m in METHODS for m in method.split(","))):
+        return f"flow_method {method!r} is not one of {', '.join(METHODS)}"
+    return None
 
 
 def check_device(device: Any, name: str = "--device") -> None:
