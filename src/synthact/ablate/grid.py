@@ -131,7 +131,6 @@ def check_synthetic_counts(cfg: dict, spec: str | Path) -> None:
                                c.synthetic, c.real_fraction, c.classes, c.synthetic_only, c.seed)
         except (SynthactError, OSError) as exc:
             raise BadConfig(f"{spec}: cell {cell.id}: {one_line(exc)}") from None
-        n_synthetic = sel.info["synthetic"]
-        problem = c.synthetic_share and share_problem(c.synthetic_share, len(sel.train) - n_synthetic, n_synthetic)
+        problem = c.synthetic_share and share_problem(c.synthetic_share, *sel.mix)
         if problem:
             raise BadConfig(f"{spec}: cell {cell.id}: train.synthetic_share {c.synthetic_share}: {problem}")

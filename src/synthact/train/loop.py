@@ -110,10 +110,9 @@ def _cxx() -> str | None:
     return next((p for p in (os.environ.get("CXX"), "g++", "c++", "clang++") if p and shutil.which(p)), None)
 
 
-def _check_share(share: float, cfg: TrainConfig, sel) -> None:
+def _check_share(share: float, sel) -> None:
     """A share needs real and synthetic clips to mix, in numbers that make an epoch (see share_problem)."""
-    n_synthetic = sel.info["synthetic"]
-    problem = share_problem(share, 0 if cfg.synthetic_only else len(sel.train) - n_synthetic, n_synthetic)
+    problem = share_problem(share, *sel.mix)
     if problem:
         raise BadConfig(f"--synthetic-share {share}: {problem}")
 
@@ -127,7 +126,7 @@ def _prelude(cfg: TrainConfig, resume: bool, world: World):
     if cfg.adapt_bn and not sel.real_pool:   # refused before training, not after it
         raise BadConfig(f"--adapt-bn: {cfg.real_root} holds no training clips of {cfg.real} to take statistics from")
     if cfg.synthetic_share is not None:
-        _check_share(cfg.synthetic_share, cfg, sel)
+        _check_share(cfg.synthetic_share, sel)
     sharded = any(s.sharded for s in sel.train)  # mmaction2 reads frame folders, not our shards
     if sharded and cfg.engine == "mmaction2":
         raise BadConfig(f"--synthetic-root {cfg.synthetic_root}: WebDataset shards train with --engine synthact; "
@@ -268,7 +267,8 @@ def _sampler(cfg: TrainConfig, sel, n: int) -> EpochSampler:
     """Each epoch's order of the ``n`` training clips (the real ones first, then the synthetic)."""
     if cfg.synthetic_share is None:
         return EpochSampler(n, cfg.seed)
-    return ShareSampler(n - sel.info["synthetic"], sel.info["synthetic"], cfg.synthetic_share, cfg.seed)
+    n_real, n_synthetic = sel.mix
+    return ShareSampler(n_real, n_synthetic, cfg.synthetic_share, cfg.seed)
 
 
 def _data_parallel(cfg: TrainConfig, model: TSN, train_ds: TSNDataset, sampler: EpochSampler, full: int,

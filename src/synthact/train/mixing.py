@@ -32,6 +32,12 @@ class Selection:
     info: dict = field(default_factory=dict)
     real_pool: list[Sample] = field(default_factory=list)   # every real training clip, whatever the run keeps
 
+    @property
+    def mix(self) -> tuple[int, int]:
+        """(real, synthetic) training clips: ``train`` holds the real ones first."""
+        n_synthetic = self.info["synthetic"]
+        return len(self.train) - n_synthetic, n_synthetic
+
 
 class RealSpec(NamedTuple):
     """``--real``: the dataset, its official split, and the split whose test clips validate instead."""
