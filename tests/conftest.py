@@ -39,6 +39,12 @@ def refusal(r: subprocess.CompletedProcess, *words: str) -> str:
     return lines[0]
 
 
+def records_of(root: Path, name: str = "manifest.jsonl") -> list[dict]:
+    """A manifest's lines as the JSON objects written (what the tests compare)."""
+    from synthact.contract import read_manifest
+    return [line.fields for line in read_manifest(root, name)]
+
+
 def wait_for_manifest(root: Path, n: int, proc: subprocess.Popen, name: str = "manifest.jsonl",
                       timeout: float = 240) -> None:
     """Block until ``n`` clips are recorded in ``root/name`` (a run to be killed mid-way)."""

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from synthact.ablate import cells, load_config, run_grid
+from synthact.ablate.report import table
 from synthact.demo import run_demo
 
 from .conftest import refusal, run_cli
@@ -105,6 +106,32 @@ def test_two_stage_cells_fine_tune_their_synthetic_only_cell_on_real_clips_alone
     assert str(data[1]) in train and str(data[0]) not in train                 # real clips alone
     md = (out / "results.md").read_text()
     assert "| flow | 2stage | 0.5 |" in md and "| flow | 2stage | synthetic only |" not in md
+
+
+def test_two_stage_alone_still_makes_its_first_stages_and_the_real_only_baseline(data, tmp_path):
+    both = cells(load_config(_grid(data, tmp_path, real_fraction=[0.5, 0], recipes=["mixed", "two_stage"])))
+    alone = cells(load_config(_grid(data, tmp_path, real_fraction=[0.5, 0], recipes=["two_stage"])))
+    assert [c.id for c in alone] == ["s1_seed0_syn0_real0.5_rgb", "s1_seed0_syn6_real0_rgb",
+                                     "s1_seed0_syn6_real0.5_rgb_2stage"]
+    assert [c for c in both if c.id != "s1_seed0_syn6_real0.5_rgb"] == alone     # less only the mixed cell
+    assert {c.id: c.stage1 for c in alone if c.two_stage} == {"s1_seed0_syn6_real0.5_rgb_2stage":
+                                                              "s1_seed0_syn6_real0_rgb"}
+
+
+def test_the_real_only_baseline_joins_only_lines_with_synthetic_cells():
+    def row(n, frac, name, top1):
+        return {"modality": "flow", "synthetic": n, "real_fraction": frac, "synthetic_set": name, "top1": top1,
+                "status": "ok", "cell": f"{n}_{frac}_{name}"}
+    base, stage1, second, mixed = (row(0, 0.25, "", 0.2), row(300, 0.0, "plain", 0.1),
+                                   row(300, 0.25, "plain-2stage", 0.3), row(300, 0.25, "plain", 0.25))
+    cfg = {"real": "hmdb51", "eval_protocol": "fast", "splits": [1], "seeds": [0]}
+    alone = table([base, stage1, second], cfg)       # recipes: [two_stage]: no mixed cell at a quarter
+    assert "| flow | plain-2stage | 0.25 | 20.0 ± 0.0 (n=1) | 30.0 ± 0.0 (n=1) |" in alone
+    assert "| flow | plain | 0.25 |" not in alone and "| flow | plain | synthetic only |  | 10.0" in alone
+    both = table([base, stage1, second, mixed], cfg)
+    assert "| flow | plain | 0.25 | 20.0 ± 0.0 (n=1) | 25.0 ± 0.0 (n=1) |" in both
+    assert "| flow | plain-2stage | 0.25 | 20.0 ± 0.0 (n=1) | 30.0 ± 0.0 (n=1) |" in both
+    assert "| flow | 0.25 | 20.0 ± 0.0 (n=1) |" in table([base], cfg)   # a grid of the baseline alone
 
 
 def test_two_stage_refuses_a_grid_without_its_first_stage(data, tmp_path):

@@ -21,7 +21,7 @@ from synthact.render.skinned import (
     pose_joints,
 )
 
-from .conftest import refusal, run_cli
+from .conftest import records_of, refusal, run_cli
 
 # the bones of ../shared/data/bodies/human-male.glb (Unreal-style names) that matter, and their parents
 UE = {"root": None, "pelvis": "root", "spine_01": "pelvis", "spine_02": "spine_01", "spine_03": "spine_02",
@@ -172,7 +172,7 @@ def test_an_fbx_body_renders(fixtures, tmp_path):
     s = render_batch(RenderJob(out=out, classes="jumping_jack", per_class=1, frames=3, size=(96, 72),
                                body=str(fbx)), progress=False)
     assert s.ok, s.failures
-    (rec,) = C.read_manifest(out)
+    (rec,) = records_of(out)
     assert rec["body"]["model"] == str(fbx)
     img = C.read_image(C.clip_dir(out, rec["clip"]) / C.img_name(2))
     assert (img.max(axis=-1) > 20).mean() > 0.01
@@ -197,4 +197,4 @@ def test_a_corrupt_body_file_is_refused_once_before_the_root_is_claimed(fixtures
     good = fixtures / "bodies/human-male.glb"     # the same root then takes a good body
     r = run_cli(*args, "--body", str(good))
     assert r.returncode == 0, r.stderr
-    assert len(C.read_manifest(out)) == 2 and C.recorded_settings(out)["bodies"] == [str(good)]
+    assert len(records_of(out)) == 2 and C.recorded_settings(out)["bodies"] == [str(good)]

@@ -10,7 +10,7 @@ import pytest
 from synthact import contract as C
 from synthact.export import INDEX, sample_key
 
-from .conftest import run_cli, small_root
+from .conftest import records_of, run_cli, small_root
 
 pytestmark = pytest.mark.slow   # renders and trains: not in `make test-fast`
 
@@ -26,7 +26,7 @@ def test_webdataset_shards_hold_every_frame_flow_and_record(root, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "6 clips exported as webdataset in 2 shards" in r.stdout
     index = [json.loads(ln) for ln in (out / INDEX).read_text().splitlines()]
-    assert [e["clip"] for e in index] == [x["clip"] for x in C.read_manifest(root)]
+    assert [e["clip"] for e in index] == [x["clip"] for x in records_of(root)]
     for e in index:
         folder = C.clip_dir(root, e["clip"])
         assert len(e["members"]) == 4 + 2 * 3 + 1

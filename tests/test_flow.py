@@ -17,7 +17,7 @@ from synthact.flow.extract import run_flow
 from synthact.flow.methods import make_flow
 from synthact.render.jobs import RenderJob, render_batch
 
-from .conftest import BIN, run_cli, wait_for_manifest
+from .conftest import BIN, records_of, run_cli, wait_for_manifest
 
 
 def test_encoding_round_trips_within_the_quantisation_step():
@@ -176,7 +176,7 @@ def test_killed_flow_run_resumes_without_redoing_finished_clips(synth_root):
     wait_for_manifest(synth_root, 2, proc, C.FLOW_MANIFEST)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    finished = {r["clip"] for r in C.read_manifest(synth_root, C.FLOW_MANIFEST)}
+    finished = {r["clip"] for r in records_of(synth_root, C.FLOW_MANIFEST)}
     assert 2 <= len(finished) < 6
     stamps = {c: C.clip_dir(synth_root, c).stat().st_mtime_ns for c in finished}
     s = run_flow(synth_root, "tvl1", 2, resume=True, progress=False)
@@ -212,7 +212,7 @@ def test_merge_joins_roots_from_two_machines_and_refuses_mismatches(tmp_path):
     r = run_cli("synthact", "merge", "--out", str(out), str(a), str(b))
     assert r.returncode == 0, r.stderr
     assert "8 clips merged, 0 already there, 8 in all, 2 classes" in r.stdout
-    assert len(C.read_manifest(out)) == len(C.read_manifest(out, C.FLOW_MANIFEST)) == 8
+    assert len(records_of(out)) == len(records_of(out, C.FLOW_MANIFEST)) == 8
     assert len(C.read_annotations(out / "annotations/synthetic_rawframes.txt")) == 8
     clip = "wave/wave_s2_00001"
     assert os.path.samefile(C.clip_dir(out, clip) / C.img_name(1), C.clip_dir(b, clip) / C.img_name(1))

@@ -19,7 +19,7 @@ from synthact.flow.tvl1_torch import TVL1Params, linear_matrix, pyramid_sizes, q
 from synthact.render.jobs import RenderJob, render_batch
 from synthact.train.dataset import Sample, TSNDataset
 
-from .conftest import run_cli
+from .conftest import records_of, run_cli
 
 
 def textured(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -159,7 +159,7 @@ def test_tvl1_torch_a_clip_with_a_corrupt_frame_fails_alone(tmp_path):
     r = run_cli("extract-flow", "--root", str(root), "--method", "tvl1-torch", "--device", "cpu", "--quiet")
     assert r.returncode == 1
     assert "punch/punch_s0_00001" in (root / "failures.txt").read_text() and "not a readable JPEG" in r.stderr
-    assert [e["clip"] for e in C.read_manifest(root, C.FLOW_MANIFEST)] == ["wave/wave_s0_00001"]
+    assert [e["clip"] for e in records_of(root, C.FLOW_MANIFEST)] == ["wave/wave_s0_00001"]
     assert C.count_frames(bad) == 4 and not list(bad.glob("flow_*"))      # the failed clip is as it was
     assert not list((root / C.RAWFRAMES).glob("*/.tmp-*"))
 

@@ -20,7 +20,7 @@ import yaml
 
 from synthact import contract as C
 
-from .conftest import BIN, refusal, run_cli, wait_for_manifest
+from .conftest import BIN, records_of, refusal, run_cli, wait_for_manifest
 
 PROFILE = "overall:\n  body: {full: 1}\n  camera: {moving: 1}\n  people: {1: 1}\n  view: {front: 1}\n"
 RENDER = ("--classes", "wave", "--per-class", "1", "--frames", "2", "--size", "48x36", "--quiet")
@@ -315,7 +315,7 @@ def test_a_stopped_render_says_what_it_finished_and_leaves_no_worker(tmp_path, s
     proc = subprocess.Popen([str(BIN / "render-clips"), "--out", str(out), *SLOW], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     err, _ = _stop(proc, sig, out / C.MANIFEST, 2)
-    listed = C.read_manifest(out)
+    listed = records_of(out)
     _check_stopped(err, sig, proc, len(listed), 9)
     assert int(STOPPED.fullmatch(err.strip()).group(3)) == len(listed) < 9
     for rec in listed:    # only whole clips are recorded
@@ -323,7 +323,7 @@ def test_a_stopped_render_says_what_it_finished_and_leaves_no_worker(tmp_path, s
     assert sorted(p.name for p in tmp_path.iterdir()) == ["synth"]
     r = run_cli("render-clips", "--out", str(out), *SLOW)       # and the rerun finishes the rest
     assert r.returncode == 0, r.stderr
-    assert len(C.read_manifest(out)) == 9 and C.leftovers(out) == 0
+    assert len(records_of(out)) == 9 and C.leftovers(out) == 0
 
 
 @pytest.mark.slow
@@ -336,7 +336,7 @@ def test_a_stopped_flow_extraction_records_what_it_finished_and_leaves_no_worker
                              "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     err, _ = _stop(proc, sig, root / C.FLOW_MANIFEST, 1)
-    flowed = C.read_manifest(root, C.FLOW_MANIFEST)
+    flowed = records_of(root, C.FLOW_MANIFEST)
     _check_stopped(err, sig, proc, len(flowed), 6)
     assert 1 <= len(flowed) < 6
     for rec in flowed:    # each recorded clip has all 23 flow pairs
@@ -344,7 +344,7 @@ def test_a_stopped_flow_extraction_records_what_it_finished_and_leaves_no_worker
         assert len(list(folder.glob("flow_x_*.jpg"))) == len(list(folder.glob("flow_y_*.jpg"))) == 23
     r = run_cli("extract-flow", "--root", str(root), "--method", "tvl1", "--workers", "2", "--resume", "--quiet")
     assert r.returncode == 0, r.stderr
-    assert len(C.read_manifest(root, C.FLOW_MANIFEST)) == 6 and C.leftovers(root) == 0
+    assert len(records_of(root, C.FLOW_MANIFEST)) == 6 and C.leftovers(root) == 0
 
 
 PREPARE = ("--classes", "wave", "--size", "64x48", "--flow", "tvl1", "--workers", "2", "--allow-missing", "--quiet")
@@ -359,7 +359,7 @@ def eight_videos(fixtures, tmp_path_factory) -> tuple[Path, Path]:
         shutil.copyfile(p, base / "videos" / "wave" / p.name)
     whole = base / "whole"
     r = run_cli(*_prepare_cmd(fixtures, base / "videos", whole))
-    assert r.returncode == 0 and len(C.read_manifest(whole)) == 8, r.stderr
+    assert r.returncode == 0 and len(records_of(whole)) == 8, r.stderr
     return base / "videos", whole
 
 
@@ -370,11 +370,11 @@ def _prepare_cmd(fixtures: Path, videos: Path, out: Path) -> tuple[str, ...]:
 
 def _result(root: Path) -> tuple:
     """What a prepared root holds, less the time each video took: records, lists and every frame's bytes."""
-    records = sorted(({k: v for k, v in r.items() if k != "seconds"} for r in C.read_manifest(root)),
+    records = sorted(({k: v for k, v in r.items() if k != "seconds"} for r in records_of(root)),
                      key=lambda r: r["clip"])
     lists = {p.name: p.read_text() for p in sorted((root / C.ANNOTATIONS).iterdir())}
     frames = {str(p.relative_to(root)): p.read_bytes() for p in sorted((root / C.RAWFRAMES).rglob("*.jpg"))}
-    flowed = sorted(r["clip"] for r in C.read_manifest(root, C.FLOW_MANIFEST))
+    flowed = sorted(r["clip"] for r in records_of(root, C.FLOW_MANIFEST))
     return records, lists, frames, flowed
 
 
@@ -387,11 +387,11 @@ def test_a_stopped_prepare_records_only_whole_videos_and_its_rerun_ends_as_an_un
     proc = subprocess.Popen([str(BIN / "synthact"), *_prepare_cmd(fixtures, videos, out)[1:]], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     err, _ = _stop(proc, sig, out / C.MANIFEST, 1)
-    listed = C.read_manifest(out)
+    listed = records_of(out)
     _check_stopped(err, sig, proc, len(listed), 8)
     assert 1 <= len(listed) < 8, "the run finished before the signal: nothing was interrupted"
     recorded = {r["clip"] for r in listed}
-    assert {r["clip"] for r in C.read_manifest(out, C.FLOW_MANIFEST)} <= recorded
+    assert {r["clip"] for r in records_of(out, C.FLOW_MANIFEST)} <= recorded
     for rec in listed:    # only whole videos are recorded: every frame and every flow pair
         folder = C.clip_dir(out, rec["clip"])
         assert C.count_frames(folder) == rec["num_frames"] and rec["flow_pairs"] == rec["num_frames"] - 1

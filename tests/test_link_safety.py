@@ -25,7 +25,7 @@ from synthact.errors import BadData, RootBusy
 from synthact.export import MARKER
 from synthact.rootlock import LOCK, root_lock
 
-from .conftest import BIN, refusal, run_cli
+from .conftest import BIN, records_of, refusal, run_cli
 from .test_root_safety import _copy, snapshot
 
 SMALL = ("--frames", "4", "--size", "64x48", "--quiet")
@@ -94,7 +94,7 @@ def test_planted_temporary_files_are_never_written_through(prepared, tmp_path):
     assert _outside(tmp_path, root) == before
     for name in (C.MANIFEST, C.ROOT_SETTINGS, C.CLASSES, "annotations/synthetic_rawframes.txt"):
         assert not (root / name).is_symlink(), name
-    assert len(C.read_manifest(root)) == 6
+    assert len(records_of(root)) == 6
 
 
 @pytest.mark.slow
@@ -140,7 +140,7 @@ def test_a_hard_linked_manifest_is_made_the_roots_own_before_appending(tmp_path)
     os.link(outside, tmp_path / C.MANIFEST)
     C.append_manifest(tmp_path, {"clip": "wave/b"})
     assert outside.read_text() == '{"clip": "wave/a"}\n'
-    assert [r["clip"] for r in C.read_manifest(tmp_path)] == ["wave/a", "wave/b"]
+    assert [r["clip"] for r in records_of(tmp_path)] == ["wave/a", "wave/b"]
     assert (tmp_path / C.MANIFEST).stat().st_nlink == 1
 
 
@@ -201,7 +201,7 @@ def test_merge_never_follows_a_clip_link_inside_its_source(prepared, tmp_path):
 @pytest.mark.parametrize("kind", ["symlink", "fifo"])
 def test_merge_checks_every_clip_before_committing_any(prepared, tmp_path, kind):
     root, outside = _box(prepared, tmp_path)
-    last = C.clip_dir(root, C.read_manifest(root)[-1]["clip"])
+    last = C.clip_dir(root, records_of(root)[-1]["clip"])
     bad = last / "img_00003.jpg"
     bad.unlink()
     bad.symlink_to(outside) if kind == "symlink" else os.mkfifo(bad)
@@ -327,7 +327,7 @@ def test_two_profiles_with_one_name_never_mix_in_a_root(tmp_path):
     refusal(r, str(out / C.ROOT_SETTINGS), "profile_sha256")
     assert snapshot(out) == before
     r = run_cli(*args, "--per-class", "2", "--profile", str(tmp_path / "a" / "mine.yaml"))  # the same: added
-    assert r.returncode == 0 and len(C.read_manifest(out)) == 2, r.stderr
+    assert r.returncode == 0 and len(records_of(out)) == 2, r.stderr
 
 
 # ---------------------------------------------------------------- 10, 20, 27: export
@@ -336,18 +336,19 @@ def test_two_profiles_with_one_name_never_mix_in_a_root(tmp_path):
                                           ("fps", float("nan")), ("num_frames", 9)])
 def test_export_refuses_manifest_values_that_make_no_video_before_writing(prepared, tmp_path, field, value):
     root, _ = _box(prepared, tmp_path)
-    recs = C.read_manifest(root)
+    recs = records_of(root)
     recs[1][field] = value
     (root / C.MANIFEST).write_text("".join(json.dumps(r) + "\n" for r in recs))
     out = tmp_path / "box" / "mp4"
-    refusal(run_cli("synthact", "export", str(root), "--format", "videos", "--out", str(out)), recs[1]["clip"])
+    refusal(run_cli("synthact", "export", str(root), "--format", "videos", "--out", str(out)), recs[1]["clip"],
+            f"{root / C.MANIFEST}:2")
     assert not out.exists()
 
 
 @pytest.mark.slow
 def test_export_never_writes_a_video_short_of_its_frames_nor_leaves_a_folder(prepared, tmp_path):
     root, _ = _box(prepared, tmp_path)
-    clip = C.read_manifest(root)[0]["clip"]
+    clip = records_of(root)[0]["clip"]
     C.write_jpeg(C.clip_dir(root, clip) / "img_00003.jpg", np.zeros((24, 32, 3), np.uint8))  # dropped by the writer
     out = tmp_path / "mp4"
     refusal(run_cli("synthact", "export", str(root), "--format", "videos", "--out", str(out)), clip, "decodes to")

@@ -15,7 +15,7 @@ from synthact.errors import RootBusy
 from synthact.render.jobs import RenderJob, render_batch
 from synthact.rootlock import LOCK, root_lock
 
-from .conftest import BIN, refusal, run_cli, wait_for_manifest
+from .conftest import BIN, records_of, refusal, run_cli, wait_for_manifest
 
 pytestmark = pytest.mark.slow   # renders in competing processes: not in `make test-fast`
 
@@ -76,7 +76,7 @@ def test_with_wait_the_second_render_finds_everything_done(tmp_path):
     assert "6 rendered" in out1
     assert "0 rendered, 6 already done" in out2
     assert "waiting for pid" in out2 + err2
-    assert len(C.read_manifest(tmp_path / "synth")) == 6
+    assert len(records_of(tmp_path / "synth")) == 6
 
 
 def test_a_killed_lock_holder_does_not_block_the_next_run(tmp_path):
@@ -88,7 +88,7 @@ def test_a_killed_lock_holder_does_not_block_the_next_run(tmp_path):
     r = run_cli("render-clips", "--out", str(out), *RENDER)
     assert r.returncode == 0, r.stderr
     assert "0 failed of 6 clips" in r.stdout
-    assert len(C.read_manifest(out)) == 6
+    assert len(records_of(out)) == 6
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +107,7 @@ def test_two_flow_runs_one_computes_the_other_refuses_and_nothing_is_lost(render
     assert rc1 == 0, err1
     assert "9 clips done, 0 already done, 0 failed of 9" in out1
     assert rc2 == 2 and "in use by pid" in _refusal(err2)
-    assert len(C.read_manifest(rendered, C.FLOW_MANIFEST)) == 9
+    assert len(records_of(rendered, C.FLOW_MANIFEST)) == 9
     r = run_cli("extract-flow", "--root", root, "--method", "tvl1-fast", "--resume", "--wait", "--quiet")
     assert r.returncode == 0 and "0 clips done, 9 already done" in r.stdout
 
@@ -120,7 +120,7 @@ def test_prepare_twice_at_once_one_prepares_the_other_refuses_then_waits(fixture
     (rc1, out1, err1), (rc2, _, err2) = _both(out, args, args)
     assert rc1 == 0, err1
     assert rc2 == 2 and "in use by pid" in _refusal(err2)
-    prepared = len(C.read_manifest(tmp_path / "ucf"))
+    prepared = len(records_of(tmp_path / "ucf"))
     assert prepared >= 1
     (rc1, _, err1), (rc2, out2, err2) = _both(out, args, (*args, "--wait"))
     assert (rc1, rc2) == (0, 0), err1 + err2
@@ -146,7 +146,7 @@ def test_a_duplicated_manifest_line_gives_one_clip(tmp_path):
     assert render_batch(job, progress=False).ok
     lines = (out / C.MANIFEST).read_text().splitlines()
     (out / C.MANIFEST).write_text("\n".join(lines + [lines[0]]) + "\n")  # appended by hand
-    assert [r["clip"] for r in C.read_manifest(out)] == [json.loads(ln)["clip"] for ln in lines]
+    assert [r["clip"] for r in records_of(out)] == [json.loads(ln)["clip"] for ln in lines]
     r = run_cli("render-clips", "--out", str(out), "--classes", "wave", "--per-class", "2", "--frames", "3",
                 "--size", "64x48", "--quiet")
     assert r.returncode == 0, r.stderr

@@ -12,6 +12,8 @@ from synthact.render.jobs import RenderJob, render_batch
 from synthact.render.mannequin import INDEX, build_skeleton, sample_proportions
 from synthact.render.mocap import resolve_bone_map, retarget, sample_positions
 
+from .conftest import records_of
+
 BVHS = ("01_01", "02_01", "05_06", "13_26", "13_32", "13_39", "13_40", "13_41", "13_42")
 
 
@@ -125,7 +127,7 @@ def test_every_fixture_capture_renders_on_each_body_and_unmapped_skeletons_fail_
     assert set(failed) == {"snake/snake_s0_00001"}
     assert "snake.bvh: not mapped as a human skeleton: 1 limb end(s)" in failed["snake/snake_s0_00001"]
     assert s.rendered == len(BVHS) + 2                          # every capture, and the procedural wave
-    for rec in C.read_manifest(out):
+    for rec in records_of(out):
         frames = np.stack([C.read_image(C.clip_dir(out, rec["clip"]) / C.img_name(k)) for k in range(1, 5)])
         assert (frames.max(axis=-1) > 20).mean(axis=(1, 2)).min() > 0.01, rec["clip"]
         if rec["class"] != "wave":

@@ -14,7 +14,7 @@ import yaml
 from synthact import contract as C
 from synthact.data import motion_cleanup as M
 from synthact.render.mocap import describe_capture, load_library
-from tests.conftest import refusal, run_cli
+from tests.conftest import records_of, refusal, run_cli
 
 pytestmark = pytest.mark.slow   # runs MediaPipe over videos: not in `make test-fast`
 
@@ -136,7 +136,7 @@ def test_a_real_clip_becomes_a_capture_that_maps_and_renders(library, tmp_path):
     s = render_batch(RenderJob(out=root, classes=None, per_class=1, frames=4, size=(64, 48), workers=1,
                                motions=str(lib / "motions.yaml"), profile="hmdb51"), progress=False)
     assert s.ok and s.rendered == 2, s.failures
-    rows = {r["class"]: r for r in C.read_manifest(root)}
+    rows = {r["class"]: r for r in records_of(root)}
     assert sorted(rows) == ["golf", "wave"]
     origin = rows["golf"]["motion"]["origin"]
     assert origin.startswith("video ") and GOLF.split("/")[1] in origin and origin.endswith("hmdb51 split 1 train")
@@ -267,7 +267,7 @@ def test_extracted_motion_of_a_class_without_a_procedural_action_trains_in_the_d
     r = run_cli("render-clips", "--out", str(synth), "--motions", str(smoke_lib), "--per-class", "2", "--frames", "6",
                 "--size", "64x48", "--profile", "hmdb51", "--quiet")
     assert r.returncode == 0, r.stderr
-    assert sorted({x["class"] for x in C.read_manifest(synth)}) == ["smoke", "wave"]
+    assert sorted({x["class"] for x in records_of(synth)}) == ["smoke", "wave"]
     real = tmp_path / "real"
     r = run_cli("synthact", "prepare", "hmdb51", "--videos", str(fixtures / VIDEOS), "--splits", str(fixtures / SPLITS),
                 "--out", str(real), "--classes", "smoke,wave", "--size", "64x48", "--allow-missing", "--quiet")

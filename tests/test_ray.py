@@ -17,7 +17,7 @@ import yaml
 
 from synthact import contract as C
 
-from .conftest import BIN, refusal, run_cli, wait_for_manifest
+from .conftest import BIN, records_of, refusal, run_cli, wait_for_manifest
 
 pytestmark = pytest.mark.slow   # starts Ray clusters: not in `make test-fast`
 
@@ -59,7 +59,7 @@ def _same_pixels(a: Path, b: Path) -> None:
 
 def _records(root: Path, name: str = C.MANIFEST) -> list[dict]:
     drop = {"render_seconds", "seconds"}
-    return sorted(({k: v for k, v in r.items() if k not in drop} for r in C.read_manifest(root, name)),
+    return sorted(({k: v for k, v in r.items() if k not in drop} for r in records_of(root, name)),
                   key=lambda r: r["clip"])
 
 
@@ -118,8 +118,8 @@ def test_a_killed_ray_worker_loses_nothing_and_its_clip_is_redone(tmp_path, clus
     stdout, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 0, stderr
     assert "9 rendered, 0 already done, 0 failed of 9 clips" in stdout
-    assert sorted(r["clip"] for r in C.read_manifest(out)) == sorted(C.iter_clips(out))
-    assert len(C.read_manifest(out)) == 9 and C.leftovers(out) == 0
+    assert sorted(r["clip"] for r in records_of(out)) == sorted(C.iter_clips(out))
+    assert len(records_of(out)) == 9 and C.leftovers(out) == 0
     for clip in C.iter_clips(out):
         assert C.count_frames(C.clip_dir(out, clip)) == 24
 
@@ -205,7 +205,7 @@ def test_a_killed_driver_resumes_on_rerun(tmp_path, cluster):
     assert r.returncode == 0, r.stderr
     done = int(r.stdout.split(" already done")[0].rsplit(" ", 1)[1])
     assert 2 <= done < 9 and f"{9 - done} rendered" in r.stdout
-    listed = sorted(x["clip"] for x in C.read_manifest(out))
+    listed = sorted(x["clip"] for x in records_of(out))
     assert listed == sorted(C.iter_clips(out)) and len(listed) == 9 and C.leftovers(out) == 0
 
 

@@ -9,7 +9,7 @@ from synthact import contract as C
 from synthact.data.video import VideoInfo, check_decoded
 from synthact.errors import BadData
 
-from .conftest import run_cli
+from .conftest import records_of, run_cli
 
 JHMDB = ("clap,climb_stairs,golf,jump,kick_ball,pick,pullup,run,shoot_bow,sit,stand,swing_baseball,throw,walk,"
          "wave")
@@ -29,7 +29,7 @@ def test_every_jhmdb_training_clip_prepares_with_its_declared_count_recorded(fix
     assert r.returncode == 0, r.stderr
     assert "182 videos prepared, 0 already done, 0 failed" in r.stdout
     assert "warning: 182 videos decode fewer frames than their containers declare" in r.stderr
-    lines = C.read_manifest(tmp_path / "jhmdb")
+    lines = records_of(tmp_path / "jhmdb")
     assert len(lines) == 182
     for rec in lines:
         assert 3 <= rec["declared_frames"] - rec["num_frames"] <= 8, rec
@@ -44,7 +44,7 @@ def test_strict_frames_refuses_what_the_container_overcounts(fixtures, tmp_path)
     report = (tmp_path / "strict/failures.txt").read_text().splitlines()
     assert len(report) == len(list((fixtures / "real/videos/jhmdb_train/wave").glob("*.avi")))
     assert all("frames its container declares (--strict-frames)" in line for line in report)
-    assert C.read_manifest(tmp_path / "strict") == []
+    assert records_of(tmp_path / "strict") == []
 
 
 @pytest.mark.parametrize("decoded, declared, gap_at, why", [
@@ -90,7 +90,7 @@ def test_a_folder_a_link_loop_a_dangling_link_and_text_named_avi_fail_alone(fixt
     for name, why in ((names[0], "a folder, not a video"), (names[1], "a link to no file (broken or a loop)"),
                       (names[2], "a link to no file (broken or a loop)"), (names[3], "cannot open video")):
         assert any(f"{name}: {why}" in line for line in report), (name, report)
-    assert [rec["num_frames"] for rec in C.read_manifest(out)] == [2]
+    assert [rec["num_frames"] for rec in records_of(out)] == [2]
 
 
 def test_strict_frames_keeps_a_video_one_frame_short_and_its_warning_says_so(fixtures, tmp_path):
@@ -98,5 +98,5 @@ def test_strict_frames_keeps_a_video_one_frame_short_and_its_warning_says_so(fix
                 str(fixtures / "real/splits/hmdb51"), "--out", str(tmp_path / "out"), "--classes", "wave",
                 "--size", "64x48", "--allow-missing", "--quiet", "--strict-frames")
     assert r.returncode == 0, r.stderr
-    assert [(rec["num_frames"], rec["declared_frames"]) for rec in C.read_manifest(tmp_path / "out")] == [(48, 49)]
+    assert [(rec["num_frames"], rec["declared_frames"]) for rec in records_of(tmp_path / "out")] == [(48, 49)]
     assert "(--strict-frames refuses those more than 2 short)" in r.stderr

@@ -15,7 +15,7 @@ from synthact import contract as C
 from synthact.render.actions import ACTIONS
 from synthact.render.jobs import RenderJob, render_batch
 
-from .conftest import BIN, run_cli, wait_for_manifest
+from .conftest import BIN, records_of, run_cli, wait_for_manifest
 
 pytestmark = pytest.mark.slow   # renders with Blender: not in `make test-fast`
 
@@ -34,7 +34,7 @@ def test_small_batch_writes_the_contract(tmp_path):
                 "--frames", "8", "--workers", "2", *SMALL)
     assert r.returncode == 0, r.stderr
     assert "4 rendered, 0 already done, 0 failed of 4 clips" in r.stdout
-    lines = C.read_manifest(out)
+    lines = records_of(out)
     assert sorted(x["clip"] for x in lines) == ["walk/walk_s0_00001", "walk/walk_s0_00002",
                                                 "wave/wave_s0_00001", "wave/wave_s0_00002"]
     for rec in lines:
@@ -88,7 +88,7 @@ BATCH = ("--classes", "jump,clap,kick", "--per-class", "3", "--frames", "24", "-
 
 
 def _check_complete(out: Path, clips: int) -> None:
-    lines = C.read_manifest(out)
+    lines = records_of(out)
     names = [x["clip"] for x in lines]
     assert len(names) == len(set(names)) == clips
     assert sorted(names) == sorted(C.iter_clips(out))
@@ -118,7 +118,7 @@ def test_kill_9_of_the_batch_then_rerun_resumes(tmp_path):
     wait_for_manifest(out, 3, proc)
     os.killpg(proc.pid, signal.SIGKILL)    # the main process and its workers, mid-clip
     proc.wait()
-    listed = {x["clip"] for x in C.read_manifest(out)}
+    listed = {x["clip"] for x in records_of(out)}
     assert 3 <= len(listed) < 9
     # a clip committed in the instant before the kill, its manifest line not yet written, waits
     # beside its folder as a record: the rerun appends it, so it is finished work too
@@ -144,7 +144,7 @@ def test_torn_manifest_line_is_dropped_and_the_clip_recovered(tmp_path):
     (out / C.MANIFEST).write_text(text[0] + "\n" + text[1][: len(text[1]) // 2])
     s = render_batch(job, progress=False)
     assert s.ok and s.skipped == 2 and s.rendered == 0
-    assert [r["clip"] for r in C.read_manifest(out)] == [json.loads(t)["clip"] for t in text]
+    assert [r["clip"] for r in records_of(out)] == [json.loads(t)["clip"] for t in text]
     assert not list(out.rglob(".pending-*"))
 
 
@@ -158,7 +158,7 @@ def test_a_failing_clip_is_reported_and_the_batch_goes_on(tmp_path):
     assert r.returncode == 1
     assert "2 rendered, 0 already done, 1 failed of 3 clips" in r.stdout
     assert "failed clap/clap_s0_00002" in r.stderr
-    assert len(C.read_manifest(out)) == 2
+    assert len(records_of(out)) == 2
 
 
 @pytest.mark.parametrize("args, message", [

@@ -13,7 +13,7 @@ from synthact import contract as C
 from synthact.render.jobs import RenderJob, render_batch
 from synthact.rootlock import LOCK
 
-from .conftest import refusal, run_cli
+from .conftest import records_of, refusal, run_cli
 
 SMALL = ("--frames", "4", "--size", "64x48", "--quiet")
 
@@ -68,7 +68,7 @@ def test_merge_refuses_a_source_clip_that_climbs_out(prepared, tmp_path):
     victim = tmp_path / "box" / "victim"
     victim.mkdir()
     (victim / "precious.txt").write_text("keep")
-    rec = C.read_manifest(src)[0]
+    rec = records_of(src)[0]
     with open(src / C.MANIFEST, "a") as f:
         f.write(json.dumps({**rec, "clip": "../../victim"}) + "\n")
     before = snapshot(tmp_path / "box")
@@ -176,7 +176,7 @@ def test_a_truncated_frame_fails_its_clip_and_is_never_recorded(prepared, tmp_pa
             run_cli("extract-flow", "--root", str(root), "--method", method, "--quiet")
         assert r.returncode == 1, r.stderr
         assert f"{frame}: truncated JPEG" in r.stderr
-        done = {x["clip"] for x in C.read_manifest(root, C.FLOW_MANIFEST)}
+        done = {x["clip"] for x in records_of(root, C.FLOW_MANIFEST)}
         assert "wave/wave_s0_00001" not in done and len(done) == 3
     with pytest.raises(C.BadData, match="truncated JPEG"):
         C.read_image(frame)
@@ -222,7 +222,7 @@ def test_fuzzed_frames_fail_their_clips_and_are_never_recorded(prepared, tmp_pat
     (root / C.FLOW_MANIFEST).unlink()
     (root / C.FLOW_INFO).unlink()
     rng = np.random.default_rng(11)
-    clips = sorted(r["clip"] for r in C.read_manifest(root))
+    clips = sorted(r["clip"] for r in records_of(root))
     bad = {}
     for clip in clips[:3]:
         frame = C.clip_dir(root, clip) / C.img_name(int(rng.integers(1, 5)))
@@ -236,7 +236,7 @@ def test_fuzzed_frames_fail_their_clips_and_are_never_recorded(prepared, tmp_pat
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     for clip, (frame, kind) in bad.items():
         assert f"failed {clip}: {frame}" in r.stderr, (kind, r.stderr)
-    done = {x["clip"] for x in C.read_manifest(root, C.FLOW_MANIFEST)}
+    done = {x["clip"] for x in records_of(root, C.FLOW_MANIFEST)}
     assert done == set(clips) - set(bad)
 
 
@@ -244,7 +244,7 @@ def test_fuzzed_frames_fail_their_clips_and_are_never_recorded(prepared, tmp_pat
 @pytest.mark.parametrize("seed", range(12))
 def test_every_kind_of_mutated_frame_is_refused_naming_it(prepared, tmp_path, seed):
     frame = tmp_path / "img_00001.jpg"
-    src = C.clip_dir(prepared, C.read_manifest(prepared)[0]["clip"]) / C.img_name(1)
+    src = C.clip_dir(prepared, records_of(prepared)[0]["clip"]) / C.img_name(1)
     kind, data = _mutate_jpeg(src.read_bytes(), np.random.default_rng(seed))
     frame.write_bytes(data)
     with pytest.raises(C.BadData, match=str(frame)):

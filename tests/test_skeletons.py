@@ -17,6 +17,8 @@ from synthact.render.mocap import SEGMENTS, key_map, retarget, sample_positions
 from synthact.render.motion import rot
 from synthact.render.vectors import align
 
+from .conftest import records_of
+
 CMU = ("01_01", "02_01", "05_06", "13_26", "13_32", "13_39", "13_40", "13_41", "13_42")
 _AX = {"X": 0, "Y": 1, "Z": 2}
 
@@ -524,7 +526,7 @@ def test_an_fbx_capture_renders_through_motions(mocap, tmp_path):
     s = render_batch(RenderJob(out=out, classes="jump,walk", per_class=1, frames=3, size=(64, 48),
                                motions=str(tmp_path / "motions.yaml")), progress=False)
     assert s.ok, s.failures
-    for rec in C.read_manifest(out):
+    for rec in records_of(out):
         assert rec["motion"]["source"] == "bvh" and rec["motion_used"]["capture_fps"] > 100
         img = C.read_image(C.clip_dir(out, rec["clip"]) / C.img_name(2))
         assert (img.max(axis=-1) > 20).mean() > 0.01, rec["clip"]

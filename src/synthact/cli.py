@@ -351,7 +351,7 @@ def evaluate_cmd(runs, weights, protocol, out):
 \b
 Shipped configs (run where the datasets exist; docs/paper.md, and the README's "Does it help
 on real video?" for minihmdb):
-  hmdb51_two_stream, ucf25_synthetic_only, ucf25_10pct, minihmdb, minihmdb_smoke
+  hmdb51_two_stream, ucf25_synthetic_only, ucf25_10pct, minihmdb, minihmdb_quick, minihmdb_smoke
 Example:
   synthact ablate --config ucf25_10pct --out results/ucf25_10pct""")
 @click.option("--config", "config", required=True, help="A YAML file or the name of a shipped config.")

@@ -106,12 +106,12 @@ def root_stats(root: Path, side: str, max_clips: int = 0) -> tuple[list[ClipStat
     info = C.FlowInfo.read(root)
     if info is None:
         raise BadConfig(f"--{side} {root}: no flow here ({C.FLOW_INFO} missing): run extract-flow on it first")
-    with_flow = {r["clip"]: r for r in C.read_manifest(root, C.FLOW_MANIFEST)}
+    with_flow = {r.clip: r.fields for r in C.read_manifest(root, C.FLOW_MANIFEST)}
     clips = list(C.iter_clips(root))
     if max_clips:
         by_class: dict[str, list[str]] = {}
         for c in clips:
-            by_class.setdefault(c.split("/")[0], []).append(c)
+            by_class.setdefault(C.class_of(c), []).append(c)
         clips = [v[int(i)] for v in by_class.values()
                  for i in np.unique(np.linspace(0, len(v) - 1, min(max_clips, len(v))).round())]
     stats, skipped = [], []
@@ -187,12 +187,12 @@ def compare_roots(real: Path, synthetic: Path, out: Path, max_clips: int = 0) ->
         if not stats[side]:
             raise BadData(f"--{side} {root}: no clip with complete flow to compare"
                           + (f" ({len(sk)} skipped, e.g. {sk[0][1]}: {sk[0][2]})" if sk else ""))
-    real_classes = {s.clip.split("/")[0] for s in stats["real"]}
+    real_classes = {C.class_of(s.clip) for s in stats["real"]}
     group: dict[str, dict[str, list[ClipStats]]] = {"real": {}, "synthetic": {}}
     for s in stats["real"]:
-        group["real"].setdefault(s.clip.split("/")[0], []).append(s)
+        group["real"].setdefault(C.class_of(s.clip), []).append(s)
     for s in stats["synthetic"]:
-        group["synthetic"].setdefault(_target(s.clip.split("/")[0], meta["real"]["dataset"], real_classes),
+        group["synthetic"].setdefault(_target(C.class_of(s.clip), meta["real"]["dataset"], real_classes),
                                       []).append(s)
     classes = sorted(set(group["real"]) | set(group["synthetic"]), key=lambda c: (c.lower(), c))
     g = gap(stats["real"], stats["synthetic"])

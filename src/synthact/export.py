@@ -49,22 +49,19 @@ def _clip_files(root: Path, clip: str) -> list[Path]:
     return files
 
 
-def check_records(root: Path, records: list[dict], fmt: str) -> None:
+def check_records(root: Path, records: list[C.ManifestLine], fmt: str) -> None:
     """Refuse, before anything is written, a record whose frame count or fps is not a number that
     makes a clip, or whose folder lacks a frame it lists."""
-    where = root / C.MANIFEST
     for rec in records:
-        n, fps = rec.get("num_frames"), rec.get("fps")
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise BadData(f"{where}: clip {rec['clip']}: num_frames {n!r}: expected a whole number >= 1")
+        n, fps = rec.num_frames, rec.fields.get("fps")
         if fmt == "videos" and fps is not None and not (C.finite(fps) and 0 < fps <= MAX_FPS):
-            raise BadData(f"{where}: clip {rec['clip']}: fps {fps!r}: expected a number of frames per second "
+            raise BadData(f"{rec.where}: clip {rec.clip}: fps {fps!r}: expected a number of frames per second "
                           f"(0-{MAX_FPS})")
-        names = {p.name for p in _clip_files(root, rec["clip"])}
+        names = {p.name for p in _clip_files(root, rec.clip)}
         missing = [k for k in range(1, n + 1) if C.img_name(k) not in names]
         if missing:
-            raise BadData(f"{C.clip_dir(root, rec['clip']) / C.img_name(missing[0])}: missing ({len(missing)} of "
-                          f"the {n} frames {where} lists)")
+            raise BadData(f"{C.clip_dir(root, rec.clip) / C.img_name(missing[0])}: missing ({len(missing)} of "
+                          f"the {n} frames {rec.where} lists)")
 
 
 def _member_bytes(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes | None:
@@ -94,30 +91,30 @@ def export_webdataset(root: Path, out: Path, shard_size: int = 100) -> dict:
     """Write every recorded clip of ``root`` into shards under ``out``; shards a killed run finished
     whole are kept."""
     records = C.read_manifest(root)
-    flow = {r["clip"]: r for r in C.read_manifest(root, C.FLOW_MANIFEST)}
+    flow = {r.clip: r.fields for r in C.read_manifest(root, C.FLOW_MANIFEST)}
     index, shards, kept = [], 0, 0
     for start in range(0, len(records), shard_size):
         name = SHARD.format(shards)
         clips = []
         for rec in records[start:start + shard_size]:
-            meta = json.dumps({"record": rec, "flow": flow.get(rec["clip"])}, sort_keys=True).encode()
-            clips.append((rec, _clip_files(root, rec["clip"]), meta))
-        expected = {f"{sample_key(rec['clip'])}.{f.name}": f.stat().st_size for rec, files, _ in clips for f in files}
-        expected.update({f"{sample_key(rec['clip'])}.json": len(meta) for rec, _, meta in clips})
+            meta = json.dumps({"record": rec.fields, "flow": flow.get(rec.clip)}, sort_keys=True).encode()
+            clips.append((rec, _clip_files(root, rec.clip), meta))
+        expected = {f"{sample_key(rec.clip)}.{f.name}": f.stat().st_size for rec, files, _ in clips for f in files}
+        expected.update({f"{sample_key(rec.clip)}.json": len(meta) for rec, _, meta in clips})
         members = _shard_index(out / name, expected,
-                               {f"{sample_key(rec['clip'])}.json": meta for rec, _, meta in clips})
+                               {f"{sample_key(rec.clip)}.json": meta for rec, _, meta in clips})
         kept += members is not None
         if members is None:
             members = {}
             with C.atomic_output(out / name) as tmp, tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
                 for rec, files, meta in clips:  # a shard is there whole or not at all
-                    key = sample_key(rec["clip"])
+                    key = sample_key(rec.clip)
                     for f in files:
                         members[f"{key}.{f.name}"] = _add(tar, f"{key}.{f.name}", f.read_bytes())
                     members[f"{key}.json"] = _add(tar, f"{key}.json", meta)
         for rec, files, _ in clips:
-            key = sample_key(rec["clip"])
-            index.append({"clip": rec["clip"], "shard": name, "num_frames": rec["num_frames"],
+            key = sample_key(rec.clip)
+            index.append({"clip": rec.clip, "shard": name, "num_frames": rec.num_frames,
                           "members": {n: members[f"{key}.{n}"] for n in [f.name for f in files] + ["json"]}})
         shards += 1
     C.write_lines(out / INDEX, [json.dumps(e, sort_keys=True) for e in index])
@@ -146,13 +143,13 @@ def export_videos(root: Path, out: Path) -> dict:
     killed run finished are kept. A class folder appears with its first finished video."""
     from .render.writer import write_video
     records = C.read_manifest(root)
-    classes = sorted({r["clip"].split("/")[0] for r in records})
+    classes = sorted({r.cls for r in records})
     label = {c: i for i, c in enumerate(classes)}
     lines, kept = [], 0
     for d in [out, *(d for d in out.iterdir() if d.is_dir() and not d.is_symlink())]:
         C.remove_stale_temps(d)  # of a killed run
     for rec in records:
-        path = out / f"{rec['clip']}.mp4"
+        path = out / f"{rec.clip}.mp4"
         if path.parent.is_symlink():
             raise BadData(f"{path.parent}: a link where this export's class folder belongs; refusing to write there")
         if path.is_file() and not path.is_symlink():
@@ -162,13 +159,13 @@ def export_videos(root: Path, out: Path) -> dict:
             path.parent.mkdir(exist_ok=True)
             try:
                 with C.atomic_output(path, ".mp4") as tmp:
-                    write_video(C.clip_dir(root, rec["clip"]), rec["num_frames"], rec.get("fps") or 25, tmp)
-                    _check_video(tmp, rec["num_frames"], C.clip_dir(root, rec["clip"]))
+                    write_video(C.clip_dir(root, rec.clip), rec.num_frames, rec.fields.get("fps") or 25, tmp)
+                    _check_video(tmp, rec.num_frames, C.clip_dir(root, rec.clip))
             except BaseException:
                 if made:  # no class folder without a video in it
                     path.parent.rmdir()
                 raise
-        lines.append(f"{rec['clip']}.mp4 {label[rec['clip'].split('/')[0]]}")
+        lines.append(f"{rec.clip}.mp4 {label[rec.cls]}")
     C.write_lines(out / C.CLASSES, classes)
     C.write_lines(out / C.ANNOTATIONS / "videos.txt", lines)
     return {"clips": len(lines), "kept": kept, "out": str(out)}

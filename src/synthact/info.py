@@ -33,9 +33,9 @@ def root_info(root: Path) -> dict:
     """Settings, clips per class, flow completeness, failures, size and the work left of a root."""
     root = Path(root)
     records = C.read_manifest(root)
-    listed = {r["clip"] for r in records}
+    listed = {r.clip for r in records}
     flow = C.FlowInfo.read(root)
-    flowed = {r["clip"] for r in C.read_manifest(root, C.FLOW_MANIFEST)} & listed if flow else set()
+    flowed = {r.clip for r in C.read_manifest(root, C.FLOW_MANIFEST)} & listed if flow else set()
     failures_path = root / C.FAILURES
     failures = C.read_text(failures_path, "failure list").splitlines() if failures_path.exists() else []
     unlisted = sorted(set(C.iter_clips(root)) - listed)
@@ -51,24 +51,23 @@ def root_info(root: Path) -> dict:
         todo.append(f"the next run recovers {left} staging entries a killed run left")
     if unlisted:
         todo.append(f"{len(unlisted)} clip folders no manifest line lists (e.g. {unlisted[0]}): not ours")
-    manifest = root / C.MANIFEST
-    motions = Counter((_field(r, "motion", dict, manifest) or {}).get("file") or "procedural" for r in records)
+    motions = Counter((_field(r, "motion", dict) or {}).get("file") or "procedural" for r in records)
     return {"kind": "root", "root": str(root), "settings": C.recorded_settings(root), "clips": len(records),
-            "motion_sources": dict(sorted(motions.items())) if records and "class" in records[0] else {},
-            "clips_per_class": dict(sorted(Counter(c.split("/")[0] for c in listed).items())),
-            "frames": sum(_field(r, "num_frames", int, manifest) or 0 for r in records),
+            "motion_sources": dict(sorted(motions.items())) if records and "class" in records[0].fields else {},
+            "clips_per_class": dict(sorted(Counter(C.class_of(c) for c in listed).items())),
+            "frames": sum(_field(r, "num_frames", int) or 0 for r in records),
             "flow": {"method": flow.method, "complete": len(flowed), "of": len(listed)} if flow else None,
             "failures": failures, "disk_bytes": disk_bytes(root), "todo": todo}
 
 
-def _field(record: dict, key: str, kind: type, manifest: Path):
+def _field(record: C.ManifestLine, key: str, kind: type):
     """A manifest record's optional ``key`` (None when absent), refused in one line when it is not
     a ``kind`` (a whole number >= 0 for ``int``)."""
-    value = record.get(key)
+    value = record.fields.get(key)
     ok = value is None or (isinstance(value, kind) and not isinstance(value, bool)
                            and (not isinstance(value, int) or value >= 0))
     if not ok:
-        raise BadData(f"{manifest}: clip {record['clip']}: {key} {value!r} is not "
+        raise BadData(f"{record.where}: clip {record.clip}: {key} {value!r} is not "
                       + ("a whole number >= 0" if kind is int else "a mapping"))
     return value
 

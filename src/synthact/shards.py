@@ -74,10 +74,10 @@ def entries(folder: Path) -> list[C.Entry]:
     label = {c: i for i, c in enumerate(C.read_classes(Path(folder) / C.CLASSES))}
     out = []
     for clip, e in sorted(index(str(folder)).items()):
-        if clip.split("/")[0] not in label:
+        if C.class_of(clip) not in label:
             raise C.BadData(f"{Path(folder) / INDEX}: clip {clip}: its class is not in "
                                   f"{Path(folder) / C.CLASSES}")
-        out.append(C.Entry(clip, e["num_frames"], label[clip.split("/")[0]]))
+        out.append(C.Entry(clip, e["num_frames"], label[C.class_of(clip)]))
     return out
 
 

@@ -13,7 +13,7 @@ import yaml
 from .. import contract as C
 from ..errors import BadConfig
 from ..train.config import TrainConfig, check, setting_problem
-from .grid import cells, synthetic_sets, train_config
+from .grid import by_stream, cells, synthetic_sets, train_config
 from .roots import check_blocks, planned_roots
 
 GRID_KEYS = {"synthetic": [0], "real_fraction": [1.0], "modality": ["rgb"], "splits": [1], "seeds": [0]}
@@ -93,8 +93,7 @@ def _check_recipes(cfg: dict, path) -> None:
     if bad or not recipes or len(set(recipes)) < len(recipes):
         raise BadConfig(f"{path}: recipes {recipes!r}: a list of distinct values from {', '.join(RECIPES)}")
     share = cfg["train"].get("synthetic_share")   # checked here: only the mixed cells, if any, take it
-    by_stream = share if isinstance(share, dict) and share and set(share) <= {"rgb", "flow"} else {"": share}
-    for stream, value in by_stream.items():
+    for stream, value in by_stream(share).items():
         problem = setting_problem("synthetic_share", value)
         if problem:
             raise BadConfig(f"{path}: train.synthetic_share{'.' + stream if stream else ''} {value!r}: {problem}")

@@ -22,7 +22,7 @@ class Cell:
     set: str                # label in ids and tables: the synthetic set ("" without synthetic_roots),
                             # and "2stage" for a second stage: "plain-2stage"
     root: str | None        # the set's synthetic root
-    recipe: str             # mixed or two_stage
+    recipe: str             # two_stage, or mixed: one training run (real only and synthetic only too)
     id: str
     stage1: str | None      # a second stage's first stage: its synthetic-only cell's id
 
@@ -55,8 +55,12 @@ def cells(cfg: dict) -> list[Cell]:
             continue  # neither real nor synthetic data
         if n == 0 and name != next(iter(sets)):
             continue  # the real-only baseline does not depend on the synthetic set
-        if recipe == "two_stage" and (n == 0 or frac == 0):
-            continue  # nothing to fine-tune from, or the first stage itself
+        if n == 0 or frac == 0:
+            # real only and synthetic only are one training run whatever the recipes; they are made
+            # once, also for `recipes: [two_stage]` (its baseline and its first stages)
+            if recipe != cfg.get("recipes", ["mixed"])[0]:
+                continue
+            recipe = "mixed"
         two = recipe == "two_stage"
         set_label = name if n else ""
         label = "-".join(x for x in (set_label, "2stage" if two else "") if x)
@@ -97,17 +101,20 @@ def train_config(cfg: dict, cell: Cell, out: Path) -> TrainConfig:
                        eval_protocol=cfg["eval_protocol"], **train)
 
 
+def by_stream(value) -> dict:
+    """A train setting's values by stream: a mapping such as ``lr: {rgb: 0.001, flow: 0.01}`` as
+    given, any other value as ``{"": value}`` (the same for both streams)."""
+    return value if isinstance(value, dict) and value and set(value) <= {"rgb", "flow"} else {"": value}
+
+
 def _for_stream(settings: dict, modality: str) -> dict:
-    """Train settings for one stream: a value may be a mapping by stream, ``lr: {rgb: 0.001, flow: 0.01}``
-    (RGB fine-tunes ImageNet features at a tenth of flow's rate, as TSN does); a stream it leaves out
-    gets train-tsn's default."""
+    """Train settings for one stream (see :func:`by_stream`; RGB fine-tunes ImageNet features at a
+    tenth of flow's rate, as TSN does); a stream a mapping leaves out gets train-tsn's default."""
     out = {}
     for key, v in settings.items():
-        if isinstance(v, dict) and v and set(v) <= {"rgb", "flow"}:
-            if modality in v:
-                out[key] = v[modality]
-        else:
-            out[key] = v
+        values = by_stream(v)
+        if "" in values or modality in values:
+            out[key] = values.get("", values.get(modality))
     return out
 
 

@@ -76,8 +76,8 @@ from .layout import (
     synthetic_list_path,
 )
 from .lists import Entry, read_annotations, read_classes, write_annotations, write_classes, write_index
-from .manifest import append_manifest, read_manifest, repair_manifest
-from .names import check_clip_id, check_name, check_relpath, finite, inside, whole
+from .manifest import ManifestLine, append_manifest, read_manifest, repair_manifest
+from .names import check_clip_id, check_name, check_relpath, class_of, finite, inside, whole
 from .run_layout import GridLayout, RunLayout
 from .settings import (
     REAL_SETTINGS,
@@ -104,7 +104,8 @@ from .staging import (
 
 __all__ = [
     "BadData",
-    "check_name", "check_clip_id", "check_relpath", "inside", "finite", "whole", "read_regular",
+    "check_name", "check_clip_id", "class_of", "ManifestLine", "check_relpath", "inside", "finite", "whole",
+    "read_regular",
     "read_text", "atomic_output", "atomic_write", "remove_stale_temps", "write_json", "read_json", "write_lines",
     "open_append", "RAWFRAMES", "MANIFEST", "CLASSES", "ANNOTATIONS", "FLOW_INFO", "FLOW_MANIFEST",
     "ROOT_SETTINGS", "SYNTHETIC_LIST", "MISSING", "FAILURES", "PREVIEW", "Layout", "OURS", "MMACTION2_FLOW",

@@ -81,9 +81,9 @@ def write_index(root: Path) -> list[str]:
     """``classes.txt`` and the synthetic list from the manifest (labels: classes in sorted order);
     returns the classes."""
     records = read_manifest(root)
-    classes = sorted({r["clip"].split("/")[0] for r in records})
+    classes = sorted({r.cls for r in records})
     label = {c: i for i, c in enumerate(classes)}
     write_classes(root, classes)
-    write_annotations(synthetic_list_path(root), [Entry(r["clip"], r["num_frames"], label[r["clip"].split("/")[0]])
-                                                  for r in sorted(records, key=lambda r: r["clip"])])
+    write_annotations(synthetic_list_path(root), [Entry(r.clip, r.num_frames, label[r.cls])
+                                                  for r in sorted(records, key=lambda r: r.clip)])
     return classes

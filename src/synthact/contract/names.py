@@ -34,6 +34,11 @@ def check_clip_id(clip_id: Any, where: Any) -> str:
     return clip_id
 
 
+def class_of(clip_id: str) -> str:
+    """The class of a ``<class>/<clip>`` id."""
+    return clip_id.split("/", 1)[0]
+
+
 def check_relpath(path: Any, where: Any) -> str:
     """A frame folder of an annotation list: relative, each part a safe name (mmaction2's lists
     allow ``<clip>`` or deeper than ``<class>/<clip>``)."""

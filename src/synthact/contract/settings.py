@@ -71,9 +71,9 @@ def recorded_settings(root: Path) -> dict | None:
     records = read_manifest(root)
     if not records:
         return None
-    settings = settings_of(records[0])
+    settings = settings_of(records[0].fields)
     if settings["kind"] == "synthetic":  # body models, as render records them (the mannequin before bodies)
-        settings["bodies"] = sorted({(r.get("body") or {}).get("model", "mannequin") for r in records})
+        settings["bodies"] = sorted({(r.fields.get("body") or {}).get("model", "mannequin") for r in records})
     return settings
 
 

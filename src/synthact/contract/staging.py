@@ -11,7 +11,7 @@ from typing import Iterator
 from ..errors import BadData
 from .files import read_json, remove_stale_temps, write_json, write_lines
 from .layout import ANNOTATIONS, MANIFEST, RAWFRAMES, clip_dir, is_flow_name, iter_clips
-from .manifest import append_manifest, read_manifest, repair_manifest
+from .manifest import ManifestLine, append_manifest, read_manifest, repair_manifest
 
 _TMP_PREFIX = ".tmp-"
 _OLD_PREFIX = ".old-"
@@ -139,7 +139,7 @@ def recover_staging(root: Path) -> int:
 def recover_pending(root: Path, name: str = MANIFEST) -> int:
     """Records of clips committed by a killed run but not yet in the manifest: append them (the
     folder is complete), or drop the record when its folder never got committed."""
-    listed = {r["clip"] for r in read_manifest(root, name)}
+    listed = {r.clip for r in read_manifest(root, name)}
     n = 0
     for path in _own_folders(root, _PENDING_PREFIX):
         if not path.name.endswith(".json"):  # a record torn by a kill mid-write: its clip was not committed
@@ -160,7 +160,7 @@ def clear_pending(root: Path, clip_id: str) -> None:
     pending_path(root, clip_id).unlink(missing_ok=True)
 
 
-def reconcile(root: Path) -> list[dict]:
+def reconcile(root: Path) -> list[ManifestLine]:
     """Make a root whose manifest this stage writes consistent after a kill; return the records of
     its finished clips. Call it holding the root's lock.
 
@@ -174,10 +174,10 @@ def reconcile(root: Path) -> list[dict]:
     repair_manifest(root)
     recover_pending(root)
     lines = read_manifest(root)
-    present = [r for r in lines if clip_dir(root, r["clip"]).is_dir()]
+    present = [r for r in lines if clip_dir(root, r.clip).is_dir()]
     if len(present) != len(lines):
-        write_lines(root / MANIFEST, [json.dumps(r, sort_keys=True) for r in present])
-    unknown = sorted(set(iter_clips(root)) - {r["clip"] for r in present})
+        write_lines(root / MANIFEST, [json.dumps(r.fields, sort_keys=True) for r in present])
+    unknown = sorted(set(iter_clips(root)) - {r.clip for r in present})
     if unknown:
         raise BadData(f"{clip_dir(root, unknown[0])}: a clip folder that {root / MANIFEST} does not list "
                       f"({len(unknown)} such); synthact never deletes or overwrites what it did not make: "

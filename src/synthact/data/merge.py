@@ -41,14 +41,14 @@ def _clip_files(src: Path, clip: str) -> list[Path]:
     return files
 
 
-def _source_settings(src: Path, records: list[dict]) -> dict:
+def _source_settings(src: Path, records: list[C.ManifestLine]) -> dict:
     """A source's settings, and every record's agreeing with them (older roots could mix)."""
     have = C.recorded_settings(src) or {}
     for rec in records:
-        diff = C.settings_diff(have, C.settings_of(rec))
+        diff = C.settings_diff(have, C.settings_of(rec.fields))
         if diff:
-            theirs = ", ".join(f"{k}={C.settings_of(rec)[k]}" for k in diff)
-            raise BadConfig(f"{src / C.MANIFEST}: clip {rec['clip']} has {theirs}, the root "
+            theirs = ", ".join(f"{k}={C.settings_of(rec.fields)[k]}" for k in diff)
+            raise BadConfig(f"{rec.where}: clip {rec.clip} has {theirs}, the root "
                             + ", ".join(f"{k}={have[k]}" for k in diff))
     return have
 
@@ -83,14 +83,14 @@ def merge_roots(out: Path, sources: list[Path], wait: bool = False) -> MergeSumm
             flow_infos[str(src)] = info
         src_records = C.read_manifest(src)
         for rec in src_records:
-            if rec["clip"] in owner:
-                raise BadConfig(f"clip {rec['clip']} is in both {owner[rec['clip']]} and {src}: render each "
+            if rec.clip in owner:
+                raise BadConfig(f"clip {rec.clip} is in both {owner[rec.clip]} and {src}: render each "
                                 f"machine's share with its own --seed")
-            _clip_files(src, rec["clip"])  # every clip checked before anything is committed
-            owner[rec["clip"]] = src
+            _clip_files(src, rec.clip)  # every clip checked before anything is committed
+            owner[rec.clip] = src
             records.append(rec)
         settings[src] = _source_settings(src, src_records)
-        flowed |= {r["clip"] for r in C.read_manifest(src, C.FLOW_MANIFEST)}
+        flowed |= {r.clip for r in C.read_manifest(src, C.FLOW_MANIFEST)}
     first = next(iter(settings))
     for src, have in settings.items():
         diff = C.settings_diff(settings[first], have)
@@ -105,11 +105,11 @@ def merge_roots(out: Path, sources: list[Path], wait: bool = False) -> MergeSumm
         return _merge_locked(out, records, owner, flowed, flow_infos, settings[first])
 
 
-def _merge_locked(out: Path, records: list[dict], owner: dict, flowed: set, flow_infos: dict,
+def _merge_locked(out: Path, records: list[C.ManifestLine], owner: dict, flowed: set, flow_infos: dict,
                   settings: dict) -> MergeSummary:
     if settings:
         C.claim_settings(out, settings)
-    done = {r["clip"] for r in C.reconcile(out)}
+    done = {r.clip for r in C.reconcile(out)}
     if flow_infos:
         new = next(iter(flow_infos.values()))
         old = C.FlowInfo.read(out)
@@ -119,19 +119,23 @@ def _merge_locked(out: Path, records: list[dict], owner: dict, flowed: set, flow
             raise BadConfig(f"{out / C.FLOW_INFO}: the output holds {old.method} flow, the sources "
                             f"{new.method}: use another --out")
     merged = 0
-    out_flowed = {r["clip"] for r in C.read_manifest(out, C.FLOW_MANIFEST)}
+    out_flowed = {r.clip for r in C.read_manifest(out, C.FLOW_MANIFEST)}
+
+    def flowed_line(clip: str) -> None:
+        C.append_manifest(out, {"clip": clip, "merged_from": str(owner[clip])}, C.FLOW_MANIFEST)
+
     for rec in records:
-        if rec["clip"] in done:
-            if rec["clip"] in flowed - out_flowed:  # committed and recorded, killed before its flow line
-                C.append_manifest(out, {"clip": rec["clip"], "merged_from": str(owner[rec["clip"]])}, C.FLOW_MANIFEST)
+        if rec.clip in done:
+            if rec.clip in flowed - out_flowed:  # committed and recorded, killed before its flow line
+                flowed_line(rec.clip)
             continue
-        with C.staged_clip(out, rec["clip"], record=rec) as tmp:
-            for f in _clip_files(owner[rec["clip"]], rec["clip"]):
+        with C.staged_clip(out, rec.clip, record=rec.fields) as tmp:
+            for f in _clip_files(owner[rec.clip], rec.clip):
                 _link_or_copy(f, tmp / f.name)
-        C.append_manifest(out, rec)
-        C.clear_pending(out, rec["clip"])
-        if rec["clip"] in flowed:
-            C.append_manifest(out, {"clip": rec["clip"], "merged_from": str(owner[rec["clip"]])}, C.FLOW_MANIFEST)
+        C.append_manifest(out, rec.fields)
+        C.clear_pending(out, rec.clip)
+        if rec.clip in flowed:
+            flowed_line(rec.clip)
         merged += 1
     classes = C.write_index(out)
     write_preview(out)

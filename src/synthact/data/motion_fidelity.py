@@ -61,7 +61,7 @@ def closed_loop(capture: Path, work: Path, clips: int = 1, frames: int = 48, siz
     their travel is not compared."""
     from ..render.jobs import RenderJob, render_batch
     from ..render.mocap import sample_positions
-    from ..render.record import read_records
+    from ..render.record import CapturedMotion, read_records
     from . import motion_cleanup as M
     from .pose_video import estimate
     work = Path(work)
@@ -77,6 +77,7 @@ def closed_loop(capture: Path, work: Path, clips: int = 1, frames: int = 48, siz
     out = []
     for rec in read_records(root):
         m, act = rec.motion, rec.action
+        assert isinstance(m, CapturedMotion)   # every clip of the loop's library is cut from the capture
         src, _ = sample_positions(m.file, m.frames, rec.frames, rec.fps, m.start, act.speed, act.mirror, m.bone_map)
         folder = C.clip_dir(root, rec.clip)
         with tempfile.TemporaryDirectory() as tmp:

@@ -131,17 +131,17 @@ def _prepare_locked(job: PrepareJob, root: Path, splits: Splits, progress: bool)
     lines = C.reconcile(root)
     if job.flow:
         extract.claim_root(root, extract.flow_info(job.flow), resume=True, overwrite=False)
-    done = {r["clip"]: r for r in lines}
-    ours = set(done)
+    frames = {r.clip: r.num_frames for r in lines}   # of the clips done
+    ours = set(frames)
     if job.flow:  # a clip prepared earlier without flow is not done for this run
-        with_flow = {r["clip"] for r in C.read_manifest(root, C.FLOW_MANIFEST)}
-        done = {k: v for k, v in done.items() if k in with_flow}
+        with_flow = {r.clip for r in C.read_manifest(root, C.FLOW_MANIFEST)}
+        frames = {k: v for k, v in frames.items() if k in with_flow}
     videos = splits.videos()
     summary = PrepareSummary(videos=len(videos), skipped=0)
     tasks = []
     for v in videos:
         path = C.inside(job.videos, Path(job.videos) / v.relpath, f"{splits.sources[v.clip]}: {v.relpath}")
-        if v.clip in done:
+        if v.clip in frames:
             summary.skipped += 1
         elif not os.path.lexists(path):   # a broken link or a loop is on disk: it fails alone, saying so
             summary.missing.append((v.clip, f"listed in {splits.sources[v.clip]} but missing: {path}"))
@@ -150,22 +150,23 @@ def _prepare_locked(job: PrepareJob, root: Path, splits: Splits, progress: bool)
                                      v.clip in ours, job.strict_frames))
 
     def record(out) -> int:
-        C.append_manifest(root, out.result)
-        C.clear_pending(root, out.result["clip"])
+        rec = out.result
+        clip, n, declared = rec["clip"], rec["num_frames"], rec["declared_frames"]
+        C.append_manifest(root, rec)
+        C.clear_pending(root, clip)
         if job.flow:
-            C.append_manifest(root, {"clip": out.result["clip"], "pairs": out.result["flow_pairs"],
-                                     "method": job.flow}, C.FLOW_MANIFEST)
-        done[out.result["clip"]] = out.result
+            C.append_manifest(root, {"clip": clip, "pairs": rec["flow_pairs"], "method": job.flow}, C.FLOW_MANIFEST)
+        frames[clip] = n
         summary.done += 1
-        if out.result["declared_frames"] > out.result["num_frames"]:
-            summary.short.append((out.result["clip"], out.result["num_frames"], out.result["declared_frames"]))
-        return out.result["num_frames"]
+        if declared > n:
+            summary.short.append((clip, n, declared))
+        return n
 
     res = run_batch(prepare_task, tasks, job.workers, name=lambda t: t.clip, on_ok=record, initializer=_init_worker,
                     initargs=(job.flow,), desc=f"prepare {job.dataset}", unit="video", rate="frames/s",
                     progress=progress, executor=job.executor, resources={"num_cpus": 1})
     summary.failures, summary.seconds, summary.frames, summary.nodes = res.failures, res.seconds, res.work, res.nodes
-    summary.lists = write_dataset_lists(root, splits, {c: r["num_frames"] for c, r in done.items()})
+    summary.lists = write_dataset_lists(root, splits, frames)
     if summary.missing:
         C.write_lines(root / C.MISSING, [f"{c}: {why}" for c, why in summary.missing])
     return summary

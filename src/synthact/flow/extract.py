@@ -172,7 +172,7 @@ def _flow_locked(root: Path, method: str, workers: int | None, resume: bool, ove
     C.recover_staging(root)
     claim_root(root, flow_info(method, state_dtype=state_dtype), resume, overwrite)
     all_clips = list(C.iter_clips(root))
-    done = {r["clip"] for r in C.repair_manifest(root, C.FLOW_MANIFEST)}
+    done = {r.clip for r in C.repair_manifest(root, C.FLOW_MANIFEST)}
     todo = [c for c in all_clips if c not in done]
     summary = FlowSummary(clips=len(all_clips), skipped=len(all_clips) - len(todo))
 

@@ -104,8 +104,11 @@ def plan(job: RenderJob) -> list[ClipRecord]:
     classes = resolve_classes(spec, library["motions"] if library else ())
     if (job.per_class is None) == (job.total is None):
         raise BadConfig("give exactly one of --per-class N or --total N")
-    counts = ({c: job.per_class for c in classes} if job.per_class is not None else
-              {c: job.total // len(classes) + (i < job.total % len(classes)) for i, c in enumerate(classes)})
+    if job.per_class is not None:
+        counts = {c: job.per_class for c in classes}
+    else:   # --total, spread evenly: the first classes take one more
+        assert job.total is not None
+        counts = {c: job.total // len(classes) + (i < job.total % len(classes)) for i, c in enumerate(classes)}
     if job.frames < 2:
         raise BadConfig(f"--frames {job.frames}: a clip needs at least 2 frames")
     if job.engine not in ENGINES:
@@ -195,7 +198,7 @@ def _init_worker(engine: str, size: tuple[int, int], fps: int, gt_flow: bool, lo
     global _SCENE
     redirect_output(log)
     from .scene import BlenderScene  # bpy is imported in workers only
-    _SCENE = BlenderScene(engine, tuple(size), fps, gt_flow)
+    _SCENE = BlenderScene(engine, (size[0], size[1]), fps, gt_flow)
 
 
 def skinned_body(scene, body: Body):
@@ -205,6 +208,7 @@ def skinned_body(scene, body: Body):
     if model == "mannequin":
         return None
     if model == "makehuman":
+        assert body.phenotype is not None   # a makehuman record carries one (record.read_clip checks)
         return makehuman_body(body.phenotype)
     if model not in _RIGGED:
         _RIGGED[model] = scene.load_rigged(model)
@@ -220,6 +224,7 @@ def shoot(scene, record: ClipRecord, out: Path):
     grey = min(1.0, body.grey * (record.light.strength if record.engine == "workbench" else 1.0))
     backdrop = None
     if record.background is not None:
+        assert anim.ground is not None   # animate finds the ground under a backdrop
         backdrop = (*background_mesh(record.background, anim.ground[:2], anim.ground[2]), record.background.grey)
     if anim.skinned is None:
         scene.render(anim.skeleton, anim.quats, anim.root_loc, anim.camera, grey, record.light, out, backdrop,
@@ -234,6 +239,7 @@ def shoot(scene, record: ClipRecord, out: Path):
 
 def check_rigged(path: str) -> None:
     """Import and fit a rigged body file as a clip would (in a render worker): raises what a clip would."""
+    assert _SCENE is not None   # the worker's initializer made it
     normalise(_SCENE.load_rigged(path))
 
 
@@ -247,7 +253,8 @@ def check_bodies(job: RenderJob) -> None:
         for out in run_tasks(check_rigged, rigged, 1, initializer=_init_worker, max_attempts=1,
                              initargs=(job.engine, job.size, job.fps, job.gt_flow, os.devnull)):
             if not out.ok:
-                raise BadData(f"--body {out.error}" if out.task in out.error else f"--body {out.task}: {out.error}")
+                error = out.error or ""
+                raise BadData(f"--body {error}" if out.task in error else f"--body {out.task}: {error}")
 
 
 class RenderTask(NamedTuple):
@@ -261,9 +268,9 @@ class RenderTask(NamedTuple):
 def render_clip(task: RenderTask) -> RenderedClip:
     """Render ``task.record`` into its folder of ``task.root``, committed whole with its manifest
     line waiting beside it (see :func:`contract.staged_clip`); returns that line's record."""
-    record, root, video = task
+    record, folder, video = task
     from .writer import exr_to_contract, write_video
-    root = Path(root)
+    root = Path(folder)
     start = time.perf_counter()
     n = record.frames
     done: dict = {}

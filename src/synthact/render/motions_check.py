@@ -50,9 +50,9 @@ def check_motions(files: list[str], bone_map: str | None, sheet: Path | None, si
         fps = max(1, round((frames - 1) / seconds))
         s = render_batch(RenderJob(out=out, classes=",".join(classes), per_class=1, frames=frames, size=size,
                                    fps=fps, motions=str(lib), bone_map=bone_map), progress=False)
-        failed += [(classes[clip.split("/")[0]][0], err) for clip, err in s.failures]
-        rows = [(f"{Path(classes[r['class']][0]).name}", C.clip_dir(out, r["clip"]), frames)
-                for r in sorted(C.read_manifest(out), key=lambda r: r["class"])]
+        failed += [(classes[C.class_of(clip)][0], err) for clip, err in s.failures]
+        rows = [(f"{Path(classes[r.cls][0]).name}", C.clip_dir(out, r.clip), frames)
+                for r in sorted(C.read_manifest(out), key=lambda r: r.cls)]
         if rows:
             contact_sheet(rows, Path(sheet), per_clip=frames, thumb_w=size[0])
     return {"lines": lines, "failed": failed, "sheet": str(sheet) if rows else None, "captures": captures}

@@ -70,6 +70,8 @@ class CapturedMotion:
 
 
 Motion = Union[ProceduralMotion, CapturedMotion]
+Framing = Literal["full", "upper", "head", "lower"]   # the part of the body a profiled shot frames
+View = Literal["front", "left", "back", "right"]      # the side a profiled shot sees
 
 
 @dataclass(frozen=True)
@@ -138,8 +140,8 @@ class Camera:
     pan: float         # azimuth drift over the clip, degrees
     zoom: float        # focal length factor reached at the end
     follow: bool       # track the root (forced on for travelling motions)
-    framing: Literal["full", "upper", "head", "lower"] | None = _optional()   # from a profile (None: full)
-    view: Literal["front", "left", "back", "right"] | None = _optional()     # the azimuth's sector (profile)
+    framing: Framing | None = _optional()   # from a profile (None: full)
+    view: View | None = _optional()         # the azimuth's sector (profile)
     handheld: Handheld | None = _optional()  # a hand-held camera's motion (profile: camera moving)
     fixed: bool | None = _optional()          # render-clips --fixed-camera: static however far the root travels
 
@@ -250,18 +252,7 @@ def read_clip(line: Any, where: str) -> RenderedClip:
 def read_records(root: Path) -> list[RenderedClip]:
     """The records of a synthetic root's manifest, as :func:`contract.read_manifest` keeps them
     (a torn last line dropped, a duplicated clip's last line), each checked by :func:`read_clip`."""
-    path = Path(root) / C.MANIFEST
-    kept = C.read_manifest(root)
-    line_of: dict[str, int] = {}
-    if kept:
-        for i, text in enumerate(path.read_text().splitlines(), start=1):
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(obj, dict) and isinstance(obj.get("clip"), str):
-                line_of[obj["clip"]] = i   # the last line of a clip is the one kept
-    return [read_clip(r, f"{path}:{line_of[r['clip']]}") for r in kept]
+    return [read_clip(line.fields, line.where) for line in C.read_manifest(root)]
 
 
 def _build(cls: type, data: Any, where: str, prefix: str) -> Any:

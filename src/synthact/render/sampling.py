@@ -5,8 +5,10 @@ same (batch seed, class, index) always gives the same record.
 """
 from __future__ import annotations
 
+import typing
 import zlib
 from dataclasses import replace
+from typing import cast
 
 import numpy as np
 
@@ -14,7 +16,20 @@ from ..errors import BadConfig
 from .actions import ACTIONS
 from .backdrop import sample_background
 from .mannequin import sample_proportions
-from .record import Action, Body, Camera, CapturedMotion, ClipRecord, Extra, Handheld, Light, Motion, ProceduralMotion
+from .record import (
+    Action,
+    Body,
+    Camera,
+    CapturedMotion,
+    ClipRecord,
+    Extra,
+    Framing,
+    Handheld,
+    Light,
+    Motion,
+    ProceduralMotion,
+    View,
+)
 from .skinned import sample_body_model
 
 STYLE_RANGES = {  # per-clip posture quirks added to every action, degrees
@@ -47,15 +62,16 @@ def profiled_camera(camera: Camera, profile, cls: str, seed: int) -> tuple[Camer
     rng = np.random.default_rng([seed, 2])
     u = lambda lo, hi: round(float(rng.uniform(lo, hi)), 4)  # noqa: E731
     shot = draw(profile, cls, rng)
-    framing = shot.body if shot.body in ("full", "upper", "head", "lower") else "full"
+    framing = cast(Framing, shot.body if shot.body in typing.get_args(Framing) else "full")
+    view = cast(View, shot.view)   # a profile's views are checked when it loads
     azimuth = round((VIEW_AZIMUTH[shot.view] + u(-45.0, 45.0)) % 360.0, 4)
     fill = camera.fill if framing == "full" else u(0.9, 1.0)   # a crop frames its part tightly
     if shot.camera == "static":
         return replace(camera, azimuth=azimuth, fill=fill, pan=0.0, zoom=1.0, framing=framing,
-                       view=shot.view), shot.people
+                       view=view), shot.people
     handheld = Handheld(shake=u(0.3, 2.0), frequency=u(0.3, 1.5), phases=[u(0.0, 1.0) for _ in range(6)],
                         drift=u(0.0, 0.3), drift_angle=u(0.0, 360.0), reframe=u(-8.0, 8.0), reframe_at=u(0.2, 0.8))
-    return replace(camera, azimuth=azimuth, fill=fill, framing=framing, view=shot.view,
+    return replace(camera, azimuth=azimuth, fill=fill, framing=framing, view=view,
                    handheld=handheld), shot.people
 
 
@@ -103,6 +119,7 @@ def sample_record(cls: str, batch_seed: int, index: int, frames: int, fps: int,
     captured = motions["motions"].get(cls) if motions else None
     motion: Motion
     if captured:
+        assert motions is not None
         pick = captured[int(rng.integers(len(captured)))]
         motion = CapturedMotion(file=pick["file"], frames=pick["frames"], start=u(0.0, 1.0),
                                 bone_map=motions["bone_map"], origin=pick.get("origin"))

@@ -93,10 +93,10 @@ def write_preview(root: Path) -> Path | None:
     """``preview.png``: a contact sheet of the first clip of up to eight classes; None for an empty root."""
     first: dict = {}
     for r in read_manifest(root):
-        first.setdefault(r["clip"].split("/")[0], r)
+        first.setdefault(r.cls, r)
     picks = [first[c] for c in sorted(first)][:PREVIEW_CLIPS]
     if not picks:
         return None
     path = Path(root) / PREVIEW
-    contact_sheet([(r["clip"], clip_dir(root, r["clip"]), r["num_frames"]) for r in picks], path)
+    contact_sheet([(r.clip, clip_dir(root, r.clip), r.num_frames) for r in picks], path)
     return path

@@ -153,7 +153,7 @@ class RankBatches(Sampler):
             yield b[lo:hi]
 
     def __len__(self) -> int:
-        n = len(self.order)
+        n = len(self.order)   # type: ignore[arg-type]  # every sampler given here is sized
         return n // self.batch if self.drop_last else -(-n // self.batch)
 
 
@@ -202,11 +202,13 @@ class GlobalBatchNorm(nn.BatchNorm2d):
         n = stats[-1]
         mean = stats[:c] / n
         var = (stats[c:2 * c] / n - mean * mean).clamp_min(0)
+        tracked, running_mean, running_var = self.num_batches_tracked, self.running_mean, self.running_var
+        assert tracked is not None and running_mean is not None and running_var is not None   # track_running_stats
         with torch.no_grad():
-            self.num_batches_tracked.add_(1)
-            m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-            self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
-            self.running_var.mul_(1 - m).add_(var.detach() * (n / (n - 1).clamp_min(1)), alpha=m)
+            tracked.add_(1)
+            m = self.momentum if self.momentum is not None else 1.0 / float(tracked)
+            running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+            running_var.mul_(1 - m).add_(var.detach() * (n / (n - 1).clamp_min(1)), alpha=m)
         shape = (1, c, 1, 1)
         y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
         return y * self.weight.view(shape) + self.bias.view(shape) if self.affine else y

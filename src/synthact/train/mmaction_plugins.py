@@ -36,8 +36,8 @@ def _stub_drn() -> None:
         def __init__(self, *args, **kwargs):
             raise ImportError("DRN is missing from the mmaction2 1.2.0 wheel (mmaction2#2714)")
 
-    mod.DRN = DRN
-    pkg.drn = mod
+    mod.DRN = DRN   # type: ignore[attr-defined]
+    pkg.drn = mod   # type: ignore[attr-defined]
     sys.modules[name], sys.modules[f"{name}.drn"] = pkg, mod
 
 
@@ -55,8 +55,9 @@ def checkpoint_globals() -> list:
     from mmengine.logging.history_buffer import HistoryBuffer
     from numpy.core import multiarray
     numeric = [type(np.dtype(c)) for c in "?bBhHiIlLqQefdg"]   # never the object dtype
-    return [(multiarray.scalar, "numpy.core.multiarray.scalar"),
-            (multiarray._reconstruct, "numpy.core.multiarray._reconstruct"), (np.ndarray, "numpy.ndarray"),
+    return [(multiarray.scalar, "numpy.core.multiarray.scalar"),   # type: ignore[attr-defined]
+            (multiarray._reconstruct, "numpy.core.multiarray._reconstruct"),   # type: ignore[attr-defined]
+            (np.ndarray, "numpy.ndarray"),
             (np.dtype, "numpy.dtype"), *numeric, (HistoryBuffer, "mmengine.logging.history_buffer.HistoryBuffer"),
             (_history_method, "builtins.getattr")]
 
