@@ -33,10 +33,10 @@ def engines(tmp: Path, a, root: Path, with_mmaction2: bool = True) -> tuple[floa
                   epochs=a.epochs, batch_size=min(a.batch, counts["train"]), workers=a.workers, eval_protocol="fast",
                   device=a.device, val_interval=a.val_interval)
     ours = fit(TrainConfig(out=str(tmp / "ours"), **common), progress=False)
-    n = ours["selection"]["real_train"] * 3
-    ours_rate = n * a.epochs / sum(h["seconds"] for h in ours["history"])
+    n = ours.fields["selection"]["real_train"] * 3
+    ours_rate = n * a.epochs / sum(h["seconds"] for h in ours.fields["history"])
     if not with_mmaction2:
-        return ours_rate, None, ours["timing"]
+        return ours_rate, None, ours.fields["timing"]
     from mmengine.config import Config
     from mmengine.runner import Runner
 
@@ -48,7 +48,7 @@ def engines(tmp: Path, a, root: Path, with_mmaction2: bool = True) -> tuple[floa
     runner = Runner.from_cfg(cfg)
     t0 = time.perf_counter()
     runner.train()
-    return ours_rate, n * a.epochs / (time.perf_counter() - t0), ours["timing"]
+    return ours_rate, n * a.epochs / (time.perf_counter() - t0), ours.fields["timing"]
 
 
 def make_root(tmp: Path, modality: str, given: Path | None = None) -> list:

@@ -211,7 +211,8 @@ def test_compile_flag_trains_the_model_through_torch_compile(data, tmp_path, mon
     assert json.loads((tmp_path / "compiled" / "config.json").read_text())["compile"] is True
     assert json.loads((tmp_path / "eager" / "config.json").read_text())["compile"] is False
     # the captured graph runs the same ops, dropout draws included: the same losses
-    assert compiled["history"][0]["train_loss"] == pytest.approx(eager["history"][0]["train_loss"], abs=1e-4)
+    assert compiled.fields["history"][0]["train_loss"] == pytest.approx(eager.fields["history"][0]["train_loss"],
+                                                               abs=1e-4)
     a = torch.load(tmp_path / "eager" / "model.pt", weights_only=True)["model"]
     b = torch.load(tmp_path / "compiled" / "model.pt", weights_only=True)["model"]
     assert a.keys() == b.keys()                          # no "_orig_mod." prefix from the compiled wrapper

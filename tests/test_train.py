@@ -20,6 +20,7 @@ from synthact.train.evaluate import fuse
 from synthact.train.loop import TrainConfig, fit
 from synthact.train.mixing import select_clips
 from synthact.train.models import TSN, PretrainedUnavailable
+from synthact.train.results import read_metrics
 from synthact.train.transforms import hflip
 
 from .conftest import BIN, run_cli
@@ -45,17 +46,18 @@ def _cfg(data, out, **kw):
 def test_loss_falls_on_cpu(data, tmp_path, modality, backbone, pretrained, lr, epochs):
     m = fit(_cfg(data, tmp_path / modality, modality=modality, backbone=backbone, pretrained=pretrained, lr=lr,
                  synthetic=24, epochs=epochs), progress=False)
-    losses = [h["train_loss"] for h in m["history"]]
+    losses = [h["train_loss"] for h in m.fields["history"]]
     assert losses[-1] < 0.9 * losses[0], losses
     run = tmp_path / modality
     for name in ("checkpoint.pt", "model.pt", "metrics.json", "log.csv", "confusion.png", "train_list.txt",
                  "val_list.txt", "classes.txt", "scores_fast.npy"):
         assert (run / name).exists(), name
     assert list((run / "tb").iterdir())
-    assert 0.0 <= m["top1"] <= 1.0 and m["n"] == 6
-    t = m["timing"]   # where the loop's wall time went: steps, then validation, checkpoints and logs
+    assert 0.0 <= m.top1 <= 1.0 and m.n == 6 and m.protocol == "fast"
+    assert m == read_metrics(run / "metrics.json")           # what fit returns is what the run folder holds
+    t = m.fields["timing"]   # where the loop's wall time went: steps, then validation, checkpoints and logs
     assert t["epochs"] == epochs and 0 < t["train_steps_s"] < t["epoch_loop_s"] and 0 < t["not_steps_share"] < 1
-    assert t["train_steps_s"] == pytest.approx(sum(h["seconds"] for h in m["history"]), abs=0.05 * epochs)
+    assert t["train_steps_s"] == pytest.approx(sum(h["seconds"] for h in m.fields["history"]), abs=0.05 * epochs)
     assert 0 < t["validation_s"] and 0 < t["checkpoints_logs_s"]
     assert t["train_steps_s"] + t["validation_s"] + t["checkpoints_logs_s"] <= t["epoch_loop_s"] + 0.03
 
@@ -171,7 +173,7 @@ def test_fusion_adds_weighted_scores(data, tmp_path):
     sa, sb = np.load(tmp_path / "rgb/scores_fast.npy"), np.load(tmp_path / "flow/scores_fast.npy")
     labels = np.load(tmp_path / "rgb/labels.npy")
     assert f["top1"] == pytest.approx(float(((sa + 1.5 * sb).argmax(1) == labels).mean()))
-    assert a["n"] == b["n"] == f["n"] == 6
+    assert a.n == b.n == f["n"] == 6
 
 
 def test_missing_frame_folder_and_bad_list_give_clear_errors(data, tmp_path):
@@ -277,8 +279,8 @@ def test_adapt_bn_takes_every_batchnorm_statistic_from_the_real_training_clips(d
                  pretrained="none", size=32, epochs=1, batch_size=5, val_interval=0, adapt_bn=True), progress=False)
     sel = select_clips("target:split1", target)
     assert not {s.clip for s in sel.real_pool} & {s.clip for s in sel.val}
-    assert m["selection"]["real_train"] == 0 and m["adapt_bn"]["clips"] == len(sel.train) == 12
-    assert m["adapt_bn"]["batches"] == 3 and m["adapt_bn"]["batchnorms"] > 10
+    assert m.fields["selection"]["real_train"] == 0 and m.fields["adapt_bn"]["clips"] == len(sel.train) == 12
+    assert m.fields["adapt_bn"]["batches"] == 3 and m.fields["adapt_bn"]["batchnorms"] > 10
     adapted = torch.load(run / "model.pt", weights_only=True)["model"]
     trained = torch.load(run / "checkpoint.pt", weights_only=True)["model"]
     model = TSN(3, "mobilenet_v3_small", "flow", 3, "none")
@@ -307,7 +309,7 @@ def test_synthetic_share_sets_the_mix_of_every_batch_in_a_real_run(data, tmp_pat
     synth, target = data
     cfg = _cfg(data, tmp_path / "share", synthetic_share=0.25, epochs=1, val_interval=0)
     m = fit(cfg, progress=False)
-    assert m["selection"]["real_train"] == 12 and m["selection"]["synthetic"] == 12
+    assert m.fields["selection"]["real_train"] == 12 and m.fields["selection"]["synthetic"] == 12
     assert json.loads((tmp_path / "share" / "config.json").read_text())["synthetic_share"] == 0.25
     sel = select_clips("target:split1", target, synth, 12)
     parts = build(cfg, sel, None, World())

@@ -7,8 +7,9 @@ The stages, in pipeline order, each reading and writing the one data contract (:
     merge_roots(out, sources) -> MergeSummary                                 roots rendered apart, joined
     run_flow(root, method, workers) -> FlowSummary                            flow for every clip of a root
     select_clips(real, real_root, synthetic_root, synthetic, ...) -> Selection which clips a run uses
-    fit(TrainConfig(out, real, real_root, ...)) -> dict                       train and evaluate one TSN
-    fuse_to(out, runs, weights) -> dict                                       two-stream fusion of runs
+    fit(TrainConfig(out, real, real_root, ...)) -> RunMetrics                 train and evaluate one TSN
+    fuse_to(out, runs, weights) -> RunMetrics                                 two-stream fusion of runs
+    read_metrics(run / "metrics.json") -> RunMetrics                          a finished run's results
     run_grid(config, out) -> GridSummary                                      an ablation grid, table, plot
     load_profile(name_or_path) -> Profile                                     a dataset's shot statistics
     compare_roots(real, synthetic, out) -> CompareSummary                     the flow domain gap of two roots
@@ -32,6 +33,7 @@ _API = {
     "Selection": "synthact.train.mixing", "select_clips": "synthact.train.mixing",
     "TrainConfig": "synthact.train.loop", "fit": "synthact.train.loop",
     "fuse_to": "synthact.train.evaluate",
+    "RunMetrics": "synthact.train.results", "read_metrics": "synthact.train.results",
     "run_grid": "synthact.ablate", "GridSummary": "synthact.ablate",
     "Profile": "synthact.data.profile", "load_profile": "synthact.data.profile",
     "compare_roots": "synthact.compare", "CompareSummary": "synthact.compare",

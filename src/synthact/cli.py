@@ -321,8 +321,8 @@ def train_tsn(quiet, resume, wait, **opts):
     opts = {k: (str(v) if isinstance(v, Path) else v) for k, v in opts.items()}
     m = fit(TrainConfig(**opts), resume=resume, progress=not quiet, wait=wait)
     if env_world()[1] == 0:   # under torchrun: one summary line, from rank 0
-        click.echo(f"{opts['modality']} {opts['backbone']}: top-1 {m['top1']:.4f}, mean class {m['mean_class']:.4f} "
-                   f"({m['protocol']} protocol, {m['n']} clips) -> {RunLayout(opts['out']).metrics}")
+        click.echo(f"{opts['modality']} {opts['backbone']}: top-1 {m.top1:.4f}, mean class {m.mean_class:.4f} "
+                   f"({m.protocol} protocol, {m.n} clips) -> {RunLayout(opts['out']).metrics}")
 
 
 def _weights(text: str) -> list[float]:
@@ -344,7 +344,7 @@ def evaluate_cmd(runs, weights, protocol, out):
     from .train.evaluate import fuse_to
     w = _weights(weights)
     m = fuse_to(out, list(runs), w, protocol)
-    click.echo(f"fused {w}: top-1 {m['top1']:.4f}, mean class {m['mean_class']:.4f} ({m['n']} clips) -> {out}")
+    click.echo(f"fused {w}: top-1 {m.top1:.4f}, mean class {m.mean_class:.4f} ({m.n} clips) -> {out}")
 
 
 @click.command("ablate", cls=Guarded, epilog="""

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import contract as C
+from ..train.results import RunMetrics
 from .report import group_key
 
 
@@ -20,12 +21,14 @@ def _group_name(mod: str, name: str, frac: float, n: int) -> str:
     return f"{mod}_{real}_syn{n}" + (f"_{name}" if name and n else "")
 
 
-def _cell_results(out: Path, rows: list[dict], results: dict[str, dict]) -> tuple[list[str] | None, dict]:
+def _cell_results(out: Path, rows: list[dict], results: dict[str, RunMetrics | None]) -> tuple[list[str] | None,
+                                                                                             dict]:
     """The label space and, per group, the (per_class, confusion) of each finished cell."""
     classes: list[str] | None = None
     groups: dict[tuple, list] = {}
     for r in rows:
-        m = results.get(r["cell"]) or {}
+        done = results.get(r["cell"])
+        m = done.fields if done else {}
         if r["top1"] is None or "per_class" not in m or "confusion" not in m:
             continue
         cell = C.GridLayout(out).cell(r["cell"])
@@ -36,7 +39,7 @@ def _cell_results(out: Path, rows: list[dict], results: dict[str, dict]) -> tupl
     return classes, groups
 
 
-def class_report(out: Path, rows: list[dict], results: dict[str, dict], title: str) -> Path | None:
+def class_report(out: Path, rows: list[dict], results: dict[str, RunMetrics | None], title: str) -> Path | None:
     """Write ``per_class.md`` (mean per-class accuracy, %, one column per group) and one summed
     confusion plot per group from ``results`` (cell id -> its metrics, as the grid already holds
     them); None where no cell has finished."""

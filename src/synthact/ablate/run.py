@@ -16,6 +16,7 @@ from .. import errors
 from ..errors import BadData, SynthactError, one_line, warn
 from ..executor import LOCAL, Executor, cluster_gpus
 from ..rootlock import root_lock
+from ..train.results import RunMetrics, read_metrics
 from .config import load_config
 from .grid import Cell, cells, check_synthetic_counts, train_config
 from .per_class import class_report
@@ -29,7 +30,7 @@ def cell_dir(root: Path, cell_id: str) -> Path:
     return C.inside(root, C.GridLayout(root).cell(cell_id))
 
 
-def run_cell(cfg: dict, cell: Cell, root: Path, progress: bool) -> dict:
+def run_cell(cfg: dict, cell: Cell, root: Path, progress: bool) -> RunMetrics:
     """Train (or, for fusion, fuse) one cell into ``root/cells/<id>``; returns its metrics. With
     ``cell_gpus: N`` > 1 the cell is a data-parallel run of N processes (see :func:`run_ddp_cell`)."""
     from ..train.evaluate import fuse_to
@@ -43,7 +44,7 @@ def run_cell(cfg: dict, cell: Cell, root: Path, progress: bool) -> dict:
     return fit(train_config(cfg, cell, out), resume=C.RunLayout(out).checkpoint.exists(), progress=progress)
 
 
-def run_ddp_cell(cfg: dict, cell: Cell, root: Path) -> dict:
+def run_ddp_cell(cfg: dict, cell: Cell, root: Path) -> RunMetrics:
     """One training cell as ``torchrun --standalone --nproc-per-node cell_gpus`` would run it (torch's
     own elastic launcher, one machine: one process per GPU, NCCL; gloo processes without GPUs);
     rank 0's metrics. A failed rank fails the cell with that rank's error."""
@@ -85,10 +86,10 @@ def _subclasses(cls: type) -> set[type]:
     return found
 
 
-def _ddp_rank(cfg: dict, cell: Cell, root: str) -> dict:
+def _ddp_rank(cfg: dict, cell: Cell, root: str) -> RunMetrics:
     """One rank of a data-parallel cell (the launcher sets WORLD_SIZE, RANK, LOCAL_RANK)."""
     from torch.distributed.elastic.multiprocessing.errors import record
-    return cast(dict, record(run_cell)(cfg, cell, Path(root), False))   # record types its result Optional
+    return cast(RunMetrics, record(run_cell)(cfg, cell, Path(root), False))   # record types its result Optional
 
 
 class CellTask(NamedTuple):
@@ -156,9 +157,9 @@ def _on_ray(cfg: dict, todo: list[Cell], out: Path, echo, executor: Executor) ->
         cid = o.task.cell.id
         if o.ok:
             results[cid] = (o.result["metrics"], "ok", o.result["seconds"])
-            echo(f"[{k}/{len(todo)}] {cid}: top-1 {o.result['metrics']['top1']:.4f} ({o.node})")
+            echo(f"[{k}/{len(todo)}] {cid}: top-1 {o.result['metrics'].top1:.4f} ({o.node})")
         else:
-            results[cid] = ({}, f"failed: {o.error}", None)
+            results[cid] = (None, f"failed: {o.error}", None)
             echo(f"[{k}/{len(todo)}] {cid}: failed: {o.error}")
     return results
 
@@ -192,24 +193,17 @@ def _grid_locked(cfg: dict, out: Path, progress: bool, echo, executor: Executor)
             try:
                 m, status = run_cell(cfg, cell, out, progress), "ok"
             except Exception as exc:  # a failed cell is a result too; the grid goes on
-                m, status = {}, f"failed: {_reason(exc)}"
+                m, status = None, f"failed: {_reason(exc)}"
                 failed += 1
                 echo(f"      {status}")
         seconds = seconds if seconds is not None else round(time.perf_counter() - start, 1)
-        row.update({"top1": m.get("top1"), "mean_class": m.get("mean_class"), "n_val": m.get("n"),
-                    "train_acc": _last_train_acc(m), "status": status, "seconds": seconds, "cell": cell.id})
+        row.update({"top1": m and m.top1, "mean_class": m and m.mean_class, "n_val": m and m.n,
+                    "train_acc": m and m.last_train_acc, "status": status, "seconds": seconds, "cell": cell.id})
         rows.append(row)
         results[cell.id] = m
         write_results(out, rows, cfg)
     return GridSummary(len(rows), failed, skipped, grid.csv, grid.table, grid.plot,
                        class_report(out, rows, results, cfg.get("name", "ablation")))
-
-
-def _last_train_acc(m: dict) -> float | None:
-    """The last epoch's training accuracy: a set the model cannot fit shows here, not in top-1 alone."""
-    history = m.get("history")
-    last = history[-1] if isinstance(history, list) and history and isinstance(history[-1], dict) else {}
-    return last.get("train_acc") if C.finite(last.get("train_acc")) else None
 
 
 def _reason(exc: Exception) -> str:
@@ -219,29 +213,25 @@ def _reason(exc: Exception) -> str:
     return traceback.format_exception_only(type(exc), exc)[-1].strip()
 
 
-def _finished(cfg: dict, cell: Cell, out: Path) -> dict | None:
+def _finished(cfg: dict, cell: Cell, out: Path) -> RunMetrics | None:
     """A cell's metrics where it finished as the config now asks; a cell scored with other BatchNorm
     statistics than its ``adapt_bn`` asks runs again (a finished run resumes straight to them)."""
     path = C.RunLayout(cell_dir(out, cell.id)).metrics
     m = _done_metrics(path)
-    if m is not None and cell.trains and ("adapt_bn" in m) != train_config(cfg, cell, path.parent).adapt_bn:
-        warn(f"{path}: scored {'with' if 'adapt_bn' in m else 'without'} adapt_bn, which the config now "
-             f"{'leaves out' if 'adapt_bn' in m else 'asks'}; scoring the cell again")
+    if m is not None and cell.trains and m.adapted != train_config(cfg, cell, path.parent).adapt_bn:
+        warn(f"{path}: scored {'with' if m.adapted else 'without'} adapt_bn, which the config now "
+             f"{'leaves out' if m.adapted else 'asks'}; scoring the cell again")
         return None
     return m
 
 
-def _done_metrics(path: Path) -> dict | None:
+def _done_metrics(path: Path) -> RunMetrics | None:
     """A finished cell's metrics; a torn or foreign ``metrics.json`` (a kill mid-write before it
     was written whole) is named and the cell run again, never dropped from the results."""
     if not path.exists():
         return None
     try:
-        m = C.read_json(path)
+        return read_metrics(path)
     except BadData as exc:
         warn(f"{exc}; running the cell again")
         return None
-    if not isinstance(m, dict) or not C.finite(m.get("top1")):
-        warn(f"{path}: holds no top1 result; running the cell again")
-        return None
-    return m

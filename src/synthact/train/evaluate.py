@@ -18,6 +18,7 @@ from ..errors import BadConfig, BadData, one_line
 from ..provenance import versions
 from .dataset import TSNDataset, worker_errors
 from .recipe import PROTOCOLS
+from .results import RunMetrics
 
 
 def metrics(scores: np.ndarray, labels: np.ndarray, num_classes: int) -> dict:
@@ -141,12 +142,12 @@ def _saved(path: Path, what: str, kinds: str, shape: tuple | None, classes: int 
     return a
 
 
-def fuse_to(out: Path, runs: list[Path], weights: list[float], protocol: str = "tsn") -> dict:
+def fuse_to(out: Path, runs: list[Path], weights: list[float], protocol: str = "tsn") -> RunMetrics:
     """Fuse runs (see :func:`fuse`) and write the metrics and confusion into ``out``."""
-    res = fuse(runs, weights, protocol)
+    res = {**fuse(runs, weights, protocol), "versions": versions()}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    C.write_json(C.RunLayout(out).metrics, {**res, "versions": versions()})   # whole: ablate reads it to skip the cell
+    C.write_json(C.RunLayout(out).metrics, res)   # whole: ablate reads it to skip the cell
     confusion_png(np.array(res["confusion"]), C.read_classes(Path(runs[0]) / C.CLASSES), C.RunLayout(out).confusion,
                   f"fused {weights}: top-1 {res['top1']:.3f}, mean class {res['mean_class']:.3f}")
-    return res
+    return RunMetrics.of(res, C.RunLayout(out).metrics)

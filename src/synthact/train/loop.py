@@ -40,6 +40,7 @@ from .evaluate import evaluate_run, predict
 from .mixing import check_flow, select_clips, share_problem
 from .mmaction_engine import DEPTH, backbone_checkpoint, train_mmaction, write_config
 from .models import TSN
+from .results import RunMetrics
 
 __all__ = ["TrainConfig", "fit", "build_model", "load_checkpoint"]   # TrainConfig lives in .config
 
@@ -72,9 +73,9 @@ def _holds_a_run(run: Path) -> bool:
     return files.checkpoint.exists() or any(files.mmaction2_work.glob("epoch_*.pth"))
 
 
-def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True, wait: bool = False) -> dict:
+def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True, wait: bool = False) -> RunMetrics:
     """Select, train and evaluate one TSN run into the run folder ``cfg.out`` (locked for the
-    run); returns the final metrics (also in ``metrics.json``). Settings are checked first.
+    run); returns the final metrics (what ``metrics.json`` holds). Settings are checked first.
     Under torchrun (``WORLD_SIZE`` > 1) every rank calls this and gets the same metrics back."""
     check(cfg)
     world = setup(cfg.device)   # a world of one outside torchrun: the single-process run, unchanged
@@ -82,7 +83,7 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True, wait: boo
         check_world(cfg, world)
         with ExitStack() as stack:   # rank 0 alone holds the run folder's lock; a refusal reaches every rank
             share_outcome(world, lambda: stack.enter_context(root_lock(Path(cfg.out), wait)) and None)
-            metrics = _fit_locked(cfg, resume, progress, world)
+            metrics = json_safe(_fit_locked(cfg, resume, progress, world))
     except BaseException:
         # A failing rank keeps its connections until its process exits: the launcher has its error
         # file by then, so the peers' "Connection closed by peer" is not taken for the cause.
@@ -90,7 +91,7 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True, wait: boo
             teardown(world)
         raise
     teardown(world)
-    return metrics
+    return RunMetrics.of(metrics, C.RunLayout(Path(cfg.out)).metrics)
 
 
 def check_world(cfg: TrainConfig, world: World) -> None:
