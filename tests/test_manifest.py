@@ -32,7 +32,8 @@ def test_a_frame_count_that_is_not_one_names_the_file_and_line(tmp_path, value):
     assert good.num_frames == 8
     with pytest.raises(BadData) as exc:
         print(bad.num_frames)
-    assert str(exc.value) == f"{tmp_path / C.MANIFEST}:2: num_frames {value!r}: expected a whole number >= 1"
+    where = f"{tmp_path / C.MANIFEST}:2"
+    assert str(exc.value) == f"{where}: clip wave/b: num_frames {value!r}: expected a whole number >= 1"
 
 
 @pytest.mark.parametrize("line, says", [('{"clip": "../x"}', "bad class name '..'"),

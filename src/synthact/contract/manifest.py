@@ -33,7 +33,7 @@ class ManifestLine:
         """The clip's frame count, as every stage that writes frames records it."""
         n = self.fields.get("num_frames")
         if not isinstance(n, int) or not whole(n, 1):
-            raise BadData(f"{self.where}: num_frames {n!r}: expected a whole number >= 1")
+            raise BadData(f"{self.where}: clip {self.clip}: num_frames {n!r}: expected a whole number >= 1")
         return n
 
 

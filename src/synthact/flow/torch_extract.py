@@ -108,6 +108,12 @@ class Clip:
     frames: "torch.Tensor | None" = None  # noqa: F821 - (n, H, W) uint8
     error: str | None = None
 
+    @property
+    def loaded(self) -> "torch.Tensor":  # noqa: F821
+        """The frames of a clip that was read (a failed one never reaches the computation)."""
+        assert self.frames is not None, self.error
+        return self.frames
+
 
 def read_clip(root: Path, clip: str, device, decode_on_device: bool = False, times: dict | None = None) -> Clip:
     """Decode a clip's frames (strictly: a cut-short JPEG fails the clip) as grey levels: on the
@@ -173,11 +179,11 @@ def flow_of_clips(clips: list[Clip], batch: int, params, bound: float, device=No
     import torch
 
     from .tvl1_torch import quantise, tvl1
-    dev = torch.device(device) if device is not None else clips[0].frames.device
+    dev = torch.device(device) if device is not None else clips[0].loaded.device
     bd = breakdown if breakdown is not None else Breakdown()
     sync = (lambda: torch.cuda.synchronize(dev)) if breakdown is not None and dev.type == "cuda" else None
     with bd.phase("H2D copy", sync):
-        frames = [c.frames.to(dev, non_blocking=True) for c in clips]
+        frames = [c.loaded.to(dev, non_blocking=True) for c in clips]
         i0 = torch.cat([f[:-1] for f in frames])
         i1 = torch.cat([f[1:] for f in frames])
     n, h, w = i0.shape
@@ -191,7 +197,7 @@ def flow_of_clips(clips: list[Clip], batch: int, params, bound: float, device=No
     if dev.type == "cuda":
         with bd.phase("D2H + quantise"):
             torch.cuda.current_stream(dev).synchronize()
-    return np.split(host.numpy(), np.cumsum([c.frames.shape[0] - 1 for c in clips])[:-1])
+    return np.split(host.numpy(), np.cumsum([c.loaded.shape[0] - 1 for c in clips])[:-1])
 
 
 class TorchFlowTask(NamedTuple):
@@ -208,7 +214,8 @@ class TorchFlowTask(NamedTuple):
 def torch_flow_task(task: TorchFlowTask) -> dict:
     """Flow for a group of clips, committed per clip; their flow manifest lines and failures."""
     from .tvl1_torch import TVL1Params
-    done, failures = [], []
+    done: list[dict] = []
+    failures: list[tuple[str, str]] = []
     run_torch_flow(Path(task.root), list(task.clips), task.device, task.batch, done.append,
                    lambda clip, err: failures.append((clip, err)), params=TVL1Params(state_dtype=task.state_dtype),
                    decode_on_device=task.decode_on_device)
@@ -309,10 +316,10 @@ class _FlowRun:
         if c.error:
             self.on_fail(c.clip, c.error)
             return
-        if self.group and c.frames.shape[1:] != self.group[0].frames.shape[1:]:
+        if self.group and c.loaded.shape[1:] != self.group[0].loaded.shape[1:]:
             self.flush()
         self.group.append(c)
-        if sum(g.frames.shape[0] - 1 for g in self.group) >= self.batch:
+        if sum(g.loaded.shape[0] - 1 for g in self.group) >= self.batch:
             self.flush()
         while self.writes and self.writes[0][1].done():
             _finish(self.writes.popleft(), self.on_done, self.on_fail, self.progress, self.breakdown, self.pool)

@@ -8,6 +8,7 @@ first, as TSN did on ImageNet-pretrained backbones, for RGB (see ``recipe.PARTIA
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import torch
 import torchvision
@@ -78,6 +79,9 @@ def _first_conv(model: nn.Module) -> tuple[nn.Module, str, nn.Conv2d]:
 class TSN(nn.Module):
     """A Temporal Segment Network: a shared backbone over K segments, scores averaged."""
 
+    mean: torch.Tensor   # the input normalisation, buffers (saved with the weights)
+    std: torch.Tensor
+
     def __init__(self, num_classes: int, backbone: str = "resnet18", modality: str = "rgb",
                  num_segments: int = 3, pretrained: str = "none", dropout: float | None = None,
                  partial_bn: bool | None = None):
@@ -89,6 +93,8 @@ class TSN(nn.Module):
         self.modality, self.num_segments = modality, num_segments
         self.new_length = NEW_LENGTH[modality]
         imagenet = pretrained == "imagenet"
+        mean: tuple[float, ...]
+        std: tuple[float, ...]
         if backbone == "efficientnet_lite0":
             self.base, dim = _efficientnet_lite0(imagenet)
             mean, std = LITE_MEAN, LITE_STD
@@ -112,11 +118,12 @@ class TSN(nn.Module):
 
     def _cross_modality_init(self) -> None:
         parent, name, conv = _first_conv(self.base)
-        new = nn.Conv2d(2 * self.new_length, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                        conv.dilation, conv.groups, conv.bias is not None)
+        two = tuple[int, int]   # a 2-d convolution's sizes, typed as any convolution's
+        new = nn.Conv2d(2 * self.new_length, conv.out_channels, cast(two, conv.kernel_size), cast(two, conv.stride),
+                        cast(two | str, conv.padding), cast(two, conv.dilation), conv.groups, conv.bias is not None)
         with torch.no_grad():
             new.weight.copy_(conv.weight.mean(dim=1, keepdim=True).expand_as(new.weight))
-            if conv.bias is not None:
+            if conv.bias is not None and new.bias is not None:
                 new.bias.copy_(conv.bias)
         setattr(parent, name, new)
 
