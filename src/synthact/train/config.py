@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -134,7 +134,10 @@ def read_config(run: Path) -> TrainConfig:
     and the key. A setting added to synthact since the run began takes its default; keys this version
     does not know (the recorded versions among them) are left out."""
     path = C.RunLayout(run).config
-    raw = C.read_json(path)
+    return _config_of(C.read_json(path), path)
+
+
+def _config_of(raw: Any, path: Path) -> TrainConfig:
     known = {f.name for f in fields(TrainConfig)}
     needed = ("out", "real", "real_root", "backbone", "modality", "segments", "size", "num_classes")
     if not isinstance(raw, dict) or any(k not in raw for k in needed):
@@ -194,13 +197,11 @@ def check_resume(run: Path, cfg: TrainConfig, sel) -> None:
     if not path.exists():
         raise BadData(f"{path}: missing, so there is no run here whose settings --resume could continue; "
                       f"start without --resume or in another --out")
-    old = C.read_json(path)
-    if not isinstance(old, dict):
-        raise BadData(f"{path}: not a run's settings (expected a JSON object)")
-    # a setting added to synthact since the run began was its default then
-    old = {**{f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}, **old}
+    raw = C.read_json(path)
+    # held to a new run's checks; a setting added to synthact since the run began was its default then
+    old = json.loads(json.dumps(asdict(_config_of(raw, path))))
     new = json.loads(json.dumps(asdict(cfg)))   # compared as JSON gives them back
-    diff = [k for k in new if k in old and k not in RESUME_FREE and not _same(k, old[k], new[k])]
+    diff = [k for k in new if k not in RESUME_FREE and not _same(k, old[k], new[k])]
     if diff:
         raise BadConfig(f"{path}: --resume asks " + ", ".join(f"{k}={new[k]!r}" for k in diff) + "; the run was "
                         "started with " + ", ".join(f"{k}={old[k]!r}" for k in diff)
@@ -211,7 +212,7 @@ def check_resume(run: Path, cfg: TrainConfig, sel) -> None:
                             f"now (the roots changed?); resume refused: train into another --out")
     if C.read_classes(Path(run) / C.CLASSES) != sel.classes:
         raise BadConfig(f"{Path(run) / C.CLASSES}: the label space changed since the run began; resume refused")
-    changed = differences(old.get("versions"))
+    changed = differences(raw.get("versions"))
     if changed:
         warn(f"{path}: this run was started with other versions ({', '.join(changed)})")
 
