@@ -6,6 +6,7 @@ The stages, in pipeline order, each reading and writing the one data contract (:
     prepare(PrepareJob(dataset, videos, splits, out, ...)) -> PrepareSummary real videos into a root
     merge_roots(out, sources) -> MergeSummary                                 roots rendered apart, joined
     run_flow(root, method, workers) -> FlowSummary                            flow for every clip of a root
+    export_root(root, out, "webdataset" | "videos") -> ExportSummary          shards or mp4s of a root
     select_clips(real, real_root, synthetic_root, synthetic, ...) -> Selection which clips a run uses
     fit(TrainConfig(out, real, real_root, ...)) -> RunMetrics                 train and evaluate one TSN
     fuse_to(out, runs, weights) -> RunMetrics                                 two-stream fusion of runs
@@ -30,6 +31,7 @@ _API = {
     "prepare": "synthact.data.prepare",
     "merge_roots": "synthact.data.merge", "MergeSummary": "synthact.data.merge",
     "FlowSummary": "synthact.flow.extract", "run_flow": "synthact.flow.extract",
+    "export_root": "synthact.export", "ExportSummary": "synthact.export",
     "Selection": "synthact.train.mixing", "select_clips": "synthact.train.mixing",
     "TrainConfig": "synthact.train.loop", "fit": "synthact.train.loop",
     "fuse_to": "synthact.train.evaluate",

@@ -411,9 +411,10 @@ def export_cmd(root, fmt, out, shard_size, wait):
     """Export a rawframe root as WebDataset tar shards or as one mp4 per clip with mmaction2 video lists."""
     from .export import export_root
     r = export_root(root, out, fmt, shard_size, wait)
-    click.echo(f"{r['clips']} clips exported as {fmt}" + (f" in {r['shards']} shards" if "shards" in r else "")
-               + (f" ({r['kept']} {'shards' if 'shards' in r else 'videos'} kept from an earlier run)" if r["kept"]
-                  else "") + f" -> {out}")
+    sharded = r.shards is not None
+    click.echo(f"{r.clips} clips exported as {fmt}" + (f" in {r.shards} shards" if sharded else "")
+               + (f" ({r.kept} {'shards' if sharded else 'videos'} kept from an earlier run)" if r.kept else "")
+               + f" -> {out}")
 
 
 @click.command("info", cls=Guarded)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import contract as C
@@ -87,7 +88,17 @@ def _shard_index(path: Path, expected: dict[str, int], records: dict[str, bytes]
     return have if same else None
 
 
-def export_webdataset(root: Path, out: Path, shard_size: int = 100) -> dict:
+@dataclass(frozen=True)
+class ExportSummary:
+    """What an export wrote: clips, into ``out``; ``kept``: shards or videos a killed run had
+    finished whole; ``shards``: how many (None for videos)."""
+    clips: int
+    kept: int
+    out: Path
+    shards: int | None = None
+
+
+def export_webdataset(root: Path, out: Path, shard_size: int = 100) -> ExportSummary:
     """Write every recorded clip of ``root`` into shards under ``out``; shards a killed run finished
     whole are kept."""
     records = C.read_manifest(root)
@@ -121,7 +132,7 @@ def export_webdataset(root: Path, out: Path, shard_size: int = 100) -> dict:
     for name in (C.ROOT_SETTINGS, C.FLOW_INFO, C.CLASSES):
         if (Path(root) / name).exists():
             C.atomic_write(out / name, (Path(root) / name).read_bytes())
-    return {"clips": len(index), "shards": shards, "kept": kept, "out": str(out)}
+    return ExportSummary(len(index), kept, Path(out), shards)
 
 
 def _check_video(path: Path, n: int, folder: Path) -> None:
@@ -138,7 +149,7 @@ def _check_video(path: Path, n: int, folder: Path) -> None:
                       f"sizes?); not exported")
 
 
-def export_videos(root: Path, out: Path) -> dict:
+def export_videos(root: Path, out: Path) -> ExportSummary:
     """One mp4 per recorded clip under ``out/<class>/<clip>.mp4`` and mmaction2 video lists; videos a
     killed run finished are kept. A class folder appears with its first finished video."""
     from .render.writer import write_video
@@ -168,10 +179,10 @@ def export_videos(root: Path, out: Path) -> dict:
         lines.append(f"{rec.clip}.mp4 {label[rec.cls]}")
     C.write_lines(out / C.CLASSES, classes)
     C.write_lines(out / C.ANNOTATIONS / "videos.txt", lines)
-    return {"clips": len(lines), "kept": kept, "out": str(out)}
+    return ExportSummary(len(lines), kept, Path(out))
 
 
-def export_root(root: Path, out: Path, fmt: str, shard_size: int = 100, wait: bool = False) -> dict:
+def export_root(root: Path, out: Path, fmt: str, shard_size: int = 100, wait: bool = False) -> ExportSummary:
     """Export ``root`` as ``fmt`` (``webdataset`` or ``videos``) into the folder ``out``, locked: a new
     or empty folder, or one holding a killed export of the same root and format, which is finished."""
     root, out = Path(root), Path(out)
