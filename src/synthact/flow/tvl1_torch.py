@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -183,17 +184,18 @@ def _run_warp_torch(c: torch.Tensor, state: torch.Tensor, p: TVL1Params, eps_sum
     # held in float32; with a float16 state every value written is rounded to float16 (exactly what
     # storing it in float16 and upcasting on read gives)
     rnd = (lambda t: t.to(dtype).float()) if dtype != torch.float32 else (lambda t: t)
-    state = tuple(state.float())
-    active = torch.ones(state[0].shape[0], dtype=torch.bool, device=state[0].device)
-    hw = state[0].shape[1] * state[0].shape[2]
+    # the six planes u1, u2, p11, p12, p21, p22, each (B, H, W)
+    parts: tuple[torch.Tensor, ...] = tuple(state.float())
+    active = torch.ones(parts[0].shape[0], dtype=torch.bool, device=parts[0].device)
+    hw = parts[0].shape[1] * parts[0].shape[2]
     for _ in range(p.outer):
         if not bool(active.any()):
             break
         if p.median > 1:
             t0 = time.perf_counter() if counting() else 0.0
             m = active[:, None, None]
-            state = (torch.where(m, median_blur(state[0], p.median), state[0]),
-                     torch.where(m, median_blur(state[1], p.median), state[1])) + state[2:]
+            parts = (torch.where(m, median_blur(parts[0], p.median), parts[0]),
+                     torch.where(m, median_blur(parts[1], p.median), parts[1])) + parts[2:]
             if counting():
                 count("median", int(active.sum()) * hw)
                 count("median_s", time.perf_counter() - t0)
@@ -201,14 +203,15 @@ def _run_warp_torch(c: torch.Tensor, state: torch.Tensor, p: TVL1Params, eps_sum
             if not bool(active.any()):
                 break
             t0 = time.perf_counter() if counting() else 0.0
-            new, err = inner_step(c, *state, l_t, p.theta, taut)
+            u1, u2, p11, p12, p21, p22 = parts
+            new, err = inner_step(c, u1, u2, p11, p12, p21, p22, l_t, p.theta, taut)
             m = active[:, None, None]
-            state = tuple(torch.where(m, rnd(n), o) for n, o in zip(new, state, strict=True))
+            parts = tuple(torch.where(m, rnd(n), o) for n, o in zip(new, parts, strict=True))
             if counting():
                 count("inner", int(active.sum()) * hw)
                 count("inner_s", time.perf_counter() - t0)
             active = active & (err > eps_sum)
-    return torch.stack(state).to(dtype)
+    return torch.stack(parts).to(dtype)
 
 
 def warp_constants(i0: torch.Tensor, img: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
@@ -227,13 +230,15 @@ def tvl1(i0: torch.Tensor, i1: torch.Tensor, params: TVL1Params = TVL1Params(),
         raise BadConfig(f"tvl1: need two (B, H, W) batches of the same shape, got {tuple(i0.shape)} and "
                         f"{tuple(i1.shape)}")
     fused = i0.is_cuda if fused is None else fused
+    make_constants: Callable[..., torch.Tensor]
+    run_warp: Callable[..., torch.Tensor]
     if fused:
         from . import tvl1_triton
         make_constants, run_warp = tvl1_triton.warp_constants, tvl1_triton.run_warp
     else:
         make_constants, run_warp = warp_constants, _run_warp_torch
     p = params
-    sizes = pyramid_sizes(*i0.shape[-2:], p)
+    sizes = pyramid_sizes(i0.shape[-2], i0.shape[-1], p)
     i0s, i1s = [i0.float()], [i1.float()]
     for s in range(1, len(sizes)):
         step = (1 / p.scale_step, 1 / p.scale_step)
