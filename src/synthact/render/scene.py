@@ -13,7 +13,9 @@ core of the machine; ``process.py`` keeps both on the worker's own thread.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -94,7 +96,7 @@ class BlenderScene:
 
     # ------------------------------------------------------------------ clip
     def render(self, skel: Skeleton, quats: np.ndarray, root_loc: np.ndarray, cam: CameraPath,
-               grey: float, light: Light, out: Path, backdrop: tuple | None = None, extras: list = ()) -> None:
+               grey: float, light: Light, out: Path, backdrop: tuple | None = None, extras: Sequence = ()) -> None:
         """The mannequin: an armature keyed with ``quats`` and ``root_loc``, shot along ``cam`` into
         ``out``; ``backdrop`` (vertices, triangles, grey) adds a background mesh and ``extras`` other
         people (see :meth:`_add_extras`)."""
@@ -117,7 +119,7 @@ class BlenderScene:
             _keys(action, arm, 'pose.bones["pelvis"].location', i, frames, root_loc[:, i])
 
     def render_skinned(self, verts: np.ndarray, faces: list, cache: Path, cam: CameraPath, grey: float,
-                       light: Light, out: Path, backdrop: tuple | None = None, extras: list = ()) -> None:
+                       light: Light, out: Path, backdrop: tuple | None = None, extras: Sequence = ()) -> None:
         """A skinned body: its rest mesh, moved by a point cache (PC2) of skinned vertices, shot along
         ``cam`` into ``out``; ``backdrop`` and ``extras`` as for :meth:`render`."""
         self._start(len(cam.lens), grey)
@@ -134,7 +136,7 @@ class BlenderScene:
         mod.frame_start = 1.0  # scene frame 1 plays the cache's first sample
         self._shoot(cam, light, out)
 
-    def _add_extras(self, extras: list) -> None:
+    def _add_extras(self, extras: Sequence) -> None:
         """Other people: a mannequin per (skeleton, quats, root_loc, location, yaw), keyed like the main one."""
         for skel, quats, root_loc, location, yaw in extras:
             arm = self._build_body(skel)
@@ -208,7 +210,10 @@ class BlenderScene:
         index = {b: i for i, b in enumerate(names)}
         mw = np.array(arm.matrix_world)
         to_world = lambda p: (mw[:3, :3] @ np.array(p)) + mw[:3, 3]  # noqa: E731
-        verts, faces, idx, wts = [], [], [], []
+        verts: list[np.ndarray] = []
+        faces: list[list[int]] = []
+        idx: list[list[int]] = []
+        weights: list[list[float]] = []
         for ob in skinned:
             base = sum(len(v) for v in verts)
             m = np.array(ob.matrix_world)
@@ -220,8 +225,8 @@ class BlenderScene:
                 w = sorted(((g.weight, groups[g.group]) for g in v.groups if groups.get(g.group, -1) >= 0),
                            reverse=True)[:8]
                 idx.append([j for _, j in w] + [0] * (8 - len(w)))
-                wts.append([x for x, _ in w] + [0.0] * (8 - len(w)))
-        wts = np.array(wts)
+                weights.append([x for x, _ in w] + [0.0] * (8 - len(w)))
+        wts = np.array(weights)
         if (wts.sum(axis=1) <= 0).any():
             raise BadData(f"{path}: {(wts.sum(axis=1) <= 0).sum()} vertices have no bone weights")
         body = SkinnedBody(np.concatenate(verts), faces, names,
@@ -263,7 +268,7 @@ class BlenderScene:
         bpy.context.view_layer.objects.active = arm
         rest = rest_rotations(skel)
         bpy.ops.object.mode_set(mode="EDIT")
-        edit = []
+        edit: list = []   # the edit bones made so far (bpy objects), a child's parent among them
         for b, name in enumerate(NAMES):
             eb = data.edit_bones.new(name)
             eb.head, eb.tail = skel.heads[b], skel.tails[b]
@@ -300,7 +305,7 @@ class BlenderScene:
                 bpy.data.materials.remove(m)
 
 
-def _mesh(name: str, verts: np.ndarray, faces) -> "bpy.types.Mesh":
+def _mesh(name: str, verts: np.ndarray, faces) -> Any:   # a bpy.types.Mesh
     """A mesh of ``verts`` (V, 3) and ``faces`` (an (F, k) array, or polygons of any sizes), written in bulk
     (no edges: the mannequin's parts and skinned bodies draw as they always did)."""
     if isinstance(faces, np.ndarray):   # one polygon size: no per-face Python (the mannequin's parts, per clip)
