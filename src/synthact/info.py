@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import contract as C
 from .errors import BadConfig, BadData, warn
-from .train.config import read_config
+from .train.config import config_from
 
 
 def disk_bytes(folder: Path) -> int:
@@ -92,7 +92,8 @@ def run_info(run: Path) -> dict:
     """Selection, settings, epochs done and metrics of a train-tsn run folder."""
     run = Path(run)
     files = C.RunLayout(run)
-    cfg = read_config(run)   # checked as predict and --resume check it
+    raw = C.read_json(files.config)
+    cfg = config_from(raw, files.config)   # checked as predict and --resume check it
     history = _log_rows(files.log)
     metrics = C.read_json(files.metrics) if files.metrics.exists() else None
     if metrics is not None and not isinstance(metrics, dict):
@@ -101,7 +102,7 @@ def run_info(run: Path) -> dict:
     best = max(validated, key=lambda r: float(r["val_top1"])) if validated else None
     settings = {k: v for k, v in asdict(cfg).items() if k != "info"}
     return {"kind": "run", "run": str(run),
-            "settings": {**settings, "versions": C.read_json(files.config).get("versions")},
+            "settings": {**settings, "versions": raw.get("versions")},
             "selection": cfg.info, "epochs_done": len(history), "epochs": cfg.epochs,
             "best_val_top1": float(best["val_top1"]) if best else None,
             "best_epoch": int(best["epoch"]) if best else None,

@@ -134,10 +134,12 @@ def read_config(run: Path) -> TrainConfig:
     and the key. A setting added to synthact since the run began takes its default; keys this version
     does not know (the recorded versions among them) are left out."""
     path = C.RunLayout(run).config
-    return _config_of(C.read_json(path), path)
+    return config_from(C.read_json(path), path)
 
 
-def _config_of(raw: Any, path: Path) -> TrainConfig:
+def config_from(raw: Any, path: Path) -> TrainConfig:
+    """:func:`read_config` of a ``config.json`` already read (``raw``), for a caller that also
+    wants what it records besides the settings (the versions); ``path`` is named in errors."""
     known = {f.name for f in fields(TrainConfig)}
     needed = ("out", "real", "real_root", "backbone", "modality", "segments", "size", "num_classes")
     if not isinstance(raw, dict) or any(k not in raw for k in needed):
@@ -199,7 +201,7 @@ def check_resume(run: Path, cfg: TrainConfig, sel) -> None:
                       f"start without --resume or in another --out")
     raw = C.read_json(path)
     # held to a new run's checks; a setting added to synthact since the run began was its default then
-    old = json.loads(json.dumps(asdict(_config_of(raw, path))))
+    old = json.loads(json.dumps(asdict(config_from(raw, path))))
     new = json.loads(json.dumps(asdict(cfg)))   # compared as JSON gives them back
     diff = [k for k in new if k not in RESUME_FREE and not _same(k, old[k], new[k])]
     if diff:
