@@ -118,6 +118,53 @@ def test_two_stage_alone_still_makes_its_first_stages_and_the_real_only_baseline
                                                               "s1_seed0_syn6_real0_rgb"}
 
 
+def test_rgb_synthetic_false_trains_rgb_on_real_clips_alone_and_fuses_it_with_every_flow_cell(data, tmp_path):
+    path = _grid(data, tmp_path, real_fraction=[0.5, 0], modality=["flow", "rgb", "fusion"],
+                 recipes=["mixed", "two_stage"], rgb_synthetic=False)
+    todo = cells(load_config(path))
+    assert [c.id for c in todo] == ["s1_seed0_syn0_real0.5_flow", "s1_seed0_syn0_real0.5_rgb",
+                                    "s1_seed0_syn6_real0.5_flow", "s1_seed0_syn6_real0_flow",
+                                    "s1_seed0_syn6_real0.5_flow_2stage", "s1_seed0_syn0_real0.5_fusion",
+                                    "s1_seed0_syn6_real0.5_fusion", "s1_seed0_syn6_real0.5_fusion_2stage"]
+    assert {c.id: c.streams for c in todo if not c.trains} == {
+        "s1_seed0_syn0_real0.5_fusion": ("s1_seed0_syn0_real0.5_rgb", "s1_seed0_syn0_real0.5_flow"),
+        "s1_seed0_syn6_real0.5_fusion": ("s1_seed0_syn0_real0.5_rgb", "s1_seed0_syn6_real0.5_flow"),
+        "s1_seed0_syn6_real0.5_fusion_2stage": ("s1_seed0_syn0_real0.5_rgb", "s1_seed0_syn6_real0.5_flow_2stage")}
+    both = cells(load_config(_grid(data, tmp_path, real_fraction=[0.5, 0], modality=["flow", "rgb", "fusion"],
+                                   recipes=["two_stage"])))
+    assert {c.id: c.streams for c in both if c.id.endswith("fusion_2stage")} == {
+        "s1_seed0_syn6_real0.5_fusion_2stage": ("s1_seed0_syn6_real0.5_rgb_2stage",
+                                                "s1_seed0_syn6_real0.5_flow_2stage")}
+
+
+@pytest.mark.slow
+def test_a_fusion_cell_of_other_weights_or_streams_is_fused_again_on_rerun(data, tmp_path):
+    train = {"backbone": "mobilenet_v3_small", "size": 32, "epochs": 1, "batch_size": 4, "workers": 0}
+    over = {"real_fraction": [0.5, 0], "modality": ["flow", "rgb", "fusion"], "recipes": ["two_stage"],
+            "stage1": {"epochs": 1}, "train": train}
+    out = tmp_path / "out"
+    r = run_cli("synthact", "ablate", "--config", str(_grid(data, tmp_path, rgb_synthetic=False, **over)),
+                "--out", str(out), "--quiet")
+    assert r.returncode == 0 and "6 cells (0 already done, 0 failed)" in r.stdout, r.stderr
+    fused = out / "cells/s1_seed0_syn6_real0.5_fusion_2stage/metrics.json"
+    m = json.loads(fused.read_text())
+    assert m["runs"] == [str(out / "cells" / c) for c in ("s1_seed0_syn0_real0.5_rgb",
+                                                          "s1_seed0_syn6_real0.5_flow_2stage")]
+    assert m["weights"] == [1.0, 1.5]
+    assert "RGB trains on real clips alone" in (out / "results.md").read_text()
+    again = run_cli("synthact", "ablate", "--config", str(_grid(data, tmp_path, rgb_synthetic=False,
+                                                                fusion_weights=[1, 3], **over)),
+                    "--out", str(out), "--quiet")
+    assert again.returncode == 0 and "6 cells (4 already done, 0 failed)" in again.stdout, again.stderr
+    assert f"warning: {fused}: fused" in again.stderr and "fusing again" in again.stderr
+    assert json.loads(fused.read_text())["weights"] == [1.0, 3.0]
+    # RGB with synthetic clips again: its second stage trains, and fusion takes it
+    third = run_cli("synthact", "ablate", "--config", str(_grid(data, tmp_path, fusion_weights=[1, 3], **over)),
+                    "--out", str(out), "--quiet")
+    assert third.returncode == 0 and "9 cells (5 already done, 0 failed)" in third.stdout, third.stderr
+    assert json.loads(fused.read_text())["runs"][0] == str(out / "cells/s1_seed0_syn6_real0.5_rgb_2stage")
+
+
 def test_the_real_only_baseline_joins_only_lines_with_synthetic_cells():
     def row(n, frac, name, top1):
         return {"modality": "flow", "synthetic": n, "real_fraction": frac, "synthetic_set": name, "top1": top1,
@@ -194,6 +241,8 @@ def test_a_synthetic_count_the_root_cannot_give_is_refused_before_the_grid(data,
     ("real: target\nreal_root: x\ntrain: {epoch: 3}\n", "unknown key 'train.epoch'"),
     ("real_root: x\n", "missing key 'real'"),
     ("real: target\nreal_root: x\nmodality: [depth]\n", "unknown modality 'depth'"),
+    ("real: target\nreal_root: x\nmodality: [flow, fusion]\n", "modality fusion fuses the rgb and flow cells"),
+    ("real: target\nreal_root: x\nrgb_synthetic: 'no'\n", "rgb_synthetic 'no': true or false"),
     ("real: [target\n", "not valid YAML"),
     ("real: target\nreal_root: x\nsynthetic: abc\n", "synthetic 'abc': each value must be a whole number >= 0"),
     ("real: target\nreal_root: x\nreal_fraction: x\n", "real_fraction 'x': each value must be a number in [0, 1]"),

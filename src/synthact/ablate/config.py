@@ -19,7 +19,7 @@ from .roots import check_blocks, planned_roots
 GRID_KEYS = {"synthetic": [0], "real_fraction": [1.0], "modality": ["rgb"], "splits": [1], "seeds": [0]}
 TOP_KEYS = {"name", "real", "real_root", "synthetic_root", "classes", "fusion_weights", "eval_protocol", "train",
             "note", "cell_cpus", "cell_gpus", "synthetic_roots", "val_split", "prepare", "render",
-            "workers", "recipes", "stage1", "fraction_epochs"} | set(GRID_KEYS)
+            "workers", "recipes", "stage1", "fraction_epochs", "rgb_synthetic"} | set(GRID_KEYS)
 TRAIN_KEYS = {f.name for f in fields(TrainConfig)} - {"out", "real", "real_root", "synthetic_root", "synthetic",
                                                       "real_fraction", "classes", "synthetic_only", "modality",
                                                       "seed", "eval_protocol", "num_classes", "info"}
@@ -73,6 +73,8 @@ def load_config(spec: str | Path) -> dict:
     bad = [m for m in cfg["modality"] if m not in MODALITIES]
     if bad:
         raise BadConfig(f"{path}: unknown modality {bad[0]!r} (known: {', '.join(MODALITIES)})")
+    if "fusion" in cfg["modality"] and not {"rgb", "flow"} <= set(cfg["modality"]):
+        raise BadConfig(f"{path}: modality fusion fuses the rgb and flow cells: list both with it")
     cfg.setdefault("fusion_weights", [1.0, 1.5])
     cfg.setdefault("eval_protocol", "tsn")
     cfg["train"] = cfg.get("train") or {}
@@ -144,6 +146,9 @@ def _check_values(cfg: dict, path) -> None:
     w = cfg["fusion_weights"]
     if not (isinstance(w, list) and len(w) == 2 and all(C.finite(x) for x in w)):
         raise BadConfig(f"{path}: fusion_weights {w!r}: expected two finite numbers (rgb, flow)")
+    if not isinstance(cfg.get("rgb_synthetic", True), bool):
+        raise BadConfig(f"{path}: rgb_synthetic {cfg['rgb_synthetic']!r}: true or false (false: RGB trains on real "
+                        f"clips alone and fusion fuses that with each flow cell)")
     _check_cells(cfg, path)
 
 

@@ -25,6 +25,7 @@ class Cell:
     recipe: str             # two_stage, or mixed: one training run (real only and synthetic only too)
     id: str
     stage1: str | None      # a second stage's first stage: its synthetic-only cell's id
+    streams: tuple[str, str] | None = None   # a fusion cell's (RGB, flow) cells
 
     @property
     def trains(self) -> bool:
@@ -45,9 +46,13 @@ def synthetic_sets(cfg: dict) -> dict[str, str | None]:
 
 def cells(cfg: dict) -> list[Cell]:
     """The grid's cells; a cell with neither real nor synthetic data is left out,
-    and a cell without synthetic clips is run once, not once per synthetic set."""
+    and a cell without synthetic clips is run once, not once per synthetic set. With
+    ``rgb_synthetic: false`` RGB trains on real clips alone: its cells with synthetic clips are left
+    out, and each fusion cell fuses its row's flow cell with the real-only RGB cell of its seed and
+    real fraction (synthetic-only fusion has no such RGB cell: left out too)."""
     out = []
     sets = synthetic_sets(cfg)
+    rgb_synthetic = cfg.get("rgb_synthetic", True)
     for split, seed, n, frac, mod, name, recipe in itertools.product(
             cfg["splits"], cfg["seeds"], cfg["synthetic"], cfg["real_fraction"], cfg["modality"], sets,
             cfg.get("recipes", ["mixed"])):
@@ -61,12 +66,19 @@ def cells(cfg: dict) -> list[Cell]:
             if recipe != cfg.get("recipes", ["mixed"])[0]:
                 continue
             recipe = "mixed"
+        if n and not rgb_synthetic and (mod == "rgb" or (mod == "fusion" and frac == 0)):
+            continue
         two = recipe == "two_stage"
         set_label = name if n else ""
         label = "-".join(x for x in (set_label, "2stage" if two else "") if x)
+        streams = None
+        if mod == "fusion":
+            rgb = _cell_id(split, seed, n, frac, "rgb", label) if rgb_synthetic else _cell_id(split, seed, 0, frac,
+                                                                                               "rgb", "")
+            streams = (rgb, _cell_id(split, seed, n, frac, "flow", label))
         out.append(Cell(split, seed, n, frac, mod, label, sets[name], recipe,
                         _cell_id(split, seed, n, frac, mod, label),
-                        _cell_id(split, seed, n, 0, mod, set_label) if two else None))
+                        _cell_id(split, seed, n, 0, mod, set_label) if two else None, streams))
     # fusion reads the two streams' scores, a second stage its first stage's weights: run those first
     return sorted(out, key=lambda c: (not c.trains, c.two_stage))
 

@@ -69,6 +69,9 @@ def table(rows: list[dict], cfg: dict) -> str:
                     label = "synthetic only" if frac == 0 else f"{frac:g}"
                     lines.append(f"| {mod} | " + (f"{name} | " if by_set else "") + f"{label} | "
                                  + " | ".join(cells_) + " |")
+    if cfg.get("rgb_synthetic") is False:
+        lines += ["", "rgb_synthetic: false: RGB trains on real clips alone; each fusion cell fuses that with the "
+                      "flow cell of its row."]
     failed = [r for r in rows if str(r["status"]).startswith("failed")]
     if failed:
         lines += ["", f"{len(failed)} cell(s) failed: " + "; ".join(f"{r['cell']} ({r['status']})" for r in failed)]

@@ -37,8 +37,8 @@ def run_cell(cfg: dict, cell: Cell, root: Path, progress: bool) -> RunMetrics:
     from ..train.loop import fit
     out = cell_dir(root, cell.id)
     if not cell.trains:
-        streams = [cell_dir(root, cell.id.replace("_fusion", f"_{m}", 1)) for m in ("rgb", "flow")]
-        return fuse_to(out, streams, [float(w) for w in cfg["fusion_weights"]], cfg["eval_protocol"])
+        return fuse_to(out, [cell_dir(root, s) for s in cell.streams or ()], fusion_weights(cfg),
+                       cfg["eval_protocol"])
     if cfg.get("cell_gpus", 1) > 1 and "WORLD_SIZE" not in os.environ:
         return run_ddp_cell(cfg, cell, root)
     return fit(train_config(cfg, cell, out), resume=C.RunLayout(out).checkpoint.exists(), progress=progress)
@@ -213,11 +213,23 @@ def _reason(exc: Exception) -> str:
     return traceback.format_exception_only(type(exc), exc)[-1].strip()
 
 
+def fusion_weights(cfg: dict) -> list[float]:
+    """The config's (RGB, flow) fusion weights as fusion records them."""
+    return [float(w) for w in cfg["fusion_weights"]]
+
+
 def _finished(cfg: dict, cell: Cell, out: Path) -> RunMetrics | None:
     """A cell's metrics where it finished as the config now asks; a cell scored with other BatchNorm
-    statistics than its ``adapt_bn`` asks runs again (a finished run resumes straight to them)."""
+    statistics than its ``adapt_bn`` asks runs again (a finished run resumes straight to them), a
+    fusion cell of other streams or weights is fused again."""
     path = C.RunLayout(cell_dir(out, cell.id)).metrics
     m = _done_metrics(path)
+    if m is not None and not cell.trains:
+        fused = ([Path(str(r)).name for r in m.fields.get("runs") or []], m.fields.get("weights"))
+        if fused != (list(cell.streams or ()), fusion_weights(cfg)):
+            warn(f"{path}: fused {fused[0]} with weights {fused[1]}; the config now asks {list(cell.streams or ())} "
+                 f"with {fusion_weights(cfg)}: fusing again")
+            return None
     if m is not None and cell.trains and m.adapted != train_config(cfg, cell, path.parent).adapt_bn:
         warn(f"{path}: scored {'with' if m.adapted else 'without'} adapt_bn, which the config now "
              f"{'leaves out' if m.adapted else 'asks'}; scoring the cell again")
