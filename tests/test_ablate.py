@@ -165,6 +165,69 @@ def test_a_fusion_cell_of_other_weights_or_streams_is_fused_again_on_rerun(data,
     assert json.loads(fused.read_text())["runs"][0] == str(out / "cells/s1_seed0_syn6_real0.5_rgb_2stage")
 
 
+def _held_out_root(data, tmp_path, name="held"):
+    """A copy of the target root whose split 2 tests on half of split 1's training clips: cells
+    train on the rest, validate on those, and split 1's test clips stay held out."""
+    from synthact import contract as C
+    root = tmp_path / name
+    shutil.copytree(data[1], root)
+    train = C.read_annotations(C.split_list_path(root, "target", "train", 1))
+    C.write_annotations(C.split_list_path(root, "target", "val", 2), train[::2])
+    return root, train
+
+
+@pytest.mark.slow
+def test_score_test_scores_every_cell_once_on_the_held_out_test_clips(data, tmp_path):
+    from synthact import contract as C
+    root, train = _held_out_root(data, tmp_path)
+    path = _grid(data, tmp_path, real_root=str(root), synthetic=[0], modality=["rgb", "flow", "fusion"],
+                 val_split=2)
+    out = tmp_path / "out"
+    r = run_cli("synthact", "ablate", "--config", str(path), "--out", str(out), "--quiet", "--score-test")
+    assert r.returncode == 0, r.stderr
+    assert "held-out test" in r.stdout and r.stdout.count("3 cells (0 already done, 0 failed)") == 2, r.stdout
+    test = C.read_annotations(C.split_list_path(root, "target", "val", 1))
+    rows = {x["modality"]: x for x in csv.DictReader(open(out / "test/results.csv"))}
+    assert {x["status"] for x in rows.values()} == {"ok"} and {int(x["n_val"]) for x in rows.values()} == {len(test)}
+    for mod in ("rgb", "flow"):
+        cell, scored = out / "cells" / rows[mod]["cell"], out / "test/cells" / rows[mod]["cell"]
+        held = [e.clip for e in C.read_annotations(scored / "val_list.txt", clip_ids=False)]
+        assert held == [str(root / "rawframes" / e.clip) for e in test]
+        seen = {e.clip for f in C.RunLayout.LISTS for e in C.read_annotations(cell / f, clip_ids=False)}
+        assert seen and not seen & set(held)       # the cells never trained nor validated on them
+        m = json.loads((scored / "metrics.json").read_text())
+        assert m["held_out"] == "split 1 test clips" and 0 <= m["top1"] <= 1
+        assert cv2.imread(str(scored / "confusion.png")) is not None
+    fused = json.loads((out / "test/cells" / rows["fusion"]["cell"] / "metrics.json").read_text())
+    assert fused["runs"] == [str(out / "test/cells" / rows[m]["cell"]) for m in ("rgb", "flow")]
+    md = (out / "test/results.md").read_text()
+    assert "tiny, held-out test" in md and "target split 1 test clips" in md and "| fusion | 1 |" in md
+    assert (out / "test/per_class.md").exists()
+    again = run_cli("synthact", "ablate", "--config", str(path), "--out", str(out), "--quiet", "--score-test")
+    assert again.returncode == 0 and "3 cells (2 already done, 0 failed)" in again.stdout, again.stdout
+    # a cell trained again is scored again: its test scores follow its model
+    shutil.rmtree(out / "cells" / rows["flow"]["cell"])
+    third = run_cli("synthact", "ablate", "--config", str(path), "--out", str(out), "--quiet", "--score-test")
+    assert third.returncode == 0, third.stderr
+    assert "3 cells (2 already done, 0 failed)" in third.stdout and "3 cells (1 already done" in third.stdout
+
+
+@pytest.mark.slow
+def test_score_test_is_refused_before_training_where_nothing_is_held_out(data, tmp_path):
+    from synthact import contract as C
+    out = tmp_path / "out"
+    r = run_cli("synthact", "ablate", "--config", str(_grid(data, tmp_path, synthetic=[0])), "--out", str(out),
+                "--score-test")
+    refusal(r, "--score-test: tiny has no val_split: its cells are scored on split 1's test clips already")
+    assert not (out / "cells").exists()
+    root, _ = _held_out_root(data, tmp_path, "none_held")
+    C.write_annotations(C.split_list_path(root, "target", "val", 1), [])   # the test clips were never given
+    r = run_cli("synthact", "ablate", "--config", str(_grid(data, tmp_path, real_root=str(root), synthetic=[0],
+                                                            val_split=2)), "--out", str(out), "--score-test")
+    refusal(r, f"--score-test: {root}: none of split 1's test clips is prepared here")
+    assert not (out / "cells").exists()
+
+
 def test_the_real_only_baseline_joins_only_lines_with_synthetic_cells():
     def row(n, frac, name, top1):
         return {"modality": "flow", "synthetic": n, "real_fraction": frac, "synthetic_set": name, "top1": top1,

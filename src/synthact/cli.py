@@ -360,18 +360,25 @@ Example:
               help="Configs that prepare their real clips (minihmdb): the folder of <class>/ videos.")
 @click.option("--splits", default=None, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Configs that prepare their real clips: the official split files' folder.")
+@click.option("--score-test", is_flag=True,
+              help="Then score every finished cell once on its split's held-out test clips (configs with "
+                   "val_split), into OUT/test/: the numbers to report, never to choose by.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @executor_options
 @WAIT
-def ablate_cmd(config, out, videos, splits, quiet, executor, ray_address, wait):
+def ablate_cmd(config, out, videos, splits, score_test, quiet, executor, ray_address, wait):
     """Run a data-ablation grid of train-tsn cells; write results.csv, results.md and a plot."""
     from .ablate import run_grid
     r = run_grid(config, out, progress=not quiet, echo=click.echo, wait=wait,
-                 executor=_executor(executor, ray_address), videos=videos, splits=splits)
-    click.echo(r.table.read_text())
-    click.echo(f"{r.cells} cells ({r.skipped} already done, {r.failed} failed): {r.csv}, {r.plot}"
-               + (f", {r.per_class} (and confusion/)" if r.per_class else ""))
-    if r.failed:
+                 executor=_executor(executor, ray_address), videos=videos, splits=splits, held_out=score_test)
+    failed = 0
+    for s in (r, r.test):
+        if s is not None:
+            click.echo(s.table.read_text())
+            click.echo(f"{s.cells} cells ({s.skipped} already done, {s.failed} failed): {s.csv}, {s.plot}"
+                       + (f", {s.per_class} (and confusion/)" if s.per_class else ""))
+            failed += s.failed
+    if failed:
         sys.exit(PARTIAL)
 
 

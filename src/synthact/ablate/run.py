@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, cast
 
@@ -13,21 +11,17 @@ import yaml
 
 from .. import contract as C
 from .. import errors
-from ..errors import BadData, SynthactError, one_line, warn
+from ..errors import SynthactError, warn
 from ..executor import LOCAL, Executor, cluster_gpus
 from ..rootlock import root_lock
-from ..train.results import RunMetrics, read_metrics
+from ..train.results import RunMetrics
+from .cell_results import GridSummary, cell_dir, done_metrics, failure_reason, fusion_weights, result_row
 from .config import load_config
 from .grid import Cell, cells, check_synthetic_counts, train_config
+from .held_out import check_held_out, score_test
 from .per_class import class_report
 from .report import write_results
 from .roots import make_roots, real_sources
-
-
-def cell_dir(root: Path, cell_id: str) -> Path:
-    """``root/cells/<id>``, refused in one line where ``cells`` or the cell's folder is a link out of
-    the grid's folder: a cell is never trained into, nor its metrics read from, somewhere else."""
-    return C.inside(root, C.GridLayout(root).cell(cell_id))
 
 
 def run_cell(cfg: dict, cell: Cell, root: Path, progress: bool) -> RunMetrics:
@@ -107,27 +101,16 @@ def cell_task(task: CellTask) -> dict:
             "seconds": round(time.perf_counter() - start, 1)}
 
 
-@dataclass
-class GridSummary:
-    """What a :func:`run_grid` run did (cells in all, failed, already done) and the files it wrote."""
-
-    cells: int
-    failed: int
-    skipped: int
-    csv: Path
-    table: Path     # results.md
-    plot: Path
-    per_class: Path | None   # per_class.md, where a cell has per-class accuracy
-
-
 def run_grid(spec: str | Path, out: Path, progress: bool = True, echo=print, wait: bool = False,
-             executor: Executor = LOCAL, videos: Path | None = None, splits: Path | None = None) -> GridSummary:
+             executor: Executor = LOCAL, videos: Path | None = None, splits: Path | None = None,
+             held_out: bool = False) -> GridSummary:
     """Run every cell of the grid in ``spec`` into ``out`` (locked for the run), skipping cells
     with metrics; returns counts and the paths of the table, CSV and plot. A config with
     ``prepare:`` / ``render:`` first makes those roots inside ``out`` (``videos`` and ``splits``: the
     real clips and split files, see :mod:`synthact.ablate.roots`). Under Ray the training cells run
     concurrently, one GPU each (``cell_cpus`` CPUs each where the cluster has no GPU); fusion cells
-    then fuse their scores here."""
+    then fuse their scores here. ``held_out`` (``--score-test``): then every finished cell is scored
+    once on its split's test clips (see :mod:`.held_out`), checked possible before any cell trains."""
     cfg = load_config(spec)
     out = Path(out)
     sources = None
@@ -141,7 +124,13 @@ def run_grid(spec: str | Path, out: Path, progress: bool = True, echo=print, wai
         if sources is not None:
             cfg = make_roots(cfg, out, *sources, cfg.get("workers", 2), echo)
             check_synthetic_counts(cfg, spec)
-        return _grid_locked(cfg, out, progress, echo, executor)
+        if held_out:
+            check_held_out(cfg)
+        summary = _grid_locked(cfg, out, progress, echo, executor)
+        if held_out:
+            echo("scoring every finished cell once on the held-out test clips (report these; choose nothing by them)")
+            summary.test = score_test(cfg, out, echo)
+        return summary
 
 
 def _on_ray(cfg: dict, todo: list[Cell], out: Path, echo, executor: Executor) -> dict:
@@ -177,10 +166,6 @@ def _grid_locked(cfg: dict, out: Path, progress: bool, echo, executor: Executor)
                               out, echo, executor)
     for i, cell in enumerate(todo, start=1):
         start = time.perf_counter()
-        row = {"split": cell.split, "seed": cell.seed, "synthetic": cell.synthetic,
-               "real_fraction": cell.real_fraction, "modality": cell.modality}
-        if cfg.get("synthetic_roots") or "two_stage" in cfg["recipes"]:
-            row["synthetic_set"] = cell.set
         m, seconds = done[cell.id], None
         if m is not None:
             status = "done"
@@ -193,29 +178,15 @@ def _grid_locked(cfg: dict, out: Path, progress: bool, echo, executor: Executor)
             try:
                 m, status = run_cell(cfg, cell, out, progress), "ok"
             except Exception as exc:  # a failed cell is a result too; the grid goes on
-                m, status = None, f"failed: {_reason(exc)}"
+                m, status = None, f"failed: {failure_reason(exc)}"
                 failed += 1
                 echo(f"      {status}")
         seconds = seconds if seconds is not None else round(time.perf_counter() - start, 1)
-        row.update({"top1": m and m.top1, "mean_class": m and m.mean_class, "n_val": m and m.n,
-                    "train_acc": m and m.last_train_acc, "status": status, "seconds": seconds, "cell": cell.id})
-        rows.append(row)
+        rows.append(result_row(cfg, cell, m, status, seconds))
         results[cell.id] = m
         write_results(out, rows, cfg)
     return GridSummary(len(rows), failed, skipped, grid.csv, grid.table, grid.plot,
                        class_report(out, rows, results, cfg.get("name", "ablation")))
-
-
-def _reason(exc: Exception) -> str:
-    """A refusal's own line; anything else (a bug) with its type, as Python prints it."""
-    if isinstance(exc, (SynthactError, OSError)):
-        return one_line(exc)
-    return traceback.format_exception_only(type(exc), exc)[-1].strip()
-
-
-def fusion_weights(cfg: dict) -> list[float]:
-    """The config's (RGB, flow) fusion weights as fusion records them."""
-    return [float(w) for w in cfg["fusion_weights"]]
 
 
 def _finished(cfg: dict, cell: Cell, out: Path) -> RunMetrics | None:
@@ -223,7 +194,7 @@ def _finished(cfg: dict, cell: Cell, out: Path) -> RunMetrics | None:
     statistics than its ``adapt_bn`` asks runs again (a finished run resumes straight to them), a
     fusion cell of other streams or weights is fused again."""
     path = C.RunLayout(cell_dir(out, cell.id)).metrics
-    m = _done_metrics(path)
+    m = done_metrics(path)
     if m is not None and not cell.trains:
         fused = ([Path(str(r)).name for r in m.fields.get("runs") or []], m.fields.get("weights"))
         if fused != (list(cell.streams or ()), fusion_weights(cfg)):
@@ -235,15 +206,3 @@ def _finished(cfg: dict, cell: Cell, out: Path) -> RunMetrics | None:
              f"{'leaves out' if m.adapted else 'asks'}; scoring the cell again")
         return None
     return m
-
-
-def _done_metrics(path: Path) -> RunMetrics | None:
-    """A finished cell's metrics; a torn or foreign ``metrics.json`` (a kill mid-write before it
-    was written whole) is named and the cell run again, never dropped from the results."""
-    if not path.exists():
-        return None
-    try:
-        return read_metrics(path)
-    except BadData as exc:
-        warn(f"{exc}; running the cell again")
-        return None

@@ -119,7 +119,7 @@ class GridLayout:
         object.__setattr__(self, "folder", Path(self.folder))
 
     def cell(self, cell_id: str) -> Path:
-        """A cell's run folder (not checked: :func:`synthact.ablate.run.cell_dir` keeps it inside)."""
+        """A cell's run folder (not checked: :func:`synthact.ablate.cell_results.cell_dir` keeps it inside)."""
         return self.folder / self.CELLS / cell_id
 
     @property
