@@ -242,6 +242,8 @@ def test_the_real_only_baseline_joins_only_lines_with_synthetic_cells():
     assert "| flow | plain | 0.25 | 20.0 ± 0.0 (n=1) | 25.0 ± 0.0 (n=1) |" in both
     assert "| flow | plain-2stage | 0.25 | 20.0 ± 0.0 (n=1) | 30.0 ± 0.0 (n=1) |" in both
     assert "| flow | 0.25 | 20.0 ± 0.0 (n=1) |" in table([base], cfg)   # a grid of the baseline alone
+    rgb = {**base, "modality": "rgb", "cell": "rgb"}    # rgb_synthetic: false: no set's line, no set's name
+    assert "| rgb |  | 0.25 | 20.0 ± 0.0 (n=1) |  |" in table([base, stage1, second, rgb], cfg)
 
 
 def test_two_stage_refuses_a_grid_without_its_first_stage(data, tmp_path):

@@ -33,14 +33,15 @@ def group_key(row: dict) -> tuple:
 
 def _groups(rows: list[dict]) -> dict:
     """Top-1 (%) per group; the real-only baseline is shared by every synthetic set's line of its
-    stream and fraction (by the first set where no set has one: a line of the baseline alone)."""
+    stream and fraction (a line of the baseline alone where no set has one: RGB under
+    ``rgb_synthetic: false``, or a grid without synthetic cells)."""
     groups: dict[tuple, list[float]] = {}
     sets = sorted({r.get("synthetic_set", "") for r in rows if r["synthetic"]}) or [""]
     lines = {group_key(r)[:3] for r in rows if r["synthetic"]}
     for r in rows:
         if r["top1"] is not None:
             mod, name, frac, n = group_key(r)
-            shared = [name] if n else [s for s in sets if (mod, s, frac) in lines] or sets[:1]
+            shared = [name] if n else [s for s in sets if (mod, s, frac) in lines] or [""]
             for s in shared:
                 groups.setdefault((mod, s, frac, n), []).append(100 * r["top1"])
     return groups
