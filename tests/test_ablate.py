@@ -337,6 +337,15 @@ def test_malformed_config_names_the_bad_key(tmp_path, text, message):
 
 
 def test_shipped_paper_configs_load():
+    from synthact.ablate import shipped_configs
+    for name in shipped_configs():
+        assert cells(load_config(name)), name
+    quick = {c.id: c for c in cells(load_config("minihmdb_quick")) if c.seed == 0}
+    assert sorted(quick) == ["s1_seed0_syn0_real0.25_flow", "s1_seed0_syn0_real0.25_fusion",
+                             "s1_seed0_syn0_real0.25_rgb", "s1_seed0_syn300_real0.25_flow_plain-2stage",
+                             "s1_seed0_syn300_real0.25_fusion_plain-2stage", "s1_seed0_syn300_real0_flow_plain"]
+    assert quick["s1_seed0_syn300_real0.25_fusion_plain-2stage"].streams == (
+        "s1_seed0_syn0_real0.25_rgb", "s1_seed0_syn300_real0.25_flow_plain-2stage")    # RGB: real clips alone
     assert len(cells(load_config("hmdb51_two_stream"))) == 3 * 3 * 3      # splits x counts x modalities
     assert {c.real_fraction for c in cells(load_config("ucf25_synthetic_only"))} == {0}
     assert {c.synthetic for c in cells(load_config("ucf25_10pct"))} == {0, 5000}
