@@ -6,8 +6,9 @@ Each finished training cell's final model (``model.pt``, as its own evaluation u
 BatchNorm statistics included) scores the test clips of the grid's real root under the grid's
 protocol. ``<out>/test/`` is laid out as a grid: ``test/cells/<id>/`` holds each cell's scores as a
 run folder would (so fusion cells fuse them as they fused the validation scores), beside the same
-``results.csv``, ``results.md``, plot, ``per_class.md`` and ``confusion/``. Scored cells are kept on
-a rerun; the lists, labels and models are checked against what the cell trained with.
+``results.csv``, ``results.md``, plot, ``per_class.md`` and ``confusion/``. A cell's test scores are
+kept on a rerun while its model is the one they scored; a run whose classes are not the test clips'
+is refused, naming it.
 """
 from __future__ import annotations
 
