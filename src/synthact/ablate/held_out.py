@@ -15,8 +15,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
-
 from .. import contract as C
 from ..errors import BadConfig, SynthactError
 from ..train.results import RunMetrics
@@ -103,36 +101,28 @@ def _score_cell(cfg: dict, cell: Cell, out: Path, test: Path) -> RunMetrics:
 
 
 def _score_run(run: Path, dest: Path, cfg: dict, split: int) -> RunMetrics:
-    """One trained run's final model on the split's test clips, written into ``dest`` as a run folder
-    holds its evaluation (lists, labels, scores, metrics, confusion)."""
+    """One trained run's final model on the split's test clips, evaluated into ``dest`` as a run's own
+    evaluation is (its val list, classes, labels, scores, confusion), then its metrics."""
+    from dataclasses import replace
+
     import torch
 
     from ..provenance import versions
-    from ..train.dataset import TSNDataset
-    from ..train.evaluate import confusion_png, predict
+    from ..train.config import list_entries
+    from ..train.evaluate import evaluate_run
     from ..train.predict import load_run
-    from ..train.recipe import PROTOCOLS
     r = load_run(run)
-    c = r.cfg
-    sel = _test_selection(cfg, split, c.classes)
+    sel = _test_selection(cfg, split, r.cfg.classes)
     if sel.classes != r.classes:
         raise BadConfig(f"{run / C.CLASSES}: the run's classes are not the test clips' ({len(r.classes)} against "
                         f"{len(sel.classes)}): cannot score it on them")
-    mode, snippets = PROTOCOLS[cfg["eval_protocol"]]
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    res = predict(r.model.to(device), TSNDataset(sel.val, c.modality, c.segments, c.size, mode, c.seed, snippets or 25),
-                  c.batch_size, c.workers, device)
     dest.mkdir(parents=True, exist_ok=True)
     files = C.RunLayout(dest)
-    C.write_annotations(files.val_list, [C.Entry(str(Path(s.prefix) / s.clip), s.num_frames, s.label)
-                                         for s in sel.val])
+    C.write_annotations(files.val_list, list_entries(sel)[C.RunLayout.LISTS[1]])
     C.write_classes(dest, r.classes)
-    for path, key in ((files.scores(cfg["eval_protocol"]), "scores"), (files.labels, "labels")):
-        with C.atomic_output(path, ".npy") as tmp:
-            np.save(tmp, res.pop(key))
-    confusion_png(np.array(res["confusion"]), r.classes, files.confusion,
-                  f"held-out test, {run.name}: top-1 {res['top1']:.3f}, mean class {res['mean_class']:.3f}")
-    res.update({"protocol": cfg["eval_protocol"], "run": str(run), "held_out": f"split {split} test clips",
+    res = evaluate_run(dest, r.model.to(device), sel, replace(r.cfg, eval_protocol=cfg["eval_protocol"]), device)
+    res.update({"run": str(run), "held_out": f"split {split} test clips",
                 "model_mtime_ns": C.RunLayout(run).model.stat().st_mtime_ns, "versions": versions()})
     C.write_json(files.metrics, res)   # last: a cell with metrics is scored
     return RunMetrics.of(res, files.metrics)

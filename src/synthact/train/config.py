@@ -188,7 +188,8 @@ def _same(key: str, old: Any, new: Any) -> bool:
     return key in PATHS and isinstance(old, str) and isinstance(new, str) and Path(old).resolve() == Path(new).resolve()
 
 
-def _entries(sel) -> dict[str, list[C.Entry]]:
+def list_entries(sel) -> dict[str, list[C.Entry]]:
+    """A selection's training and validation clips as the run folder's list files hold them."""
     return {name: [C.Entry(str(Path(s.prefix) / s.clip), s.num_frames, s.label) for s in samples]
             for name, samples in zip(C.RunLayout.LISTS, (sel.train, sel.val), strict=True)}
 
@@ -208,7 +209,7 @@ def check_resume(run: Path, cfg: TrainConfig, sel) -> None:
         raise BadConfig(f"{path}: --resume asks " + ", ".join(f"{k}={new[k]!r}" for k in diff) + "; the run was "
                         "started with " + ", ".join(f"{k}={old[k]!r}" for k in diff)
                         + ": resume with the same settings or train into another --out")
-    for name, entries in _entries(sel).items():
+    for name, entries in list_entries(sel).items():
         if C.read_annotations(Path(run) / name, clip_ids=False) != entries:
             raise BadConfig(f"{Path(run) / name}: this run's clips differ from the selection the same settings give "
                             f"now (the roots changed?); resume refused: train into another --out")
@@ -221,7 +222,7 @@ def check_resume(run: Path, cfg: TrainConfig, sel) -> None:
 
 def record(run: Path, cfg: TrainConfig, sel) -> None:
     """A new run's exact lists (mmaction2 rawframe format) and settings; each file written whole."""
-    for name, entries in _entries(sel).items():
+    for name, entries in list_entries(sel).items():
         C.write_annotations(Path(run) / name, entries)
     C.write_classes(Path(run), sel.classes)
     C.write_json(C.RunLayout(run).config, {**asdict(cfg), "versions": versions()})
