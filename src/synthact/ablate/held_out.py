@@ -32,12 +32,11 @@ def check_held_out(cfg: dict) -> None:
     if not cfg.get("val_split"):
         raise BadConfig(f"--score-test: {cfg.get('name', 'the grid')} has no val_split: its cells are scored on "
                         f"split {cfg['splits'][0]}'s test clips already; nothing is held out")
+    from ..train.mixing import NoValidationClips
     for split in cfg["splits"]:
         try:
             _test_selection(cfg, split, cfg.get("classes"))
-        except BadConfig as exc:
-            if "leaves no validation clips" not in str(exc):
-                raise
+        except NoValidationClips:
             raise BadConfig(f"--score-test: {cfg['real_root']}: none of split {split}'s test clips is prepared here "
                             f"(with prepare:, give --videos a folder that holds them: the grid prepares every clip "
                             f"the split files list)") from None

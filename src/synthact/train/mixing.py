@@ -125,6 +125,10 @@ def _per_class_pick(samples: list[Sample], quota: dict[int, int], rng: np.random
     return picked
 
 
+class NoValidationClips(BadConfig):
+    """A selection whose real root holds none of its validation (or test) clips."""
+
+
 def select_clips(real: str, real_root: Path, synthetic_root: Path | None = None, synthetic: int = 0,
                  real_fraction: float = 1.0, classes: str | None = None, synthetic_only: bool = False,
                  seed: int = 0) -> Selection:
@@ -139,7 +143,7 @@ def select_clips(real: str, real_root: Path, synthetic_root: Path | None = None,
     if not 0.0 < real_fraction <= 1.0:
         raise BadConfig(f"--real-fraction {real_fraction}: must be in (0, 1]")
     if not val:   # else the run reports a top-1 of 0.0 scored on nothing
-        raise BadConfig(f"{real_root}: --real {real} leaves no validation clips"
+        raise NoValidationClips(f"{real_root}: --real {real} leaves no validation clips"
                         + (f" in the classes {classes}" if classes else "")
                         + (f" (none of split {split}'s training clips here is one split {spec.val_split} tests on)"
                            if spec.val_split else f" (split {split}'s test videos are not prepared here)"))
