@@ -4,12 +4,13 @@ training the same selection with the same recipe (`--engines`).
 
     .venv/bin/python bench/train.py [--device cpu|cuda] [--backbone resnet18] [--size 224]
                                     [--batch 8] [--steps 6] [--workers 2] [--modality rgb]
-                                    [--engines] [--epochs 2] [--compile]
+                                    [--engines] [--epochs 2] [--compile] [--layouts]
 
 Images/s counts segment images (batch x segments). A ratio near 1 means training is not
 input-bound. It renders its own small rawframe root at 340x256 first (not timed). ``--compile``
 adds the model-only step under ``torch.compile`` (inductor; train-tsn ``--compile``) against the
-same eager step, the compilation itself (the first steps) not timed.
+same eager step, the compilation itself (the first steps) not timed. ``--layouts`` adds the
+model-only step with NCHW weights against the channels_last weights train-tsn uses, same batch.
 """
 from __future__ import annotations
 
@@ -95,7 +96,7 @@ def main() -> None:
     from torch.utils.data import DataLoader
 
     from synthact.train.dataset import TSNDataset
-    from synthact.train.models import TSN
+    from synthact.train.models import TSN, place
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--backbone", default="resnet18")
@@ -110,15 +111,15 @@ def main() -> None:
     ap.add_argument("--val-interval", type=int, default=1, help="train-tsn's --val-interval for --loop")
     ap.add_argument("--root", type=Path, help="a rendered rawframe root to use instead of rendering one")
     ap.add_argument("--compile", action="store_true", help="also the model-only step under torch.compile")
+    ap.add_argument("--layouts", action="store_true", help="also the model-only step with NCHW weights")
+    ap.add_argument("--pretrained", default="none", help="train-tsn's --pretrained (imagenet, none)")
     a = ap.parse_args()
     device = torch.device(a.device)
     with tempfile.TemporaryDirectory() as tmp:
         samples = make_root(Path(tmp), a.modality, a.root)
         samples = samples * (a.batch * (a.steps + 2) // len(samples) + 1)  # clips repeat: every step still decodes
         ds = TSNDataset(samples, a.modality, 3, a.size, "train")
-        model = TSN(25, a.backbone, a.modality).to(device).train()
-        if device.type == "cuda":
-            model = model.to(memory_format=torch.channels_last)
+        model = place(TSN(25, a.backbone, a.modality, pretrained=a.pretrained), device).train()
         step = step_fn(model, device)
         loader = DataLoader(ds, a.batch, shuffle=True, num_workers=a.workers, drop_last=True,
                             pin_memory=device.type == "cuda", persistent_workers=a.workers > 0)
@@ -134,6 +135,13 @@ def main() -> None:
             timed(lambda: cstep(x0, y0), 3, device)
             eager_again = timed(lambda: step(x0, y0), a.steps, device)
             compiled = (timed(lambda: cstep(x0, y0), a.steps, device), eager_again)
+        nchw = None
+        if a.layouts:   # the same weights and batch, contiguous: the layout before train-tsn's place()
+            model.to(memory_format=torch.contiguous_format)
+            timed(lambda: step(x0, y0), 2, device)
+            nchw = (timed(lambda: step(x0, y0), a.steps, device), None)
+            place(model, device)
+            nchw = (nchw[0], timed(lambda: step(x0, y0), a.steps, device))
         root = a.root or Path(tmp) / "synth"
         both = engines(Path(tmp), a, root, a.engines) if a.engines or a.loop else None
     images = a.steps * a.batch * 3
@@ -148,6 +156,10 @@ def main() -> None:
         print(f"| model only, torch.compile (inductor) | {images / compiled[0]:.1f} |")
         print(f"| model only, eager, timed again beside it | {images / compiled[1]:.1f} |")
         print(f"| ratio compiled / eager | {compiled[1] / compiled[0]:.2f} |")
+    if nchw:
+        print(f"| model only, NCHW weights | {images / nchw[0]:.1f} |")
+        print(f"| model only, channels_last weights, timed again after it | {images / nchw[1]:.1f} |")
+        print(f"| ratio channels_last / NCHW | {nchw[0] / nchw[1]:.2f} |")
     if both:
         print(f"| synthact engine (train-tsn's loop), {a.epochs} epochs, training only | {both[0]:.1f} |")
         t = both[2]

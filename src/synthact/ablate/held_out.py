@@ -109,6 +109,7 @@ def _score_run(run: Path, dest: Path, cfg: dict, split: int) -> RunMetrics:
     from ..provenance import versions
     from ..train.config import list_entries
     from ..train.evaluate import evaluate_run
+    from ..train.models import place
     from ..train.predict import load_run
     r = load_run(run)
     sel = _test_selection(cfg, split, r.cfg.classes)
@@ -120,7 +121,7 @@ def _score_run(run: Path, dest: Path, cfg: dict, split: int) -> RunMetrics:
     files = C.RunLayout(dest)
     C.write_annotations(files.val_list, list_entries(sel)[C.RunLayout.LISTS[1]])
     C.write_classes(dest, r.classes)
-    res = evaluate_run(dest, r.model.to(device), sel, replace(r.cfg, eval_protocol=cfg["eval_protocol"]), device)
+    res = evaluate_run(dest, place(r.model, device), sel, replace(r.cfg, eval_protocol=cfg["eval_protocol"]), device)
     res.update({"run": str(run), "held_out": f"split {split} test clips",
                 "model_mtime_ns": C.RunLayout(run).model.stat().st_mtime_ns, "versions": versions()})
     C.write_json(files.metrics, res)   # last: a cell with metrics is scored

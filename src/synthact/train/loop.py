@@ -39,7 +39,7 @@ from .distributed import RankBatches, World, convert_batchnorm, setup, share, sh
 from .evaluate import evaluate_run, predict
 from .mixing import check_flow, select_clips, share_problem
 from .mmaction_engine import DEPTH, backbone_checkpoint, train_mmaction, write_config
-from .models import TSN
+from .models import TSN, place
 from .results import RunMetrics
 
 __all__ = ["TrainConfig", "fit", "build_model", "load_checkpoint"]   # TrainConfig lives in .config
@@ -242,9 +242,7 @@ def build(cfg: TrainConfig, sel, ck: dict | None, world: World) -> _Parts:
     model = build_model(cfg)
     if cfg.init_from:
         restore(Path(cfg.init_from), model, load_checkpoint(Path(cfg.init_from), cfg)["model"], "model weights")
-    model.to(device)
-    if device.type == "cuda":
-        model.to(memory_format=torch.channels_last)   # in place, as Module.to is
+    place(model, device)
     if world.parallel:   # BatchNorm over the global batch; same parameters and buffers
         model = convert_batchnorm(model, world, device.type == "cuda")
     params = [p for p in model.parameters() if p.requires_grad]

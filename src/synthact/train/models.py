@@ -24,6 +24,13 @@ LITE_MEAN, LITE_STD = (127 / 255,) * 3, (128 / 255,) * 3
 BN_MOMENTUM = 0.1   # torch's default, every backbone's
 
 
+def place(model: nn.Module, device: torch.device) -> nn.Module:
+    """``model`` moved to ``device`` in place, its weights channels_last: the layout cuDNN and
+    oneDNN convolve fastest in (EfficientNet-Lite0 trains 1.9x faster on 2 CPU cores than in
+    NCHW, bench/train.py --layouts)."""
+    return model.to(device, memory_format=torch.channels_last)
+
+
 class PretrainedUnavailable(MissingDependency):
     """ImageNet weights that could not be downloaded here."""
 

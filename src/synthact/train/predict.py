@@ -218,6 +218,7 @@ def predict_videos(runs: list[Path], paths: list[Path], weights: list[float] | N
         raise BadConfig(f"--weights {','.join(map(str, weights))}: one finite number per --run ({len(runs)})")
     if protocol not in PROTOCOLS:
         raise BadConfig(f"--protocol {protocol!r}: choose from {', '.join(PROTOCOLS)}")
+    from .models import place
     check_device(device)
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                        "cpu" if device == "auto" else device)
@@ -228,7 +229,7 @@ def predict_videos(runs: list[Path], paths: list[Path], weights: list[float] | N
             raise BadConfig(f"{r.path / C.CLASSES}: another label space than {loaded[0].path / C.CLASSES}: "
                             f"cannot fuse")
     for r in loaded:
-        r.model.to(dev)
+        place(r.model, dev)
     videos = find_videos(paths)
     k = min(top, len(classes))
     preds, failures = [], []
