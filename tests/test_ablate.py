@@ -138,6 +138,28 @@ def test_rgb_synthetic_false_trains_rgb_on_real_clips_alone_and_fuses_it_with_ev
 
 
 @pytest.mark.slow
+def test_a_finished_cell_trained_with_other_settings_is_refused_not_reported_as_the_new_config(data, tmp_path):
+    train = {"backbone": "mobilenet_v3_small", "size": 32, "epochs": 1, "batch_size": 4, "workers": 0}
+    out = tmp_path / "out"
+    r = run_cli("synthact", "ablate", "--config", str(_grid(data, tmp_path, synthetic=[0], train=train)),
+                "--out", str(out), "--quiet")
+    assert r.returncode == 0, r.stderr
+    cell = out / "cells" / "s1_seed0_syn0_real1_rgb"
+    before = (cell / "metrics.json").read_bytes()
+    longer = _grid(data, tmp_path, synthetic=[0], train={**train, "epochs": 2, "lr": 0.01})
+    again = run_cli("synthact", "ablate", "--config", str(longer), "--out", str(out), "--quiet")
+    assert refusal(again) == (f"error: {cell / 'config.json'}: this cell was trained with epochs=1, lr=0.001; the "
+                              f"config now asks epochs=2, lr=0.01: give the changed grid another --out, or delete "
+                              f"the cell to train it again")
+    assert (cell / "metrics.json").read_bytes() == before
+    moved = tmp_path / "moved"   # a grid folder moved elsewhere still holds its finished cells
+    shutil.copytree(out, moved)
+    third = run_cli("synthact", "ablate", "--config", str(_grid(data, tmp_path, synthetic=[0], train=train)),
+                    "--out", str(moved), "--quiet")
+    assert third.returncode == 0 and "1 cells (1 already done, 0 failed)" in third.stdout, third.stderr
+
+
+@pytest.mark.slow
 def test_a_fusion_cell_of_other_weights_or_streams_is_fused_again_on_rerun(data, tmp_path):
     train = {"backbone": "mobilenet_v3_small", "size": 32, "epochs": 1, "batch_size": 4, "workers": 0}
     over = {"real_fraction": [0.5, 0], "modality": ["flow", "rgb", "fusion"], "recipes": ["two_stage"],

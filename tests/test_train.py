@@ -23,7 +23,7 @@ from synthact.train.models import TSN, PretrainedUnavailable
 from synthact.train.results import read_metrics
 from synthact.train.transforms import hflip
 
-from .conftest import BIN, run_cli
+from .conftest import BIN, refusal, run_cli
 
 pytestmark = pytest.mark.slow   # trains TSNs: not in `make test-fast`
 
@@ -108,6 +108,9 @@ def test_resume_after_a_kill_reproduces_the_uninterrupted_run(data, tmp_path):
     ha = json.loads((tmp_path / "whole" / "metrics.json").read_text())["history"]
     hb = json.loads((out / "metrics.json").read_text())["history"]
     assert [h["train_loss"] for h in ha] == pytest.approx([h["train_loss"] for h in hb], abs=1e-6)
+    changed = run_cli("train-tsn", "--out", str(out), "--resume", *args, "--lr", "0.02", "--size", "64")
+    assert refusal(changed) == (f"error: {out / 'config.json'}: --resume asks size=64, lr=0.02; the run was started "
+                                f"with size=48, lr=0.01: resume with the same settings or train into another --out")
 
 
 def test_mixing_picks_exact_counts_and_keeps_synthetic_out_of_evaluation(data):

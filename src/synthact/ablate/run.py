@@ -11,9 +11,11 @@ import yaml
 
 from .. import contract as C
 from .. import errors
-from ..errors import SynthactError, warn
+from ..errors import BadConfig, SynthactError, warn
 from ..executor import LOCAL, Executor, cluster_gpus
 from ..rootlock import root_lock
+from ..train.config import RESUME_FREE, changed_settings
+from ..train.recipe import DEFAULT_LR
 from ..train.results import RunMetrics
 from .cell_results import GridSummary, cell_dir, done_metrics, failure_reason, fusion_weights, result_row
 from .config import load_config
@@ -189,6 +191,22 @@ def _grid_locked(cfg: dict, out: Path, progress: bool, echo, executor: Executor)
                        class_report(out, rows, results, cfg.get("name", "ablation")))
 
 
+# the roots move with a grid folder (made inside it), and a first stage is named by its cell's id
+MOVABLE = RESUME_FREE | {"real_root", "synthetic_root", "init_from", "num_classes"}
+
+
+def _check_trained_as_asked(cfg: dict, cell: Cell, run: Path) -> None:
+    """Refuse a finished cell trained with other settings than the config now gives it: the table
+    would report its numbers as the new config's."""
+    asked = train_config(cfg, cell, run)
+    asked.lr = asked.lr or DEFAULT_LR[asked.modality]   # as train-tsn recorded it
+    path = C.RunLayout(run).config
+    diff = changed_settings(path, asked, MOVABLE)
+    if diff:
+        raise BadConfig(f"{path}: this cell was trained with {diff[0]}; the config now asks {diff[1]}: give the "
+                        f"changed grid another --out, or delete the cell to train it again")
+
+
 def _finished(cfg: dict, cell: Cell, out: Path) -> RunMetrics | None:
     """A cell's metrics where it finished as the config now asks; a cell scored with other BatchNorm
     statistics than its ``adapt_bn`` asks runs again (a finished run resumes straight to them), a
@@ -201,6 +219,8 @@ def _finished(cfg: dict, cell: Cell, out: Path) -> RunMetrics | None:
             warn(f"{path}: fused {fused[0]} with weights {fused[1]}; the config now asks {list(cell.streams or ())} "
                  f"with {fusion_weights(cfg)}: fusing again")
             return None
+    if m is not None and cell.trains:
+        _check_trained_as_asked(cfg, cell, path.parent)
     if m is not None and cell.trains and m.adapted != train_config(cfg, cell, path.parent).adapt_bn:
         warn(f"{path}: scored {'with' if m.adapted else 'without'} adapt_bn, which the config now "
              f"{'leaves out' if m.adapted else 'asks'}; scoring the cell again")

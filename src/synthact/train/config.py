@@ -194,28 +194,35 @@ def list_entries(sel) -> dict[str, list[C.Entry]]:
             for name, samples in zip(C.RunLayout.LISTS, (sel.train, sel.val), strict=True)}
 
 
+def changed_settings(path: Path, cfg: TrainConfig, free: set[str] = RESUME_FREE) -> tuple[str, str] | None:
+    """Where ``cfg`` differs from the settings recorded in ``path`` (a run's config.json), outside
+    ``free``: the recorded and the asked values as ``key=value, ...``; None where they agree."""
+    # held to a new run's checks; a setting added to synthact since the run began was its default then
+    old = json.loads(json.dumps(asdict(config_from(C.read_json(path), path))))
+    new = json.loads(json.dumps(asdict(cfg)))   # compared as JSON gives them back
+    diff = [k for k in new if k not in free and not _same(k, old[k], new[k])]
+    if not diff:
+        return None
+    return ", ".join(f"{k}={old[k]!r}" for k in diff), ", ".join(f"{k}={new[k]!r}" for k in diff)
+
+
 def check_resume(run: Path, cfg: TrainConfig, sel) -> None:
     """Refuse resuming ``run`` with settings or a selection other than those it was started with."""
     path = C.RunLayout(run).config
     if not path.exists():
         raise BadData(f"{path}: missing, so there is no run here whose settings --resume could continue; "
                       f"start without --resume or in another --out")
-    raw = C.read_json(path)
-    # held to a new run's checks; a setting added to synthact since the run began was its default then
-    old = json.loads(json.dumps(asdict(config_from(raw, path))))
-    new = json.loads(json.dumps(asdict(cfg)))   # compared as JSON gives them back
-    diff = [k for k in new if k not in RESUME_FREE and not _same(k, old[k], new[k])]
+    diff = changed_settings(path, cfg)
     if diff:
-        raise BadConfig(f"{path}: --resume asks " + ", ".join(f"{k}={new[k]!r}" for k in diff) + "; the run was "
-                        "started with " + ", ".join(f"{k}={old[k]!r}" for k in diff)
-                        + ": resume with the same settings or train into another --out")
+        raise BadConfig(f"{path}: --resume asks {diff[1]}; the run was started with {diff[0]}: resume with the same "
+                        f"settings or train into another --out")
     for name, entries in list_entries(sel).items():
         if C.read_annotations(Path(run) / name, clip_ids=False) != entries:
             raise BadConfig(f"{Path(run) / name}: this run's clips differ from the selection the same settings give "
                             f"now (the roots changed?); resume refused: train into another --out")
     if C.read_classes(Path(run) / C.CLASSES) != sel.classes:
         raise BadConfig(f"{Path(run) / C.CLASSES}: the label space changed since the run began; resume refused")
-    changed = differences(raw.get("versions"))
+    changed = differences(C.read_json(path).get("versions"))
     if changed:
         warn(f"{path}: this run was started with other versions ({', '.join(changed)})")
 
