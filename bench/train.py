@@ -139,9 +139,9 @@ def main() -> None:
         if a.layouts:   # the same weights and batch, contiguous: the layout before train-tsn's place()
             model.to(memory_format=torch.contiguous_format)
             timed(lambda: step(x0, y0), 2, device)
-            nchw = (timed(lambda: step(x0, y0), a.steps, device), None)
+            before = timed(lambda: step(x0, y0), a.steps, device)
             place(model, device)
-            nchw = (nchw[0], timed(lambda: step(x0, y0), a.steps, device))
+            nchw = (before, timed(lambda: step(x0, y0), a.steps, device))
         root = a.root or Path(tmp) / "synth"
         both = engines(Path(tmp), a, root, a.engines) if a.engines or a.loop else None
     images = a.steps * a.batch * 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple, cast
 
@@ -14,8 +15,7 @@ from .. import errors
 from ..errors import BadConfig, SynthactError, warn
 from ..executor import LOCAL, Executor, cluster_gpus
 from ..rootlock import root_lock
-from ..train.config import RESUME_FREE, changed_settings
-from ..train.recipe import DEFAULT_LR
+from ..train.config import RESUME_FREE, TrainConfig, changed_settings, stream_lr
 from ..train.results import RunMetrics
 from .cell_results import GridSummary, cell_dir, done_metrics, failure_reason, fusion_weights, result_row
 from .config import load_config
@@ -195,13 +195,11 @@ def _grid_locked(cfg: dict, out: Path, progress: bool, echo, executor: Executor)
 MOVABLE = RESUME_FREE | {"real_root", "synthetic_root", "init_from", "num_classes"}
 
 
-def _check_trained_as_asked(cfg: dict, cell: Cell, run: Path) -> None:
-    """Refuse a finished cell trained with other settings than the config now gives it: the table
-    would report its numbers as the new config's."""
-    asked = train_config(cfg, cell, run)
-    asked.lr = asked.lr or DEFAULT_LR[asked.modality]   # as train-tsn recorded it
+def _check_trained_as_asked(asked: TrainConfig, run: Path) -> None:
+    """Refuse a finished cell trained with other settings than the config now gives it (``asked``):
+    the table would report its numbers as the new config's."""
     path = C.RunLayout(run).config
-    diff = changed_settings(path, asked, MOVABLE)
+    diff = changed_settings(path, replace(asked, lr=stream_lr(asked)), MOVABLE)   # lr as train-tsn recorded it
     if diff:
         raise BadConfig(f"{path}: this cell was trained with {diff[0]}; the config now asks {diff[1]}: give the "
                         f"changed grid another --out, or delete the cell to train it again")
@@ -219,9 +217,11 @@ def _finished(cfg: dict, cell: Cell, out: Path) -> RunMetrics | None:
             warn(f"{path}: fused {fused[0]} with weights {fused[1]}; the config now asks {list(cell.streams or ())} "
                  f"with {fusion_weights(cfg)}: fusing again")
             return None
-    if m is not None and cell.trains:
-        _check_trained_as_asked(cfg, cell, path.parent)
-    if m is not None and cell.trains and m.adapted != train_config(cfg, cell, path.parent).adapt_bn:
+    if m is None or not cell.trains:
+        return m
+    asked = train_config(cfg, cell, path.parent)
+    _check_trained_as_asked(asked, path.parent)
+    if m.adapted != asked.adapt_bn:
         warn(f"{path}: scored {'with' if m.adapted else 'without'} adapt_bn, which the config now "
              f"{'leaves out' if m.adapted else 'asks'}; scoring the cell again")
         return None

@@ -19,7 +19,7 @@ from .. import contract as C
 from ..errors import BadConfig, BadData, MissingDependency, warn
 from ..provenance import differences, versions
 from .mixing import parse_real
-from .recipe import BACKBONES, MODALITIES, PROTOCOLS, WEIGHT_DECAY
+from .recipe import BACKBONES, DEFAULT_LR, MODALITIES, PROTOCOLS, WEIGHT_DECAY
 
 CHOICES = {"modality": MODALITIES, "backbone": BACKBONES, "schedule": ("step", "cosine"),
            "eval_protocol": tuple(PROTOCOLS), "engine": ("synthact", "mmaction2")}
@@ -76,6 +76,11 @@ class TrainConfig:
     world_size: int = 1                  # processes training together (torchrun); filled at start
     num_classes: int = 0                 # filled from the selection
     info: dict = field(default_factory=dict)
+
+
+def stream_lr(cfg: TrainConfig) -> float:
+    """The learning rate a run trains at and records: its own, or its stream's default."""
+    return cfg.lr or DEFAULT_LR[cfg.modality]
 
 
 def cli_name(key: str) -> str:

@@ -33,7 +33,7 @@ from ..rootlock import root_lock
 from . import recipe
 from .adapt_bn import adapt_batchnorm
 from .checkpoint import ARCH_KEYS, RESUME_KEYS, load_checkpoint, restore
-from .config import TrainConfig, check, check_resume, record
+from .config import TrainConfig, check, check_resume, record, stream_lr
 from .dataset import EpochSampler, ShareSampler, TSNDataset, worker_errors
 from .distributed import RankBatches, World, convert_batchnorm, setup, share, share_outcome, teardown
 from .evaluate import evaluate_run, predict
@@ -135,7 +135,7 @@ def _prelude(cfg: TrainConfig, resume: bool, world: World):
     if cfg.modality == "flow":
         roots = {s.root for s in sel.train + sel.val}
         cfg.info["flow_method"] = check_flow(sorted(roots), cfg.allow_mixed_flow)
-    cfg.lr = cfg.lr or recipe.DEFAULT_LR[cfg.modality]
+    cfg.lr = stream_lr(cfg)
     run.mkdir(parents=True, exist_ok=True)
     if resume:  # the run's own lists and settings are never rewritten
         check_resume(run, cfg, sel)
@@ -182,7 +182,7 @@ def _fit_locked(cfg: TrainConfig, resume: bool, progress: bool, world: World) ->
     run = Path(cfg.out)
     sel, settings, ck = share_outcome(world, _prelude, cfg, resume, world)
     if not world.main:   # the settings rank 0 filled in from the selection (its info holds the flow method)
-        cfg.num_classes, cfg.info, cfg.lr = len(sel.classes), sel.info, cfg.lr or recipe.DEFAULT_LR[cfg.modality]
+        cfg.num_classes, cfg.info, cfg.lr = len(sel.classes), sel.info, stream_lr(cfg)
     if cfg.engine == "mmaction2":
         return train_mmaction(cfg, run, resume, settings, world)
     parts = build(cfg, sel, ck, world)

@@ -26,7 +26,7 @@ BN_MOMENTUM = 0.1   # torch's default, every backbone's
 
 def place(model: nn.Module, device: torch.device) -> nn.Module:
     """``model`` moved to ``device`` in place, its weights channels_last: the layout cuDNN and
-    oneDNN convolve fastest in (EfficientNet-Lite0 trains 1.9x faster on 2 CPU cores than in
+    oneDNN convolve fastest in (EfficientNet-Lite0 steps 1.6-1.9x faster on 2 CPU cores than in
     NCHW, bench/train.py --layouts)."""
     return model.to(device).to(memory_format=torch.channels_last)
 
