@@ -268,6 +268,26 @@ def test_the_real_only_baseline_joins_only_lines_with_synthetic_cells():
     assert "| rgb |  | 0.25 | 20.0 ± 0.0 (n=1) |  |" in table([base, stage1, second, rgb], cfg)
 
 
+def test_the_table_gives_each_synthetic_cells_gain_over_the_real_only_cell_of_its_seed():
+    def row(seed, n, name, top1, mod="flow", frac=0.25):
+        return {"split": 1, "seed": seed, "modality": mod, "synthetic": n, "real_fraction": frac,
+                "synthetic_set": name, "top1": top1, "status": "ok", "cell": f"{mod}{seed}_{n}_{frac}_{name}"}
+    rows = [row(0, 0, "", 0.20), row(1, 0, "", 0.30), row(0, 300, "plain-2stage", 0.35),
+            row(1, 300, "plain-2stage", 0.30),
+            row(2, 300, "plain-2stage", 0.90),                      # its real-only cell failed: no pair
+            row(0, 300, "plain", 0.10, frac=0.0),                   # synthetic only: nothing to pair with
+            row(0, 0, "", 0.40, mod="fusion"), row(0, 300, "plain-2stage", 0.30, mod="fusion")]
+    out = table(rows, {"real": "hmdb51", "eval_protocol": "fast", "splits": [1], "seeds": [0, 1, 2]})
+    gains = out.split("Gain over real only, paired by split and seed")[1]
+    # seed 0 gains 15 points, seed 1 none: not the difference of the means (55.0 - 25.0)
+    assert "| flow | plain-2stage | 0.25 | +300 | +7.5 ± 7.5 (n=2) | 1 of 2 |" in gains
+    assert "| fusion | plain-2stage | 0.25 | +300 | -10.0 ± 0.0 (n=1) | 0 of 1 |" in gains
+    assert "synthetic only" not in gains and "| 0 |" not in gains
+    assert gains.index("| flow |") < gains.index("| fusion |")
+    assert "Gain over real only" not in table(rows[:2], {"real": "hmdb51", "eval_protocol": "fast", "splits": [1],
+                                                         "seeds": [0, 1]})
+
+
 def test_two_stage_refuses_a_grid_without_its_first_stage(data, tmp_path):
     for over, says in (({"real_fraction": [1.0]}, "needs real_fraction 0"),
                        ({"train": {"init_from": "x.pt"}}, "train.init_from: two_stage cells start"),
