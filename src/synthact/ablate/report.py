@@ -103,11 +103,16 @@ def _gain_table(rows: list[dict]) -> list[str]:
     lines = ["", "Gain over real only, paired by split and seed (the same real clips), points of top-1:", "",
              "| modality | synthetic set | real fraction | synthetic | gain (mean ± std) | pairs gaining |",
              "|---|---|---|---|---|---|"]
-    for (mod, name, frac, n), d in sorted(gains.items(), key=lambda kv: (MODALITIES.index(kv[0][0]), kv[0][1],
-                                                                         -kv[0][2], kv[0][3])):
+    for (mod, name, frac, n), d in sorted(gains.items(), key=lambda kv: (*_line_order(kv[0]), kv[0][3])):
         lines.append(f"| {mod} | {name} | {frac:g} | +{n} | {np.mean(d):+.1f} ± {np.std(d):.1f} (n={len(d)}) | "
                      f"{sum(x > 0 for x in d)} of {len(d)} |")
     return lines
+
+
+def _line_order(key: tuple) -> tuple:
+    """A (modality, synthetic set, real fraction, ...) group in the order the table prints streams:
+    modalities as listed, sets by name, the largest real fraction first."""
+    return MODALITIES.index(key[0]), key[1], -key[2]
 
 
 def plot(rows: list[dict], path: Path, cfg: dict) -> None:
@@ -117,7 +122,7 @@ def plot(rows: list[dict], path: Path, cfg: dict) -> None:
     import matplotlib.pyplot as plt
     groups = _groups(rows)
     fig, ax = plt.subplots(figsize=(6, 4))
-    for mod, name, frac in sorted({k[:3] for k in groups}, key=lambda k: (MODALITIES.index(k[0]), k[1], -k[2])):
+    for mod, name, frac in sorted({k[:3] for k in groups}, key=_line_order):
         pts = sorted((n, np.mean(v), np.std(v)) for (m, s, f, n), v in groups.items() if (m, s, f) == (mod, name, frac))
         n, mean, std = map(np.array, zip(*pts, strict=True))
         label = f"{mod}{f' ({name})' if name else ''}, {'synthetic only' if frac == 0 else f'real x{frac:g}'}"
