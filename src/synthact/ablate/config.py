@@ -19,7 +19,7 @@ from .roots import check_blocks, planned_roots
 GRID_KEYS = {"synthetic": [0], "real_fraction": [1.0], "modality": ["rgb"], "splits": [1], "seeds": [0]}
 TOP_KEYS = {"name", "real", "real_root", "synthetic_root", "classes", "fusion_weights", "eval_protocol", "train",
             "note", "cell_cpus", "cell_gpus", "synthetic_roots", "val_split", "prepare", "render",
-            "workers", "recipes", "stage1", "fraction_epochs", "rgb_synthetic"} | set(GRID_KEYS)
+            "workers", "recipes", "stage1", "stage2", "fraction_epochs", "rgb_synthetic"} | set(GRID_KEYS)
 TRAIN_KEYS = {f.name for f in fields(TrainConfig)} - {"out", "real", "real_root", "synthetic_root", "synthetic",
                                                       "real_fraction", "classes", "synthetic_only", "modality",
                                                       "seed", "eval_protocol", "num_classes", "info"}
@@ -85,7 +85,8 @@ def load_config(spec: str | Path) -> dict:
 
 def _check_recipes(cfg: dict, path) -> None:
     """``recipes`` (how synthetic clips meet real ones), ``stage1`` (train settings of the synthetic-only
-    cells, the first stage) and ``fraction_epochs`` (epochs of the cells that train on a real fraction
+    cells, the first stage), ``stage2`` (of the two-stage cells' fine-tuning, over ``fraction_epochs``:
+    each arm its own validated budget) and ``fraction_epochs`` (epochs of the cells that train on a real fraction
     alone, real only or a second stage: a tenth of the clips takes ten times the epochs for as many
     steps; mixed cells keep ``train.epochs``, their synthetic clips fill the epoch, or with
     ``train.synthetic_share`` take real only's steps: see :func:`.grid.train_config`)."""
@@ -106,11 +107,13 @@ def _check_recipes(cfg: dict, path) -> None:
         if "init_from" in cfg["train"]:
             raise BadConfig(f"{path}: train.init_from: two_stage cells start from their synthetic-only cell; "
                             f"give one or the other")
-    stage1 = cfg.get("stage1") or {}
-    if not isinstance(stage1, dict) or any(k not in TRAIN_KEYS or k == "init_from" for k in stage1):
-        raise BadConfig(f"{path}: stage1 {stage1!r}: a mapping of train settings for the synthetic-only cells "
-                        f"(known: {', '.join(sorted(TRAIN_KEYS - {'init_from'}))})")
-    cfg["stage1"] = stage1
+    for key, whose, barred in (("stage1", "the synthetic-only cells", {"init_from"}),
+                               ("stage2", "the second stages", {"init_from", "synthetic_share"})):
+        stage = cfg.get(key) or {}
+        if not isinstance(stage, dict) or any(k not in TRAIN_KEYS or k in barred for k in stage):
+            raise BadConfig(f"{path}: {key} {stage!r}: a mapping of train settings for {whose} "
+                            f"(known: {', '.join(sorted(TRAIN_KEYS - barred))})")
+        cfg[key] = stage
     epochs = cfg.get("fraction_epochs") or {}
     if not isinstance(epochs, dict) or not all(C.finite(f) and 0 < f <= 1 and C.whole(e, 1)
                                                for f, e in epochs.items()):
@@ -204,9 +207,14 @@ def _check_cells(cfg: dict, path) -> None:
     if not todo:
         raise BadConfig(f"{path}: the grid has no cells (a cell needs real_fraction > 0 or synthetic > 0)")
 
-    def name(key: str) -> str:  # where the user wrote the setting a cell's TrainConfig holds
-        block = "stage1" if key in cfg["stage1"] else "train" if key in cfg["train"] else None
-        return f"{path}: " + (f"{block}.{key}" if block else {"seed": "seeds"}.get(key, key))
+    def namer(cell):
+        # where the user wrote the setting this cell's TrainConfig holds (stage1 and stage2 win over train)
+        stage = "stage1" if not cell.real_fraction else "stage2" if cell.two_stage else None
+
+        def name(key: str) -> str:
+            block = stage if stage and key in cfg[stage] else "train" if key in cfg["train"] else None
+            return f"{path}: " + (f"{block}.{key}" if block else {"seed": "seeds"}.get(key, key))
+        return name
     for cell in todo:
         if cell.trains:
-            check(train_config(cfg, cell, Path("<out>")), name)
+            check(train_config(cfg, cell, Path("<out>")), namer(cell))
