@@ -85,11 +85,12 @@ def load_config(spec: str | Path) -> dict:
 
 def _check_recipes(cfg: dict, path) -> None:
     """``recipes`` (how synthetic clips meet real ones), ``stage1`` (train settings of the synthetic-only
-    cells, the first stage), ``stage2`` (of the two-stage cells' fine-tuning, over ``fraction_epochs``:
-    each arm its own validated budget) and ``fraction_epochs`` (epochs of the cells that train on a real fraction
-    alone, real only or a second stage: a tenth of the clips takes ten times the epochs for as many
-    steps; mixed cells keep ``train.epochs``, their synthetic clips fill the epoch, or with
-    ``train.synthetic_share`` take real only's steps: see :func:`.grid.train_config`)."""
+    cells, the first stage), ``stage2`` (of the two-stage cells' fine-tuning, over the shared settings,
+    with its own ``fraction_epochs``: each arm its own validated budget) and ``fraction_epochs``
+    (epochs of the cells that train on a real fraction alone, real only or a second stage: a tenth of
+    the clips takes ten times the epochs for as many steps; mixed cells keep ``train.epochs``, their
+    synthetic clips fill the epoch, or with ``train.synthetic_share`` take real only's steps: see
+    :func:`.grid.train_config`)."""
     recipes = cfg.get("recipes", ["mixed"])
     cfg["recipes"] = recipes = recipes if isinstance(recipes, list) else [recipes]
     bad = [r for r in recipes if r not in RECIPES]
@@ -107,19 +108,27 @@ def _check_recipes(cfg: dict, path) -> None:
         if "init_from" in cfg["train"]:
             raise BadConfig(f"{path}: train.init_from: two_stage cells start from their synthetic-only cell; "
                             f"give one or the other")
-    for key, whose, barred in (("stage1", "the synthetic-only cells", {"init_from"}),
-                               ("stage2", "the second stages", {"init_from", "synthetic_share"})):
+    for key, whose, known in (("stage1", "the synthetic-only cells", TRAIN_KEYS - {"init_from"}),
+                              ("stage2", "the second stages",
+                               TRAIN_KEYS - {"init_from", "synthetic_share"} | {"fraction_epochs"})):
         stage = cfg.get(key) or {}
-        if not isinstance(stage, dict) or any(k not in TRAIN_KEYS or k in barred for k in stage):
+        if not isinstance(stage, dict) or any(k not in known for k in stage):
             raise BadConfig(f"{path}: {key} {stage!r}: a mapping of train settings for {whose} "
-                            f"(known: {', '.join(sorted(TRAIN_KEYS - barred))})")
+                            f"(known: {', '.join(sorted(known))})")
         cfg[key] = stage
-    epochs = cfg.get("fraction_epochs") or {}
+    cfg["fraction_epochs"] = _fraction_epochs(cfg.get("fraction_epochs"), "fraction_epochs", path)
+    if "fraction_epochs" in cfg["stage2"]:
+        cfg["stage2"]["fraction_epochs"] = _fraction_epochs(cfg["stage2"]["fraction_epochs"],
+                                                            "stage2.fraction_epochs", path)
+
+
+def _fraction_epochs(epochs, key: str, path) -> dict:
+    epochs = epochs or {}
     if not isinstance(epochs, dict) or not all(C.finite(f) and 0 < f <= 1 and C.whole(e, 1)
                                                for f, e in epochs.items()):
-        raise BadConfig(f"{path}: fraction_epochs {epochs!r}: a mapping of real fraction (0, 1] -> epochs >= 1, "
+        raise BadConfig(f"{path}: {key} {epochs!r}: a mapping of real fraction (0, 1] -> epochs >= 1, "
                         f"e.g. {{0.25: 80}}")
-    cfg["fraction_epochs"] = {float(f): e for f, e in epochs.items()}
+    return {float(f): e for f, e in epochs.items()}
 
 
 def _grid_problem(key: str, v) -> str | None:

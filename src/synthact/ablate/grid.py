@@ -97,8 +97,12 @@ def train_config(cfg: dict, cell: Cell, out: Path) -> TrainConfig:
         train["epochs"] = cfg["fraction_epochs"][frac]
     if frac == 0:
         train.update(_for_stream(cfg.get("stage1", {}), cell.modality))
-    if two:
-        train.update(_for_stream(cfg.get("stage2", {}), cell.modality))
+    if two:   # a second stage's own settings, then its own epochs at this fraction
+        stage2 = dict(cfg.get("stage2", {}))
+        own_epochs = stage2.pop("fraction_epochs", {})
+        train.update(_for_stream(stage2, cell.modality))
+        if frac in own_epochs:
+            train["epochs"] = own_epochs[frac]
     if two or frac == 0 or not cell.synthetic:   # a share mixes real and synthetic clips: mixed cells only
         train.pop("synthetic_share", None)
     elif train.get("synthetic_share"):
