@@ -6,12 +6,14 @@ import json
 import os
 import re
 import shutil
+from pathlib import Path
 
 import cv2
 import pytest
 import yaml
 
 from synthact.ablate import cells, load_config, run_grid
+from synthact.ablate.grid import train_config
 from synthact.ablate.report import table
 from synthact.demo import run_demo
 
@@ -395,6 +397,10 @@ def test_shipped_paper_configs_load():
                              "s1_seed0_syn300_real0.25_fusion_plain-2stage", "s1_seed0_syn300_real0_flow_plain"]
     assert quick["s1_seed0_syn300_real0.25_fusion_plain-2stage"].streams == (
         "s1_seed0_syn0_real0.25_rgb", "s1_seed0_syn300_real0.25_flow_plain-2stage")    # RGB: real clips alone
+    cfg = load_config("minihmdb_quick")   # each arm its validated budget (docs/real-video.md)
+    assert {i: train_config(cfg, c, Path("o")).epochs for i, c in quick.items() if c.trains} == {
+        "s1_seed0_syn0_real0.25_flow": 400, "s1_seed0_syn0_real0.25_rgb": 400,
+        "s1_seed0_syn300_real0.25_flow_plain-2stage": 100, "s1_seed0_syn300_real0_flow_plain": 15}
     assert len(cells(load_config("hmdb51_two_stream"))) == 3 * 3 * 3      # splits x counts x modalities
     assert {c.real_fraction for c in cells(load_config("ucf25_synthetic_only"))} == {0}
     assert {c.synthetic for c in cells(load_config("ucf25_10pct"))} == {0, 5000}
