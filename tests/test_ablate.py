@@ -513,7 +513,7 @@ def test_minihmdb_config_prepares_renders_and_validates_off_the_test_split(fixtu
     raw = yaml.safe_load(open(os.path.join(os.path.dirname(__import__("synthact").__file__),
                                            "assets/experiments/minihmdb.yaml")))
     raw.update(classes="clap,wave", seeds=[0], synthetic=[0, 4], real_fraction=[1.0, 0.0], modality=["flow"],
-               recipes=["mixed"], stage1={"epochs": 1})
+               recipes=["mixed"], stage1={"epochs": 1}, fraction_epochs={}, stage2={})   # 1 epoch every cell
     raw["prepare"].update(size="64x48", flow="dis")
     raw["render"] = {"plain": {"classes": "clap,wave", "per_class": 2, "frames": 8, "size": "64x48"}}
     raw["train"] = {"backbone": "mobilenet_v3_small", "pretrained": "none", "size": 32, "epochs": 1,
