@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -46,10 +47,12 @@ def _torchrun(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 
 def _why(r: subprocess.CompletedProcess) -> str:
-    """A failed torchrun's first traceback as well as its tail: the rank that failed first is
-    usually not the one whose error ends stderr (the others die waiting on it)."""
-    first = r.stderr.find("Traceback")
-    return (r.stderr[first:first + 3000] + "\n...\n" if first >= 0 else "") + r.stderr[-3000:]
+    """Every rank's traceback (the start of each) and stderr's tail: the rank that failed first is
+    usually not the one whose error ends stderr (the others die waiting on it), and its traceback
+    can sit anywhere among the others' output."""
+    starts = [m.start() for m in re.finditer("Traceback", r.stderr)]
+    heads = "".join(r.stderr[i:i + 2000] + "\n...\n" for i in starts[:4])
+    return heads + r.stderr[-3000:]
 
 
 def _metrics(run: Path) -> dict:
