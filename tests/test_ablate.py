@@ -401,6 +401,12 @@ def test_shipped_paper_configs_load():
     assert {i: train_config(cfg, c, Path("o")).epochs for i, c in quick.items() if c.trains} == {
         "s1_seed0_syn0_real0.25_flow": 400, "s1_seed0_syn0_real0.25_rgb": 400,
         "s1_seed0_syn300_real0.25_flow_plain-2stage": 100, "s1_seed0_syn300_real0_flow_plain": 15}
+    full = load_config("minihmdb")   # the paper's 10 % case too, each arm at its own budget
+    flow = {(c.real_fraction, c.set): train_config(full, c, Path("o")).epochs for c in cells(full)
+            if c.seed == 0 and c.modality == "flow" and c.trains and c.set in ("", "plain", "plain-2stage")}
+    assert flow == {(1.0, ""): 120, (0.25, ""): 400, (0.1, ""): 400, (0.0, "plain"): 15,   # real only; stage 1
+                    (1.0, "plain-2stage"): 120, (0.25, "plain-2stage"): 100, (0.1, "plain-2stage"): 200,
+                    (1.0, "plain"): 60, (0.25, "plain"): 200, (0.1, "plain"): 200}   # mixed: real only's steps
     assert len(cells(load_config("hmdb51_two_stream"))) == 3 * 3 * 3      # splits x counts x modalities
     assert {c.real_fraction for c in cells(load_config("ucf25_synthetic_only"))} == {0}
     assert {c.synthetic for c in cells(load_config("ucf25_10pct"))} == {0, 5000}
