@@ -391,13 +391,14 @@ def test_shipped_paper_configs_load():
     from synthact.ablate import shipped_configs
     for name in shipped_configs():
         assert cells(load_config(name)), name
-    quick = {c.id: c for c in cells(load_config("minihmdb_quick")) if c.seed == 0}
+    cfg = load_config("minihmdb_quick")
+    quick = {c.id: c for c in cells(cfg) if c.seed == 0}
     assert sorted(quick) == ["s1_seed0_syn0_real0.25_flow", "s1_seed0_syn0_real0.25_fusion",
                              "s1_seed0_syn0_real0.25_rgb", "s1_seed0_syn300_real0.25_flow_plain-2stage",
                              "s1_seed0_syn300_real0.25_fusion_plain-2stage", "s1_seed0_syn300_real0_flow_plain"]
     assert quick["s1_seed0_syn300_real0.25_fusion_plain-2stage"].streams == (
         "s1_seed0_syn0_real0.25_rgb", "s1_seed0_syn300_real0.25_flow_plain-2stage")    # RGB: real clips alone
-    cfg = load_config("minihmdb_quick")   # each arm its validated budget (docs/real-video.md)
+    # each arm its validated budget (docs/real-video.md)
     assert {i: train_config(cfg, c, Path("o")).epochs for i, c in quick.items() if c.trains} == {
         "s1_seed0_syn0_real0.25_flow": 400, "s1_seed0_syn0_real0.25_rgb": 400,
         "s1_seed0_syn300_real0.25_flow_plain-2stage": 100, "s1_seed0_syn300_real0_flow_plain": 15}
