@@ -60,7 +60,8 @@ def _args(data, *extra):
 @pytest.mark.slow
 def test_mmaction2_trains_rgb_with_our_config(data, tmp_path):
     out = tmp_path / "rgb"
-    r = run_cli("train-tsn", "--out", str(out), *_args(data, "--epochs", "1", "--val-interval", "0"))
+    r = run_cli("train-tsn", "--out", str(out), *_args(data, "--epochs", "1", "--val-interval", "0",
+                                                       "--backbone-lr-mult", "0.5"))
     assert r.returncode == 0, r.stderr[-2000:]
     import json
     m = json.loads((out / "metrics.json").read_text())
@@ -69,6 +70,10 @@ def test_mmaction2_trains_rgb_with_our_config(data, tmp_path):
     text = (out / CONFIG).read_text()
     assert "type='Flip'" in text and "img_{:05d}.jpg" in text
     assert "val_begin=2" in text   # --val-interval 0: mmengine's loop never validates, the test loop still runs
+    assert "custom_keys=dict(backbone=dict(lr_mult=0.5))" in text
+    groups = torch.load(out / "mmaction2" / "epoch_1.pth", map_location="cpu", weights_only=False)["optimizer"]
+    head, backbone = sorted({g["lr"] for g in groups["param_groups"]}, reverse=True)
+    assert backbone == pytest.approx(0.5 * head)
 
 
 @pytest.mark.slow

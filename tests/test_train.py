@@ -344,3 +344,45 @@ def test_training_places_the_weights_channels_last_on_the_cpu_too(data, tmp_path
     weights = [p for p in parts.model.parameters() if p.dim() == 4]
     assert weights and all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
     assert not all(p.is_contiguous() for p in weights)   # a 1x1 weight is both; a 3x3 one is not
+
+
+def test_backbone_lr_mult_steps_the_backbone_at_that_share_of_the_heads_rate(data, tmp_path):
+    """--backbone-lr-mult 0.1: from the same weights and batch, the first SGD step (no momentum yet)
+    moves every backbone weight a tenth as far as at 1 and the head as far; the schedule keeps the
+    ratio; a run records the setting; 0 and 1.5 are refused."""
+    from synthact.train.distributed import World
+    from synthact.train.loop import build
+    synth, target = data
+    sel = select_clips("target:split1", target, synth, 12)
+    moved = {}
+    for mult in (1.0, 0.1):
+        cfg = _cfg(data, tmp_path / f"m{mult}", epochs=4, val_interval=0, device="cpu", lr=0.01, backbone_lr_mult=mult,
+                   schedule="cosine", num_classes=len(sel.classes))
+        parts = build(cfg, sel, None, World())
+        before = {k: v.detach().clone() for k, v in parts.model.named_parameters()}
+        x, y = next(iter(parts.loader))[:2]
+        torch.manual_seed(0)   # the same dropout mask in both runs
+        torch.nn.functional.cross_entropy(parts.trainer(x), y).backward()
+        parts.opt.step()
+        moved[mult] = {k: (v.detach() - before[k]).abs().sum().item() for k, v in parts.model.named_parameters()}
+        lrs = [g["lr"] for g in parts.opt.param_groups]
+        parts.sched.step()
+        cosine = 0.5 + 0.5 * 2**-0.5   # after 1 of 4 epochs
+        assert [g["lr"] for g in parts.opt.param_groups] == pytest.approx([cosine * lr for lr in lrs])
+    assert len(lrs) == 2 and lrs == pytest.approx([0.01, 0.001])
+    head = [k for k in moved[1.0] if not k.startswith("base.")]
+    base = [k for k in moved[1.0] if k.startswith("base.") and moved[1.0][k] > 0]
+    assert head and len(base) > 50
+    for k in head:
+        assert moved[0.1][k] == pytest.approx(moved[1.0][k], rel=1e-4)
+    # float32 rounds a step this small by up to a few per cent of itself: each tensor within bounds, the sum close
+    assert all(0.05 * moved[1.0][k] < moved[0.1][k] < 0.15 * moved[1.0][k] for k in base)
+    assert sum(moved[0.1][k] for k in base) == pytest.approx(0.1 * sum(moved[1.0][k] for k in base), rel=1e-2)
+    m = fit(_cfg(data, tmp_path / "run", epochs=1, val_interval=0, backbone_lr_mult=0.25), progress=False)
+    assert 0 <= m.top1 <= 1
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["backbone_lr_mult"] == 0.25
+    for bad in ("0", "1.5", "nan"):
+        r = run_cli(BIN / "train-tsn", "--out", str(tmp_path / "bad"), "--real", "target:split1", "--real-root",
+                    str(target), "--backbone-lr-mult", bad)
+        assert r.returncode == 2 and "--backbone-lr-mult" in r.stderr and "must be a number in (0, 1]" in r.stderr
+        assert not (tmp_path / "bad").exists()

@@ -311,6 +311,9 @@ Examples:
               help="Fraction of each batch that is synthetic, e.g. 0.5: an epoch is every real clip once and the "
                    "synthetic clips that make up that share, drawn afresh each epoch. Default: the clips as "
                    "selected, each once an epoch.")
+@default_of(TrainConfig, "backbone_lr_mult", "--backbone-lr-mult", type=float,
+              help="The backbone's learning rate as a share of --lr (the head's), e.g. 0.1 to fine-tune an "
+                   "--init-from run while keeping more of what it learnt; mmengine's lr_mult.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @WAIT

@@ -73,6 +73,7 @@ class TrainConfig:
     compile: bool = False                # torch.compile the model for training (inductor)
     adapt_bn: bool = False               # BatchNorm statistics re-estimated on the real training clips
     synthetic_share: float | None = None  # fraction of each epoch's (and batch's) clips that are synthetic
+    backbone_lr_mult: float = 1.0        # the backbone's lr over the head's (mmengine's lr_mult)
     world_size: int = 1                  # processes training together (torchrun); filled at start
     num_classes: int = 0                 # filled from the selection
     info: dict = field(default_factory=dict)
@@ -100,16 +101,18 @@ def setting_problem(key: str, v: Any) -> str | None:
         lo, hi = INTS[key]
         ok = isinstance(v, int) and not isinstance(v, bool) and v >= lo and (hi is None or v <= hi)
         return None if ok else f"must be a whole number >= {lo}" + (f" and <= {hi}" if hi else "")
-    if key in ("lr", "weight_decay", "real_fraction", "synthetic_share"):
+    if key in ("lr", "weight_decay", "real_fraction", "synthetic_share", "backbone_lr_mult"):
         if v is None and key in ("lr", "synthetic_share"):
             return None
         if isinstance(v, str):   # YAML 1.1 reads 1e-3 (no dot) as text
             return "must be a number, not text (in YAML write 1.0e-3 or 0.001, not 1e-3)"
         ok = _number(v) and math.isfinite(v) and {"lr": v > 0, "weight_decay": v >= 0,
-                                                  "real_fraction": 0 < v <= 1, "synthetic_share": 0 < v < 1}[key]
+                                                  "real_fraction": 0 < v <= 1, "synthetic_share": 0 < v < 1,
+                                                  "backbone_lr_mult": 0 < v <= 1}[key]
         return None if ok else {"lr": "must be a finite number > 0", "weight_decay": "must be a finite number >= 0",
                                 "real_fraction": "must be a number in (0, 1]",
-                                "synthetic_share": "must be a number in (0, 1)"}[key]
+                                "synthetic_share": "must be a number in (0, 1)",
+                                "backbone_lr_mult": "must be a number in (0, 1]"}[key]
     if key in TEXT or key in OPTIONAL_TEXT:
         ok = (isinstance(v, str) and v != "") or (v is None and key in OPTIONAL_TEXT)
         return None if ok else "must be a non-empty text"

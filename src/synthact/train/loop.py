@@ -247,7 +247,8 @@ def build(cfg: TrainConfig, sel, ck: dict | None, world: World) -> _Parts:
         model = convert_batchnorm(model, world, device.type == "cuda")
     params = [p for p in model.parameters() if p.requires_grad]
     assert cfg.lr is not None   # the stream's default filled in by _prelude
-    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=recipe.MOMENTUM, weight_decay=cfg.weight_decay)
+    opt = torch.optim.SGD(_param_groups(model, params, cfg.lr, cfg.backbone_lr_mult), lr=cfg.lr,
+                          momentum=recipe.MOMENTUM, weight_decay=cfg.weight_decay)
     sched = _scheduler(opt, cfg)
     if ck is not None:
         for target, key in ((model, "model"), (opt, "optimizer"), (sched, "scheduler")):
@@ -260,6 +261,18 @@ def build(cfg: TrainConfig, sel, ck: dict | None, world: World) -> _Parts:
     if cfg.compile:
         trainer = cast(torch.nn.Module, torch.compile(trainer))
     return _Parts(model, trainer, params, opt, sched, sampler, loader, val_ds, device, full)
+
+
+def _param_groups(model: torch.nn.Module, trained: list, lr: float, backbone_lr_mult: float) -> list[dict]:
+    """The ``trained`` parameters in one group at ``lr``, or the head's at ``lr`` (first: its lr is the
+    one logged) and the backbone's at ``lr * backbone_lr_mult``; the schedule scales both alike. One
+    group when they are equal, so a checkpoint's optimiser state from before the option existed still
+    resumes."""
+    if backbone_lr_mult == 1:
+        return [{"params": trained, "lr": lr}]
+    base = {id(p) for p in cast(TSN, model).base.parameters()}
+    return [{"params": [p for p in trained if id(p) not in base], "lr": lr},
+            {"params": [p for p in trained if id(p) in base], "lr": lr * backbone_lr_mult}]
 
 
 def _sampler(cfg: TrainConfig, sel, n: int) -> EpochSampler:

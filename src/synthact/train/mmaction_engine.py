@@ -123,7 +123,8 @@ def config_dict(cfg, run: Path, pretrained: str | None) -> dict:
         val_cfg=dict(type="ValLoop"), test_cfg=dict(type="TestLoop"),
         optim_wrapper=dict(optimizer=dict(type="SGD", lr=cfg.lr, momentum=recipe.MOMENTUM,
                                           weight_decay=cfg.weight_decay),
-                           clip_grad=dict(max_norm=recipe.CLIP_GRAD[cfg.modality], norm_type=2)),
+                           clip_grad=dict(max_norm=recipe.CLIP_GRAD[cfg.modality], norm_type=2),
+                           paramwise_cfg=dict(custom_keys={"backbone": dict(lr_mult=cfg.backbone_lr_mult)})),
         param_scheduler=[dict(type="MultiStepLR", begin=0, end=cfg.epochs, by_epoch=True, milestones=steps,
                               gamma=recipe.LR_GAMMA)],
         default_hooks=dict(
