@@ -78,7 +78,7 @@ def test_fusion_and_synthetic_only_cells(data, tmp_path):
 def test_two_stage_cells_fine_tune_their_synthetic_only_cell_on_real_clips_alone(data, tmp_path):
     path = _grid(data, tmp_path, synthetic=[0, 6], real_fraction=[0.5, 0], modality=["flow", "rgb", "fusion"],
                  recipes=["mixed", "two_stage"], stage1={"epochs": 2}, fraction_epochs={0.5: 3},
-                 stage2={"epochs": 7, "fraction_epochs": {0.5: 4}, "lr": {"flow": 0.005}},
+                 stage2={"epochs": 7, "fraction_epochs": {0.5: 4}, "lr": {"flow": 0.005}, "backbone_lr_mult": 0.5},
                  train={"backbone": "mobilenet_v3_small", "size": 32, "epochs": 1, "batch_size": 4, "workers": 0,
                         "lr": {"rgb": 0.002, "flow": 0.01}, "synthetic_share": 0.5})
     cfg = load_config(path)
@@ -99,6 +99,7 @@ def test_two_stage_cells_fine_tune_their_synthetic_only_cell_on_real_clips_alone
     assert second["init_from"] == str(out / "cells/s1_seed0_syn6_real0_flow/checkpoint.pt")
     assert second["synthetic"] == 0 and second["real_fraction"] == 0.5
     assert (second["epochs"], second["lr"]) == (4, 0.005)    # stage2's own fraction_epochs, then its settings
+    assert (second["backbone_lr_mult"], first["backbone_lr_mult"]) == (0.5, 1.0)
     assert run("s1_seed0_syn6_real0.5_rgb_2stage")["lr"] == 0.002       # a stream stage2 leaves out
     assert run("s1_seed0_syn0_real0.5_flow")["epochs"] == 3          # real only: fraction_epochs
     assert run("s1_seed0_syn0_real0.5_flow")["lr"] == 0.01 and run("s1_seed0_syn0_real0.5_rgb")["lr"] == 0.002
@@ -301,6 +302,7 @@ def test_two_stage_refuses_a_grid_without_its_first_stage(data, tmp_path):
                        ({"stage2": {"synthetic_share": 0.5}}, "stage2 {'synthetic_share': 0.5}: a mapping"),
                        ({"stage2": {"init_from": "x.pt"}}, "stage2 {'init_from': 'x.pt'}: a mapping"),
                        ({"stage2": {"epochs": 0}}, "stage2.epochs 0: must be a whole number >= 1"),
+                       ({"stage2": {"backbone_lr_mult": 2}}, "stage2.backbone_lr_mult 2: must be a number in (0, 1]"),
                        ({"stage2": {"fraction_epochs": {0.25: 0}}}, "stage2.fraction_epochs {0.25: 0}: a mapping"),
                        ({"fraction_epochs": {2: 10}}, "fraction_epochs {2: 10}"),
                        ({"train": {"lr": {"rgb": 0.001, "depth": 0.01}}},
