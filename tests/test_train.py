@@ -349,7 +349,7 @@ def test_training_places_the_weights_channels_last_on_the_cpu_too(data, tmp_path
 def test_backbone_lr_mult_steps_the_backbone_at_that_share_of_the_heads_rate(data, tmp_path):
     """--backbone-lr-mult 0.1: from the same weights and batch, the first SGD step (no momentum yet)
     moves every backbone weight a tenth as far as at 1 and the head as far; the schedule keeps the
-    ratio; a run records the setting; 0 and 1.5 are refused."""
+    ratio; a run records the setting; 0, 1.5 and NaN are refused."""
     from synthact.train.distributed import World
     from synthact.train.loop import build
     synth, target = data

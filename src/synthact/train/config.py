@@ -29,6 +29,14 @@ INTS = {"synthetic": (0, None), "segments": (1, 64), "size": (16, 4096), "epochs
         "batch_size": (1, None), "workers": (0, 64), "val_interval": (0, None),
         "seed": (0, 2**32 - 1),   # numpy/torch seed range
         "world_size": (1, None)}
+# finite numbers: each one's range and how a value outside it is refused; lr and synthetic_share may be None
+NUMBERS: dict[str, tuple[Callable[[float], bool], str]] = {
+    "lr": (lambda v: v > 0, "must be a finite number > 0"),
+    "weight_decay": (lambda v: v >= 0, "must be a finite number >= 0"),
+    "real_fraction": (lambda v: 0 < v <= 1, "must be a number in (0, 1]"),
+    "synthetic_share": (lambda v: 0 < v < 1, "must be a number in (0, 1)"),
+    "backbone_lr_mult": (lambda v: 0 < v <= 1, "must be a number in (0, 1]")}
+OPTIONAL_NUMBERS = ("lr", "synthetic_share")
 TEXT = ("out", "real", "real_root", "pretrained")
 OPTIONAL_TEXT = ("synthetic_root", "classes", "init_from")
 FLAGS = ("synthetic_only", "allow_mixed_flow", "compile", "adapt_bn")
@@ -101,18 +109,13 @@ def setting_problem(key: str, v: Any) -> str | None:
         lo, hi = INTS[key]
         ok = isinstance(v, int) and not isinstance(v, bool) and v >= lo and (hi is None or v <= hi)
         return None if ok else f"must be a whole number >= {lo}" + (f" and <= {hi}" if hi else "")
-    if key in ("lr", "weight_decay", "real_fraction", "synthetic_share", "backbone_lr_mult"):
-        if v is None and key in ("lr", "synthetic_share"):
+    if key in NUMBERS:
+        if v is None and key in OPTIONAL_NUMBERS:
             return None
         if isinstance(v, str):   # YAML 1.1 reads 1e-3 (no dot) as text
             return "must be a number, not text (in YAML write 1.0e-3 or 0.001, not 1e-3)"
-        ok = _number(v) and math.isfinite(v) and {"lr": v > 0, "weight_decay": v >= 0,
-                                                  "real_fraction": 0 < v <= 1, "synthetic_share": 0 < v < 1,
-                                                  "backbone_lr_mult": 0 < v <= 1}[key]
-        return None if ok else {"lr": "must be a finite number > 0", "weight_decay": "must be a finite number >= 0",
-                                "real_fraction": "must be a number in (0, 1]",
-                                "synthetic_share": "must be a number in (0, 1)",
-                                "backbone_lr_mult": "must be a number in (0, 1]"}[key]
+        in_range, refusal = NUMBERS[key]
+        return None if _number(v) and math.isfinite(v) and in_range(v) else refusal
     if key in TEXT or key in OPTIONAL_TEXT:
         ok = (isinstance(v, str) and v != "") or (v is None and key in OPTIONAL_TEXT)
         return None if ok else "must be a non-empty text"
