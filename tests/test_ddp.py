@@ -49,10 +49,12 @@ def _torchrun(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 def _why(r: subprocess.CompletedProcess) -> str:
     """Every rank's traceback (the start of each) and stderr's tail: the rank that failed first is
     usually not the one whose error ends stderr (the others die waiting on it), and its traceback
-    can sit anywhere among the others' output."""
+    can sit anywhere among the others' output. A rank that exits on synthact's one-line error leaves
+    no traceback: those lines come first."""
+    errors = "".join(line + "\n" for line in r.stderr.splitlines() if re.match(r"(\[rank\d+\]: )?error: ", line))
     starts = [m.start() for m in re.finditer("Traceback", r.stderr)]
     heads = "".join(r.stderr[i:i + 2000] + "\n...\n" for i in starts[:4])
-    return heads + r.stderr[-3000:]
+    return errors + heads + r.stderr[-3000:]
 
 
 def _metrics(run: Path) -> dict:
